@@ -1,0 +1,91 @@
+"""Argument handling for `python -m fer_core train` (kept apart: it is long)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import fields
+from datetime import datetime
+from pathlib import Path
+
+from fer_core.train.config import Augmentation, TrainConfig
+
+_HELP = {
+    "architecture": "compact (real-time, ~0.7M params), vgg (accurate, ~2.8M) or tiny (tests)",
+    "precision": "auto picks bfloat16 where the CPU has it",
+    "finetune_from": "registered model to start from",
+    "register_as": "register the best checkpoint under this model name",
+    "test_data": "labelled set evaluated once at the end, for the model card only",
+}
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the `train` sub-command: one option per TrainConfig field."""
+    p = sub.add_parser("train", help="train or fine-tune a model (runs in this process)")
+    p.add_argument("--run-dir", help="run folder (default runs/<time>-<architecture>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--set-active", action="store_true", help="make the registered model the active one")
+    for f in fields(TrainConfig):
+        if f.name in ("augmentation", "command"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(str(f.type), str)
+        kwargs = {"type": kind, "help": _HELP.get(f.name)}
+        if f.name == "data":
+            p.add_argument(flag, **kwargs)
+        else:
+            p.add_argument(flag, default=None, **kwargs)
+    for f in fields(Augmentation):
+        flag = "--aug-" + f.name.replace("_", "-")
+        if f.type == "bool":
+            p.add_argument(flag, type=_parse_bool, default=None, help="on/off")
+        else:
+            p.add_argument(flag, type=float, default=None, help=f"(0 turns it off; default {f.default})")
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "on", "yes"):
+        return True
+    if text.lower() in ("0", "false", "off", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on/off. Received: {text!r}")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """A TrainConfig from parsed arguments; unset options keep their defaults."""
+    aug = {f.name: getattr(args, "aug_" + f.name) for f in fields(Augmentation)}
+    values = {
+        f.name: getattr(args, f.name)
+        for f in fields(TrainConfig)
+        if f.name not in ("augmentation", "command") and getattr(args, f.name) is not None
+    }
+    values["augmentation"] = Augmentation(**{k: v for k, v in aug.items() if v is not None})
+    values["command"] = "python -m fer_core " + shlex.join(sys.argv[1:])
+    return TrainConfig(**values)
+
+
+def run_train_command(args: argparse.Namespace) -> int:
+    """Start or resume a run in this process; prints the final event."""
+    from fer_core.registry import set_active_model
+    from fer_core.train.run import TrainingError, run_training
+
+    if args.resume:
+        run_dir, config, resume = Path(args.resume), None, True
+    else:
+        if not args.data:
+            print("error: --data is required (a class-folder dataset or a FER-2013 CSV)", file=sys.stderr)
+            return 2
+        config = config_from_args(args)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir, resume = Path(args.run_dir or f"runs/{stamp}-{config.architecture}"), False
+    print(f"run folder: {run_dir}", file=sys.stderr)
+    try:
+        final = run_training(run_dir, config, resume=resume)
+    except TrainingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{final['type']}: model={final.get('model')} epochs={final.get('epochs_done')}")
+    if args.set_active and final.get("model"):
+        set_active_model(final["model"], Path(config.models_dir) if config and config.models_dir else None)
+    return 0

@@ -1,0 +1,184 @@
+"""Labelled face sets for training and evaluation: class folders and the FER-2013 CSV."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fer_core.classes import EMOTIONS, canonical_emotion
+from fer_core.imageio import ImageReadError, is_image_path, read_image
+from fer_core.preprocess import Preprocessing, preprocess_face
+
+
+class DatasetError(ValueError):
+    """A labelled set cannot be used; the message names what is wrong."""
+
+
+@dataclass
+class LabeledFaces:
+    """Face crops with labels, ready for the classifier.
+
+    Attributes:
+        images: uint8 (N, size, size) preprocessed crops.
+        labels: int64 (N,) indexes into EMOTIONS.
+        sources: where each crop came from (path, or "file.csv:row").
+        errors: (source, reason) for every item that was skipped.
+        unknown_classes: folder names that are not an emotion or alias (skipped).
+        usage: per-item split tag from a FER CSV ("Training", "PublicTest", ...), else empty.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    sources: list[str]
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    unknown_classes: list[str] = field(default_factory=list)
+    usage: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def class_counts(self) -> dict[str, int]:
+        """Number of items per emotion, every emotion listed."""
+        counts = np.bincount(self.labels, minlength=len(EMOTIONS))
+        return {name: int(c) for name, c in zip(EMOTIONS, counts)}
+
+    def fingerprint(self) -> str:
+        """Short hash of the content, for caching evaluation results."""
+        h = hashlib.sha256()
+        h.update(self.images.tobytes())
+        h.update(self.labels.tobytes())
+        return h.hexdigest()[:16]
+
+    def subset(self, index: np.ndarray) -> LabeledFaces:
+        """The items at `index`, as a new set."""
+        return LabeledFaces(
+            images=self.images[index],
+            labels=self.labels[index],
+            sources=[self.sources[i] for i in index],
+            usage=[self.usage[i] for i in index] if self.usage else [],
+        )
+
+
+def _read_crop(path: Path, spec: Preprocessing) -> np.ndarray:
+    return preprocess_face(read_image(path), None, spec)
+
+
+def load_class_folders(root: str | Path, spec: Preprocessing = Preprocessing(), workers: int = 4) -> LabeledFaces:
+    """Load `root/<class>/**/*.jpg|png|...` face crops.
+
+    Class folder names may be emotions or common aliases ("anger", "happiness", "0").
+
+    Raises:
+        DatasetError: root is not a folder, or no folder names a known emotion.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"Dataset folder not found. Received: path={str(root)!r}")
+    items: list[tuple[Path, int]] = []
+    unknown: list[str] = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        emotion = canonical_emotion(sub.name)
+        if emotion is None:
+            unknown.append(sub.name)
+            continue
+        label = EMOTIONS.index(emotion)
+        items.extend((p, label) for p in sorted(sub.rglob("*")) if p.is_file() and is_image_path(p))
+    if not items:
+        found = ", ".join(unknown) if unknown else "none"
+        raise DatasetError(
+            f"No images in class folders named after emotions under {str(root)!r}. "
+            f"Expected sub-folders such as {', '.join(EMOTIONS)}. Unrecognised folders: {found}"
+        )
+
+    def load(item: tuple[Path, int]):
+        try:
+            return _read_crop(item[0], spec), None
+        except (ImageReadError, ValueError) as e:
+            return None, str(e)
+
+    with ThreadPoolExecutor(workers) as pool:
+        decoded = list(pool.map(load, items, chunksize=256))
+    images, labels, sources, errors = [], [], [], []
+    for (path, label), (crop, err) in zip(items, decoded):
+        rel = str(path.relative_to(root))
+        if crop is None:
+            errors.append((rel, err))
+            continue
+        images.append(crop)
+        labels.append(label)
+        sources.append(rel)
+    return _assemble(images, labels, sources, errors, unknown, [], spec)
+
+
+def _assemble(images, labels, sources, errors, unknown, usage, spec) -> LabeledFaces:
+    stacked = np.stack(images) if images else np.empty((0, spec.size, spec.size), np.uint8)
+    return LabeledFaces(stacked, np.asarray(labels, dtype=np.int64), sources, errors, unknown, usage)
+
+
+def load_fer_csv(path: str | Path, usage: str | None = None, spec: Preprocessing = Preprocessing()) -> LabeledFaces:
+    """Load the FER-2013 CSV (`emotion,pixels,Usage`; Usage optional).
+
+    Args:
+        path: the CSV file.
+        usage: keep only rows with this Usage value (e.g. "PublicTest"); None keeps all.
+
+    Raises:
+        DatasetError: the file is missing or its header lacks `emotion` and `pixels`.
+        Malformed rows are skipped and listed in `errors` with their row number.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"CSV file not found. Received: path={str(path)!r}")
+    images, labels, sources, errors, usages = [], [], [], [], []
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not {"emotion", "pixels"} <= set(reader.fieldnames):
+            raise DatasetError(
+                f"CSV header must contain 'emotion' and 'pixels'. Received: header={reader.fieldnames}"
+            )
+        for row_number, row in enumerate(reader, start=2):
+            row_usage = (row.get("Usage") or "").strip()
+            if usage is not None and row_usage != usage:
+                continue
+            source = f"{path.name}:{row_number}"
+            try:
+                crop, label = _parse_fer_row(row, spec)
+            except ValueError as e:
+                errors.append((source, f"row {row_number}: {e}"))
+                continue
+            images.append(crop)
+            labels.append(label)
+            sources.append(source)
+            usages.append(row_usage)
+    return _assemble(images, labels, sources, errors, [], usages, spec)
+
+
+def _parse_fer_row(row: dict, spec: Preprocessing) -> tuple[np.ndarray, int]:
+    emotion = canonical_emotion(str(row.get("emotion") or ""))
+    if emotion is None:
+        raise ValueError(f"unknown emotion label {row.get('emotion')!r}")
+    pixel_text = (row.get("pixels") or "").split()
+    side = int(round(len(pixel_text) ** 0.5))
+    if side == 0 or side * side != len(pixel_text):
+        raise ValueError(f"'pixels' must hold a square image; got {len(pixel_text)} values")
+    try:
+        values = np.asarray([int(v) for v in pixel_text])
+    except ValueError as e:
+        raise ValueError("'pixels' holds a value that is not an integer") from e
+    if values.min() < 0 or values.max() > 255:
+        raise ValueError("'pixels' values must lie in 0..255")
+    crop = preprocess_face(values.astype(np.uint8).reshape(side, side), None, spec)
+    return crop, EMOTIONS.index(emotion)
+
+
+def load_labeled(source: str | Path, spec: Preprocessing = Preprocessing(), usage: str | None = None) -> LabeledFaces:
+    """Load class folders or a FER CSV, chosen by what `source` is."""
+    source = Path(source)
+    if source.is_file() and source.suffix.lower() == ".csv":
+        return load_fer_csv(source, usage=usage, spec=spec)
+    return load_class_folders(source, spec=spec)

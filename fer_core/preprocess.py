@@ -1,0 +1,106 @@
+"""The one preprocessing path used by training, evaluation and inference.
+
+A face becomes a square grayscale uint8 crop of `size` x `size` pixels. Scaling to
+[0, 1] happens inside the model (a Rescaling layer), so every caller feeds the same
+uint8 crops and no code path can normalise differently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from fer_core.types import Box
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a face is turned into model input; stored in every model card.
+
+    Attributes:
+        size: side of the square crop in pixels.
+        margin: extra context around a detected box, as a fraction of its side.
+    """
+
+    size: int = 48
+    margin: float = 0.1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Preprocessing:
+        return cls(size=int(data.get("size", 48)), margin=float(data.get("margin", 0.1)))
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Grayscale uint8 view of a BGR, BGRA or already-gray image."""
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    raise ValueError(f"Expected an image of shape (H, W) or (H, W, 1|3|4). Received: shape={image.shape}")
+
+
+def square_box(box: Box, margin: float) -> tuple[int, int, int]:
+    """Square (x, y, side) centred on `box`, grown by `margin` of its longer side."""
+    side = max(box.w, box.h) * (1.0 + 2.0 * margin)
+    cx, cy = box.x + box.w / 2.0, box.y + box.h / 2.0
+    side_px = max(1, int(round(side)))
+    return int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), side_px
+
+
+def _crop_padded(gray: np.ndarray, x: int, y: int, side: int) -> np.ndarray:
+    """Crop a square that may reach past the image edge, replicating the border."""
+    h, w = gray.shape
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + side, w), min(y + side, h)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"Face box lies outside the image. Received: box at ({x}, {y}) side {side}, image {w}x{h}")
+    crop = gray[y0:y1, x0:x1]
+    pads = (y0 - y, y + side - y1, x0 - x, x + side - x1)
+    if any(pads):
+        crop = cv2.copyMakeBorder(crop, *pads, borderType=cv2.BORDER_REPLICATE)
+    return crop
+
+
+def preprocess_face(image: np.ndarray, box: Box | None = None, spec: Preprocessing = Preprocessing()) -> np.ndarray:
+    """Turn one face into model input.
+
+    Args:
+        image: BGR, BGRA or grayscale uint8 image.
+        box: the face in pixels; None means the whole image is the face (a dataset crop).
+        spec: crop size and margin.
+
+    Returns:
+        uint8 array of shape (spec.size, spec.size).
+    """
+    gray = to_gray(image)
+    if box is None:
+        crop = gray
+    else:
+        crop = _crop_padded(gray, *square_box(box, spec.margin))
+    if crop.shape == (spec.size, spec.size):
+        return np.ascontiguousarray(crop)
+    shrinking = crop.shape[0] > spec.size or crop.shape[1] > spec.size
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(crop, (spec.size, spec.size), interpolation=interpolation)
+
+
+def preprocess_faces(image: np.ndarray, boxes: list[Box], spec: Preprocessing = Preprocessing()) -> np.ndarray:
+    """Model input for every face of one image: uint8 array (len(boxes), size, size)."""
+    gray = to_gray(image)
+    out = np.empty((len(boxes), spec.size, spec.size), dtype=np.uint8)
+    for i, box in enumerate(boxes):
+        out[i] = preprocess_face(gray, box, spec)
+    return out
+
+
+def to_model_input(crops: np.ndarray) -> np.ndarray:
+    """Stack uint8 crops (N, S, S) into the float32 (N, S, S, 1) tensor models take."""
+    return crops.astype(np.float32)[..., None]

@@ -1,0 +1,99 @@
+"""The inference pipeline: image -> faces -> crops -> classifier -> FaceResult records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from fer_core.classes import EMOTIONS
+from fer_core.classifier import EmotionClassifier
+from fer_core.detect import DEFAULT_DETECTOR, FaceDetector, make_detector
+from fer_core.preprocess import Preprocessing, preprocess_faces
+from fer_core.registry import ModelInfo, get_model
+from fer_core.types import Box, FaceResult
+
+SMALL_FACE_PX = 48
+"""Faces narrower than this (the model's input side) are flagged "small_face"."""
+
+LOW_CONFIDENCE = 0.4
+"""Top-class probability under this is flagged "low_confidence"."""
+
+
+class EmotionRecognizer:
+    """Finds faces and labels each with its emotion.
+
+    Args:
+        classifier: the per-face classifier.
+        detector: face detector; None gives the default ("haar").
+        spec: preprocessing the classifier was trained with.
+        low_confidence: threshold for the "low_confidence" flag.
+        model_name: name shown in results and exports.
+    """
+
+    def __init__(
+        self,
+        classifier: EmotionClassifier,
+        detector: FaceDetector | None = None,
+        spec: Preprocessing = Preprocessing(),
+        low_confidence: float = LOW_CONFIDENCE,
+        model_name: str = "",
+    ):
+        self.classifier = classifier
+        self.detector = detector or make_detector(DEFAULT_DETECTOR)
+        self.spec = spec
+        self.low_confidence = low_confidence
+        self.model_name = model_name
+
+    @classmethod
+    def from_registry(
+        cls, model: str | ModelInfo | None = None, detector: str = DEFAULT_DETECTOR, tta_flip: bool = False, **detector_options
+    ) -> EmotionRecognizer:
+        """Build from a registered model (default: the active one) and a detector name.
+
+        Raises:
+            ModelError: the model is missing or fails its checks.
+            DetectorError: the detector cannot be built.
+        """
+        info = model if isinstance(model, ModelInfo) else get_model(model)
+        classifier = EmotionClassifier.from_registry(info, tta_flip=tta_flip)
+        return cls(classifier, make_detector(detector, **detector_options), info.preprocessing, model_name=info.name)
+
+    def results_for(self, image_shape: tuple[int, ...], boxes: Sequence[Box], probs: np.ndarray) -> list[FaceResult]:
+        """FaceResult records for boxes and their probabilities."""
+        height, width = image_shape[:2]
+        results = []
+        for box, p in zip(boxes, probs):
+            top = int(np.argmax(p))
+            confidence = float(p[top])
+            flags = []
+            if min(box.w, box.h) < SMALL_FACE_PX:
+                flags.append("small_face")
+            if confidence < self.low_confidence:
+                flags.append("low_confidence")
+            results.append(FaceResult(box, box.as_fractions(width, height), p, EMOTIONS[top], confidence, flags))
+        return results
+
+    def classify_boxes(self, image: np.ndarray, boxes: Sequence[Box]) -> list[FaceResult]:
+        """Classify given face boxes of one image (no detection)."""
+        if not boxes:
+            return []
+        probs = self.classifier.predict_proba(preprocess_faces(image, list(boxes), self.spec))
+        return self.results_for(image.shape, boxes, probs)
+
+    def analyze(self, image: np.ndarray) -> list[FaceResult]:
+        """All faces in one BGR (or gray) image with their emotions; [] when there is none."""
+        return self.classify_boxes(image, self.detector.detect(image))
+
+    def analyze_many(self, images: Sequence[np.ndarray]) -> list[list[FaceResult]]:
+        """Like `analyze` for many images, with every face of every image in one classifier batch."""
+        all_boxes = [self.detector.detect(image) for image in images]
+        crops = [preprocess_faces(image, boxes, self.spec) for image, boxes in zip(images, all_boxes) if boxes]
+        if not crops:
+            return [[] for _ in images]
+        probs = self.classifier.predict_proba(np.concatenate(crops))
+        out, start = [], 0
+        for image, boxes in zip(images, all_boxes):
+            out.append(self.results_for(image.shape, boxes, probs[start : start + len(boxes)]))
+            start += len(boxes)
+        return out

@@ -1,0 +1,131 @@
+"""The full set of training hyper-parameters, saved with every run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Which augmentations run on training batches (0 turns one off)."""
+
+    flip: bool = True
+    shift: float = 0.1
+    rotation_degrees: float = 10.0
+    zoom: float = 0.1
+    brightness: float = 0.2
+    contrast: float = 0.2
+    erasing: float = 0.5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def build(self, seed: int):
+        """Keras preprocessing layers (a Sequential) that augment (N, S, S, 1) batches."""
+        import keras
+
+        steps: list[keras.layers.Layer] = []
+        if self.flip:
+            steps.append(keras.layers.RandomFlip("horizontal", seed=seed))
+        if self.rotation_degrees:
+            steps.append(keras.layers.RandomRotation(self.rotation_degrees / 360.0, seed=seed + 1))
+        if self.zoom:
+            steps.append(keras.layers.RandomZoom(self.zoom, seed=seed + 2))
+        if self.shift:
+            steps.append(keras.layers.RandomTranslation(self.shift, self.shift, seed=seed + 3))
+        if self.brightness:
+            steps.append(keras.layers.RandomBrightness(self.brightness, value_range=(0, 255), seed=seed + 4))
+        if self.contrast:
+            steps.append(keras.layers.RandomContrast(self.contrast, value_range=(0, 255), seed=seed + 5))
+        if self.erasing:
+            steps.append(
+                keras.layers.RandomErasing(self.erasing, scale=(0.02, 0.15), value_range=(0, 255), seed=seed + 6)
+            )
+        return keras.Sequential(steps, name="augment")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; every field is a CLI argument.
+
+    Attributes:
+        data: class-folder dataset or FER-2013 CSV to train on.
+        architecture: "compact", "vgg" or "tiny".
+        epochs: maximum epochs.
+        batch_size: images per step.
+        learning_rate: peak learning rate.
+        optimizer: "sgd" (Nesterov momentum) or "adam".
+        weight_decay: decoupled weight decay.
+        schedule: "cosine" (with warm-up) or "plateau" (reduce on validation plateau).
+        warmup_epochs: linear warm-up epochs for "cosine".
+        plateau_patience: epochs without improvement before the rate is cut ("plateau").
+        label_smoothing: smoothing of the one-hot targets.
+        class_weighting: "none", "sqrt" or "balanced".
+        augmentation: the augmentation switches.
+        val_fraction: share of the data held out (stratified) for checkpoint choice.
+        seed: seed of the split, shuffling and augmentation.
+        patience: early-stopping patience in epochs (0 = off).
+        monitor: "val_accuracy", "val_macro_f1" or "val_loss" picks the best epoch.
+        precision: "auto" (bfloat16 when the CPU has it), "bfloat16" or "float32".
+        finetune_from: registered model to start from, or None.
+        dropout: override of the architecture's dropout.
+        max_images: train on a stratified subset of at most this many images.
+        input_size: crop side in pixels.
+        margin: crop margin around detected faces (recorded for inference).
+        test_data: labelled set evaluated once at the end for the card (never for choices).
+        register_as: model name to register the result under, or None.
+        models_dir: registry folder, or None for the default.
+        command: the command line that started the run.
+    """
+
+    data: str
+    architecture: str = "compact"
+    epochs: int = 60
+    batch_size: int = 64
+    learning_rate: float = 0.02
+    optimizer: str = "sgd"
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    warmup_epochs: int = 2
+    plateau_patience: int = 4
+    label_smoothing: float = 0.1
+    class_weighting: str = "sqrt"
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    val_fraction: float = 0.1
+    seed: int = 42
+    patience: int = 15
+    monitor: str = "val_accuracy"
+    precision: str = "auto"
+    finetune_from: str | None = None
+    dropout: float | None = None
+    max_images: int | None = None
+    input_size: int = 48
+    margin: float = 0.1
+    test_data: str | None = None
+    register_as: str | None = None
+    models_dir: str | None = None
+    command: str = ""
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["augmentation"] = self.augmentation.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"Unknown training settings: {unknown}")
+        data = dict(data)
+        data["augmentation"] = Augmentation(**data.get("augmentation", {}))
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        return cls.from_dict(json.loads(path.read_text()))

@@ -1,0 +1,87 @@
+"""Splits, class weights and the tf.data input pipeline for training."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from sklearn.model_selection import train_test_split
+
+from fer_core.classes import NUM_CLASSES
+from fer_core.train.config import Augmentation
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a stratified (train, validation) split with a fixed seed.
+
+    Falls back to a plain shuffled split when a class is too rare to stratify.
+    """
+    index = np.arange(len(labels))
+    if val_fraction <= 0:
+        return index, index[:0]
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    stratify = labels if counts[counts > 0].min() >= 2 else None
+    train_idx, val_idx = train_test_split(index, test_size=val_fraction, random_state=seed, stratify=stratify)
+    return np.sort(train_idx), np.sort(val_idx)
+
+
+def class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
+    """Per-class loss weights: "none", "balanced" (inverse frequency) or "sqrt" (its square root).
+
+    Weights are scaled so the average weight over the samples is 1.
+    """
+    if mode not in ("none", "balanced", "sqrt"):
+        raise ValueError(f"class_weighting must be 'none', 'balanced' or 'sqrt'. Received: {mode!r}")
+    counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
+    if mode == "none":
+        return np.ones(NUM_CLASSES, np.float32)
+    raw = np.where(counts > 0, counts.sum() / np.maximum(counts, 1), 0.0)
+    if mode == "sqrt":
+        raw = np.sqrt(raw)
+    raw /= (raw[labels]).mean()
+    return raw.astype(np.float32)
+
+
+def training_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    batch_size: int,
+    augmentation: Augmentation,
+    label_smoothing: float,
+    seed: int,
+) -> tf.data.Dataset:
+    """Shuffled, augmented batches of (x float32 (B,S,S,1), one-hot targets, sample weights).
+
+    The uint8 crops stay in memory; augmentation runs batched in parallel map calls so
+    both cores stay busy while the model trains.
+    """
+    augment = augmentation.build(seed)
+    sample_weights = weights[labels]
+
+    def to_training_batch(x, y, w):
+        x = tf.cast(x, tf.float32)[..., None]
+        x = augment(x, training=True)
+        x = tf.clip_by_value(x, 0.0, 255.0)
+        target = tf.one_hot(y, NUM_CLASSES) * (1.0 - label_smoothing) + label_smoothing / NUM_CLASSES
+        return x, target, w
+
+    ds = tf.data.Dataset.from_tensor_slices((images, labels, sample_weights))
+    ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=len(labels) >= batch_size)
+    ds = ds.map(to_training_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Logits for uint8 crops through a direct model call (no Keras `predict` overhead)."""
+
+    @tf.function(reduce_retracing=True)
+    def forward(x):
+        return tf.cast(model(x, training=False), tf.float32)
+
+    out = [
+        forward(tf.convert_to_tensor(images[i : i + batch_size].astype(np.float32)[..., None])).numpy()
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(out) if out else np.empty((0, NUM_CLASSES), np.float32)

@@ -1,0 +1,356 @@
+"""One training run: its folder, the Keras loop, checkpoints, stop/resume and registration.
+
+A run folder holds config.json, events.jsonl, state.json, checkpoints/last.keras and
+checkpoints/best.keras. Creating a file named STOP in it (or SIGTERM / Ctrl-C) makes the
+run finish its current batch, keep the best checkpoint and end as "stopped".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fer_core.classes import EMOTIONS
+from fer_core.datasets import LabeledFaces, load_labeled
+from fer_core.metrics import classification_metrics, fit_temperature, softmax
+from fer_core.preprocess import Preprocessing
+from fer_core.registry import KERAS_FILE, default_models_dir, get_model
+from fer_core.train.architectures import build_model
+from fer_core.train.config import TrainConfig
+from fer_core.train.data import class_weights, predict_logits, stratified_split, training_dataset
+from fer_core.train.events import append_event
+from fer_core.train.export import float32_copy, register_model
+
+STOP_FILE = "STOP"
+STATE_FILE = "state.json"
+CONFIG_FILE = "config.json"
+
+
+class TrainingError(RuntimeError):
+    """A run cannot start or continue; the message says why."""
+
+
+def cpu_supports_bfloat16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def choose_policy(precision: str) -> str:
+    """Keras dtype policy for the config's `precision` setting."""
+    if precision == "auto":
+        return "mixed_bfloat16" if cpu_supports_bfloat16() else "float32"
+    if precision in ("bfloat16", "mixed_bfloat16"):
+        return "mixed_bfloat16"
+    if precision == "float32":
+        return "float32"
+    raise TrainingError(f"precision must be 'auto', 'bfloat16' or 'float32'. Received: {precision!r}")
+
+
+def learning_rate_at(config: TrainConfig, epoch: int, plateau_cuts: int) -> float:
+    """Learning rate for a 0-based epoch under the config's schedule."""
+    base = config.learning_rate
+    if config.schedule == "plateau":
+        return base * (0.5**plateau_cuts)
+    if epoch < config.warmup_epochs:
+        return base * (epoch + 1) / (config.warmup_epochs + 1)
+    span = max(1, config.epochs - config.warmup_epochs)
+    progress = min(1.0, (epoch - config.warmup_epochs) / span)
+    return base * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+class _StopRequest:
+    """A stop flag set by a STOP file, SIGTERM or Ctrl-C."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.signalled = threading.Event()
+
+    def __call__(self) -> bool:
+        return self.signalled.is_set() or (self.run_dir / STOP_FILE).exists()
+
+
+class _RunCallback(keras.callbacks.Callback):
+    """Writes progress events, evaluates on validation, checkpoints, schedules and stops."""
+
+    def __init__(self, run: TrainingRun, val: LabeledFaces, steps: int, state: dict):
+        super().__init__()
+        self.run, self.val, self.steps, self.state = run, val, steps, state
+        self.stop = _StopRequest(run.run_dir)
+        self._last_batch_event = 0.0
+        self._epoch_start = 0.0
+        self.stopped_early = False
+        self.stopped_by_user = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        lr = learning_rate_at(self.run.config, epoch, self.state["plateau_cuts"])
+        self.model.optimizer.learning_rate.assign(lr)
+        self._epoch_start = time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.stop():
+            self.model.stop_training = True
+            self.stopped_by_user = True
+        now = time.time()
+        if now - self._last_batch_event >= 2.0 or batch + 1 == self.steps:
+            self._last_batch_event = now
+            done = batch + 1
+            rate = done * self.run.config.batch_size / max(now - self._epoch_start, 1e-6)
+            append_event(
+                self.run.run_dir, "batch", epoch=self.state["epoch"] + 1, batch=done, batches=self.steps,
+                loss=float(logs.get("loss", float("nan"))), images_per_s=rate, eta_s=self._eta(done),
+            )
+
+    def _eta(self, batches_done: int) -> float:
+        per_epoch = self.state["epoch_seconds"] or [
+            (time.time() - self._epoch_start) * self.steps / max(batches_done, 1)
+        ]
+        mean = sum(per_epoch[-5:]) / len(per_epoch[-5:])
+        remaining_in_epoch = mean * (1 - batches_done / self.steps) if batches_done else mean
+        return remaining_in_epoch + mean * (self.run.config.epochs - self.state["epoch"] - 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stopped_by_user:
+            # Keras still calls this for the interrupted epoch; it is not a finished one.
+            return
+        metrics = self.run.validate(self.model, self.val)
+        state = self.state
+        state["epoch"] = epoch + 1
+        state["epoch_seconds"].append(time.time() - self._epoch_start)
+        score = metrics["score"]
+        improved = state["best_score"] is None or score > state["best_score"]
+        if improved:
+            state.update(best_score=score, best_epoch=epoch + 1, since_best=0)
+            self.model.save(self.run.checkpoint_dir / "best.keras")
+        else:
+            state["since_best"] += 1
+            if self.run.config.schedule == "plateau" and state["since_best"] % self.run.config.plateau_patience == 0:
+                state["plateau_cuts"] += 1
+        self.model.save(self.run.checkpoint_dir / "last.keras")
+        self.run.save_state(state)
+        append_event(
+            self.run.run_dir, "epoch", epoch=epoch + 1, epochs=self.run.config.epochs,
+            loss=float(logs.get("loss", float("nan"))),
+            lr=float(self.model.optimizer.learning_rate.numpy()),
+            seconds=state["epoch_seconds"][-1], eta_s=self._eta(self.steps),
+            best=improved, best_epoch=state["best_epoch"], **{k: v for k, v in metrics.items() if k != "score"},
+        )
+        patience = self.run.config.patience
+        if patience and state["since_best"] >= patience:
+            self.stopped_early = True
+            self.model.stop_training = True
+
+
+class TrainingRun:
+    """A training run living in `run_dir`.
+
+    Args:
+        run_dir: the run's folder (created if needed).
+        config: settings for a new run; None to read `config.json` (resume).
+    """
+
+    def __init__(self, run_dir: str | Path, config: TrainConfig | None = None):
+        self.run_dir = Path(run_dir)
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+        config_path = self.run_dir / CONFIG_FILE
+        if config is None:
+            if not config_path.is_file():
+                raise TrainingError(f"{config_path}: not a training run (no config.json)")
+            config = TrainConfig.load(config_path)
+        self.config = config
+        self.spec = Preprocessing(size=config.input_size, margin=config.margin)
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        if not config_path.exists():
+            config.save(config_path)
+
+    # ----- state -----
+    def load_state(self) -> dict:
+        path = self.run_dir / STATE_FILE
+        if path.is_file():
+            return json.loads(path.read_text())
+        return {"epoch": 0, "best_score": None, "best_epoch": 0, "since_best": 0, "plateau_cuts": 0,
+                "epoch_seconds": [], "wall_seconds": 0.0}
+
+    def save_state(self, state: dict) -> None:
+        tmp = self.run_dir / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(self.run_dir / STATE_FILE)
+
+    # ----- data -----
+    def load_data(self) -> tuple[LabeledFaces, LabeledFaces]:
+        data = load_labeled(self.config.data, spec=self.spec)
+        if self.config.max_images and len(data) > self.config.max_images:
+            keep, _ = stratified_split(data.labels, 1 - self.config.max_images / len(data), self.config.seed)
+            data = data.subset(keep)
+        if len(data) < 2:
+            raise TrainingError(f"{self.config.data}: need at least 2 labelled images, found {len(data)}")
+        train_idx, val_idx = stratified_split(data.labels, self.config.val_fraction, self.config.seed)
+        return data.subset(train_idx), data.subset(val_idx)
+
+    # ----- model -----
+    def _new_model(self) -> keras.Model:
+        cfg = self.config
+        model = build_model(cfg.architecture, size=cfg.input_size, dropout=cfg.dropout)
+        if cfg.finetune_from:
+            info = get_model(cfg.finetune_from, Path(cfg.models_dir) if cfg.models_dir else None)
+            if info.card.get("architecture") != cfg.architecture:
+                raise TrainingError(
+                    f"Fine-tuning needs the same architecture: {cfg.finetune_from} is "
+                    f"{info.card.get('architecture')!r}, the run asks for {cfg.architecture!r}"
+                )
+            source = keras.saving.load_model(info.verify(KERAS_FILE), compile=False, safe_mode=True)
+            model.set_weights(source.get_weights())
+        if cfg.optimizer == "sgd":
+            opt = keras.optimizers.SGD(cfg.learning_rate, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+        elif cfg.optimizer == "adam":
+            opt = keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
+        else:
+            raise TrainingError(f"optimizer must be 'sgd' or 'adam'. Received: {cfg.optimizer!r}")
+        model.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+        return model
+
+    def _resume_model(self) -> keras.Model:
+        path = self.checkpoint_dir / "last.keras"
+        try:
+            return keras.saving.load_model(path, safe_mode=True)
+        except Exception as e:  # any failure to read the file means the checkpoint is unusable
+            raise TrainingError(f"{path}: checkpoint cannot be loaded ({type(e).__name__}: {e})") from e
+
+    def validate(self, model: keras.Model, val: LabeledFaces) -> dict:
+        """Validation metrics of `model`, including per-class recall and the confusion matrix."""
+        logits = predict_logits(model, val.images)
+        probs = softmax(logits)
+        m = classification_metrics(val.labels, probs)
+        loss = float(-np.log(np.clip(probs[np.arange(len(val)), val.labels], 1e-12, None)).mean())
+        score = {"val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"], "val_loss": -loss}[self.config.monitor]
+        return {
+            "val_loss": loss, "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"],
+            "per_class_recall": {c: m["per_class"][c]["recall"] for c in EMOTIONS},
+            "confusion_matrix": m["confusion_matrix"], "score": score,
+        }
+
+    # ----- the run -----
+    def execute(self, resume: bool = False) -> dict:
+        """Train (or continue) and register the result; returns the final event.
+
+        Raises:
+            TrainingError: bad settings, unusable data or an unreadable checkpoint.
+        """
+        cfg = self.config
+        keras.mixed_precision.set_global_policy(choose_policy(cfg.precision))
+        state = self.load_state()
+        (self.run_dir / STOP_FILE).unlink(missing_ok=True)
+        train, val = self.load_data()
+        if len(val) == 0:
+            raise TrainingError("validation split is empty: raise --val-fraction or add images")
+        model = self._resume_model() if resume and state["epoch"] > 0 else self._new_model()
+        weights = class_weights(train.labels, cfg.class_weighting)
+        tf.keras.utils.set_random_seed(cfg.seed + state["epoch"])
+        ds = training_dataset(train.images, train.labels, weights, cfg.batch_size, cfg.augmentation,
+                              cfg.label_smoothing, cfg.seed + state["epoch"])
+        steps = int(ds.cardinality().numpy())
+        append_event(self.run_dir, "resumed" if resume else "started", config=cfg.to_dict(),
+                     train_counts=train.class_counts(), val_counts=val.class_counts(),
+                     start_epoch=state["epoch"], policy=keras.mixed_precision.global_policy().name,
+                     params=int(model.count_params()), steps_per_epoch=steps)
+        callback = _RunCallback(self, val, steps, state)
+        previous = _install_signal_handlers(callback.stop)
+        started = time.time()
+        try:
+            if state["epoch"] < cfg.epochs:
+                model.fit(ds, epochs=cfg.epochs, initial_epoch=state["epoch"], callbacks=[callback], verbose=0)
+        finally:
+            _restore_signal_handlers(previous)
+            state["wall_seconds"] += time.time() - started
+            self.save_state(state)
+        status = "stopped" if callback.stopped_by_user else "finished"
+        if state["best_epoch"] == 0:
+            return append_event(self.run_dir, status, model=None, epochs_done=state["epoch"],
+                                note="no epoch finished, nothing to register")
+        model_name = self.register(val, state) if cfg.register_as else None
+        return append_event(self.run_dir, status, model=model_name, epochs_done=state["epoch"],
+                            best_epoch=state["best_epoch"], early_stopped=callback.stopped_early,
+                            wall_seconds=state["wall_seconds"])
+
+    def register(self, val: LabeledFaces, state: dict) -> str:
+        """Register the best checkpoint under `config.register_as` with a full card."""
+        from fer_core.classifier import EmotionClassifier
+
+        cfg = self.config
+        best = keras.saving.load_model(self.checkpoint_dir / "best.keras", safe_mode=True)
+        model = float32_copy(best, cfg.architecture, cfg.input_size)
+        models_dir = Path(cfg.models_dir) if cfg.models_dir else default_models_dir()
+        folder = models_dir / cfg.register_as
+        card = {
+            "name": cfg.register_as,
+            "architecture": cfg.architecture,
+            "parameters": int(model.count_params()),
+            "input_size": cfg.input_size,
+            "preprocessing": self.spec.to_dict(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "training": {
+                "data": cfg.data, "command": cfg.command, "epochs_run": state["epoch"],
+                "best_epoch": state["best_epoch"], "wall_seconds": round(state["wall_seconds"], 1),
+                "run_dir": str(self.run_dir), "config": cfg.to_dict(),
+            },
+        }
+        register_model(model, folder, card)
+        classifier = EmotionClassifier(folder / "model.tflite")
+        val_logits = classifier.logits(val.images)
+        temperature = fit_temperature(val.labels, val_logits)
+        metrics = {"validation": classification_metrics(val.labels, softmax(val_logits))}
+        card["calibration"] = {
+            "temperature": temperature, "fitted_on": "validation split",
+            "ece_before": metrics["validation"]["ece"],
+            "ece_after": classification_metrics(val.labels, softmax(val_logits, temperature))["ece"],
+        }
+        if cfg.test_data:
+            test = load_labeled(cfg.test_data, spec=self.spec)
+            metrics["test"] = classification_metrics(test.labels, softmax(classifier.logits(test.images), temperature))
+            flip = EmotionClassifier(folder / "model.tflite", temperature, tta_flip=True)
+            tta = classification_metrics(test.labels, flip.predict_proba(test.images))
+            metrics["test_tta_flip"] = {"accuracy": tta["accuracy"], "macro_f1": tta["macro_f1"]}
+            card["training"]["test_data"] = cfg.test_data
+        card["metrics"] = metrics
+        from fer_core.registry import write_card
+
+        write_card(folder, card)
+        return cfg.register_as
+
+
+def _install_signal_handlers(stop: _StopRequest):
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        stop.signalled.set()
+
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore_signal_handlers(previous) -> None:
+    for sig, handler in (previous or {}).items():
+        signal.signal(sig, handler)
+
+
+def run_training(run_dir: str | Path, config: TrainConfig | None = None, resume: bool = False) -> dict:
+    """Execute a run, recording a `failed` event (with the traceback) if it crashes."""
+    run = TrainingRun(run_dir, config)
+    try:
+        return run.execute(resume=resume)
+    except BaseException as e:
+        append_event(run.run_dir, "failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+        raise
