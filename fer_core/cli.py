@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from pathlib import Path
 
 from fer_core.cli_train import add_train_parser, run_train_command
 
@@ -12,15 +14,174 @@ from fer_core.cli_train import add_train_parser, run_train_command
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fer_core", description="Facial emotion recognition.")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("predict", help="label the faces in some photos")
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    _add_model_options(p)
+
+    p = sub.add_parser("label", help="label every photo below a folder into a CSV (resumable)")
+    p.add_argument("folder", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="results CSV; re-running resumes it")
+    _add_model_options(p)
+
+    p = sub.add_parser("evaluate", help="metrics of a model on labelled face crops")
+    p.add_argument("--data", required=True, type=Path, help="class folders or a FER-2013 CSV")
+    p.add_argument("--usage", help="with a FER CSV: only rows with this Usage (e.g. PublicTest)")
+    p.add_argument("--model", help="registered model (default: the active one)")
+    p.add_argument("--tta", action="store_true", help="average with the mirrored face")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("models", help="list registered models, or choose the active one")
+    p.add_argument("--activate", metavar="NAME", help="make NAME the active model")
+    p.add_argument("--json", action="store_true")
+
     add_train_parser(sub)
     return parser
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="registered model (default: the active one)")
+    p.add_argument("--detector", default="haar", help="haar (fast, default), mtcnn (accurate) or yunet")
+    p.add_argument("--tta", action="store_true", help="average with the mirrored face")
+
+
+def _recognizer(args):
+    from fer_core.recognizer import EmotionRecognizer
+
+    return EmotionRecognizer.from_registry(args.model, detector=args.detector, tta_flip=args.tta)
+
+
+def cmd_predict(args) -> int:
+    from fer_core.imageio import ImageReadError, read_image
+
+    recognizer = _recognizer(args)
+    report, failed = [], 0
+    for path in args.images:
+        try:
+            faces = [f.to_dict() for f in recognizer.analyze(read_image(path))]
+            report.append({"file": str(path), "faces": faces, "error": None})
+        except (ImageReadError, OSError) as e:
+            failed += 1
+            report.append({"file": str(path), "faces": [], "error": str(e)})
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for item in report:
+            if item["error"]:
+                print(f"{item['file']}: unreadable: {item['error']}")
+            elif not item["faces"]:
+                print(f"{item['file']}: no face")
+            for i, face in enumerate(item["faces"]):
+                b = face["box"]
+                print(
+                    f"{item['file']} face {i} at ({b['x']},{b['y']},{b['w']}x{b['h']}): "
+                    f"{face['emotion']} {face['confidence']:.2f}"
+                )
+    return 1 if failed == len(args.images) else 0
+
+
+def cmd_label(args) -> int:
+    from tqdm import tqdm
+
+    from fer_core.labeling import label_folder
+
+    if not args.folder.is_dir():
+        print(f"error: not a folder: {args.folder}", file=sys.stderr)
+        return 2
+    recognizer = _recognizer(args)
+    bar = tqdm(unit="photo", file=sys.stderr, disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        counts = label_folder(args.folder, args.out, recognizer, progress=progress)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        bar.close()
+    print(f"wrote {sum(counts.values())} rows to {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from fer_core.classifier import EmotionClassifier
+    from fer_core.datasets import load_labeled
+    from fer_core.evaluation import evaluate_classifier
+    from fer_core.registry import get_model
+
+    info = get_model(args.model)
+    classifier = EmotionClassifier.from_registry(info, tta_flip=args.tta)
+    data = load_labeled(args.data, spec=info.preprocessing, usage=args.usage)
+    for source, reason in data.errors[:20]:
+        print(f"skipped {source}: {reason}", file=sys.stderr)
+    if data.unknown_classes:
+        print(f"skipped folders that are not emotions: {', '.join(data.unknown_classes)}", file=sys.stderr)
+    metrics, _ = evaluate_classifier(classifier, data)
+    metrics["model"] = info.name
+    if args.json:
+        print(json.dumps(metrics))
+        return 0
+    print(
+        f"model {info.name} on {args.data}: n={metrics['n']} accuracy={metrics['accuracy']:.4f} "
+        f"macro_f1={metrics['macro_f1']:.4f} ece={metrics['ece']:.4f}"
+    )
+    print(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    for name, m in metrics["per_class"].items():
+        print(f"{name:<10}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>10}")
+    print("confusion matrix (rows true, columns predicted, order " + ",".join(metrics["classes"]) + "):")
+    for row in metrics["confusion_matrix"]:
+        print(" ".join(f"{v:>5}" for v in row))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from fer_core.registry import list_models, set_active_model
+
+    if args.activate:
+        set_active_model(args.activate)
+        print(f"active model: {args.activate}")
+        return 0
+    rows = list_models()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no models registered; train one with `python -m fer_core train ... --register-as NAME`")
+    for row in rows:
+        mark = "*" if row["active"] else " "
+        if row["ok"]:
+            acc = f"accuracy {row['accuracy']:.3f}" if row.get("accuracy") is not None else ""
+            print(f"{mark} {row['name']:<24} {row.get('architecture', ''):<10} {acc}")
+        else:
+            print(f"{mark} {row['name']:<24} BROKEN: {row['error']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; expected errors print a message and return non-zero."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from fer_core.datasets import DatasetError
+    from fer_core.detect import DetectorError
+    from fer_core.registry import ModelError
+
     args = build_parser().parse_args(argv)
-    handlers = {"train": run_train_command}
-    return handlers[args.command](args)
+    handlers = {
+        "predict": cmd_predict,
+        "label": cmd_label,
+        "evaluate": cmd_evaluate,
+        "models": cmd_models,
+        "train": run_train_command,
+    }
+    try:
+        return handlers[args.command](args)
+    except (ModelError, DetectorError, DatasetError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

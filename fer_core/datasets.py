@@ -138,9 +138,7 @@ def load_fer_csv(path: str | Path, usage: str | None = None, spec: Preprocessing
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not {"emotion", "pixels"} <= set(reader.fieldnames):
-            raise DatasetError(
-                f"CSV header must contain 'emotion' and 'pixels'. Received: header={reader.fieldnames}"
-            )
+            raise DatasetError(f"CSV header must contain 'emotion' and 'pixels'. Received: header={reader.fieldnames}")
         for row_number, row in enumerate(reader, start=2):
             row_usage = (row.get("Usage") or "").strip()
             if usage is not None and row_usage != usage:

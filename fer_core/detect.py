@@ -60,7 +60,11 @@ class HaarDetector:
         gray = to_gray(image)
         height, width = gray.shape
         scale = min(1.0, self.detect_width / width) if self.detect_width else 1.0
-        small = cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else gray
+        small = (
+            cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+            if scale < 1
+            else gray
+        )
         small = cv2.equalizeHist(small)
         min_side = max(12, int(self.min_face * scale))
         found = self._cascade.detectMultiScale(

@@ -76,9 +76,7 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:
         raise ValueError("Cannot compute metrics on an empty set. Received: n=0")
     y_pred = probs.argmax(axis=1)
     labels = list(range(NUM_CLASSES))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     present = support > 0
     per_class = {
         name: {

@@ -47,7 +47,11 @@ class EmotionRecognizer:
 
     @classmethod
     def from_registry(
-        cls, model: str | ModelInfo | None = None, detector: str = DEFAULT_DETECTOR, tta_flip: bool = False, **detector_options
+        cls,
+        model: str | ModelInfo | None = None,
+        detector: str = DEFAULT_DETECTOR,
+        tta_flip: bool = False,
+        **detector_options,
     ) -> EmotionRecognizer:
         """Build from a registered model (default: the active one) and a detector name.
 

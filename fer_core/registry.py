@@ -84,7 +84,9 @@ class ModelInfo:
             raise ModelError(f"{self.folder / CARD_FILE}: card has no sha256 for {filename}")
         actual = sha256_file(path)
         if actual != expected:
-            raise ModelError(f"{path}: sha256 {actual[:12]}... does not match the card's {expected[:12]}... (corrupt or replaced)")
+            raise ModelError(
+                f"{path}: sha256 {actual[:12]}... does not match the card's {expected[:12]}... (corrupt or replaced)"
+            )
         return path
 
 

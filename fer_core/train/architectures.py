@@ -18,7 +18,7 @@ from fer_core.classes import NUM_CLASSES
 def _conv_block(x, filters: int, convs: int, dropout: float, name: str):
     for i in range(convs):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(x)
-        x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn{i}")(x)
         x = layers.ReLU(name=f"{name}_relu{i}")(x)
     x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
     if dropout:
@@ -34,7 +34,7 @@ def _vgg_like(size: int, widths: tuple[int, ...], convs: int, head: int, dropout
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     if head:
         x = layers.Dense(head, use_bias=False, name="head")(x)
-        x = layers.BatchNormalization(name="head_bn")(x)
+        x = layers.BatchNormalization(momentum=0.9, name="head_bn")(x)
         x = layers.ReLU(name="head_relu")(x)
     x = layers.Dropout(dropout, name="head_drop")(x)
     logits = layers.Dense(NUM_CLASSES, dtype="float32", name="logits")(x)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -73,13 +75,24 @@ def training_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+_FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _forward_fn(model: keras.Model):
+    """One compiled inference function per model, so repeated calls do not retrace."""
+    if model not in _FORWARD:
+
+        @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)])
+        def forward(x):
+            return tf.cast(model(x, training=False), tf.float32)
+
+        _FORWARD[model] = forward
+    return _FORWARD[model]
+
+
 def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Logits for uint8 crops through a direct model call (no Keras `predict` overhead)."""
-
-    @tf.function(reduce_retracing=True)
-    def forward(x):
-        return tf.cast(model(x, training=False), tf.float32)
-
+    forward = _forward_fn(model)
     out = [
         forward(tf.convert_to_tensor(images[i : i + batch_size].astype(np.float32)[..., None])).numpy()
         for i in range(0, len(images), batch_size)

@@ -34,7 +34,9 @@ def export_tflite(model: keras.Model, path: Path) -> None:
         archive = keras.export.ExportArchive()
         archive.track(model)
         archive.add_endpoint(
-            "serve", lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32)]
+            "serve",
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32)],
         )
         archive.write_out(tmp, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serve"])

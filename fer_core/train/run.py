@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import keras
@@ -110,8 +110,14 @@ class _RunCallback(keras.callbacks.Callback):
             done = batch + 1
             rate = done * self.run.config.batch_size / max(now - self._epoch_start, 1e-6)
             append_event(
-                self.run.run_dir, "batch", epoch=self.state["epoch"] + 1, batch=done, batches=self.steps,
-                loss=float(logs.get("loss", float("nan"))), images_per_s=rate, eta_s=self._eta(done),
+                self.run.run_dir,
+                "batch",
+                epoch=self.state["epoch"] + 1,
+                batch=done,
+                batches=self.steps,
+                loss=float(logs.get("loss", float("nan"))),
+                images_per_s=rate,
+                eta_s=self._eta(done),
             )
 
     def _eta(self, batches_done: int) -> float:
@@ -142,11 +148,17 @@ class _RunCallback(keras.callbacks.Callback):
         self.model.save(self.run.checkpoint_dir / "last.keras")
         self.run.save_state(state)
         append_event(
-            self.run.run_dir, "epoch", epoch=epoch + 1, epochs=self.run.config.epochs,
+            self.run.run_dir,
+            "epoch",
+            epoch=epoch + 1,
+            epochs=self.run.config.epochs,
             loss=float(logs.get("loss", float("nan"))),
             lr=float(self.model.optimizer.learning_rate.numpy()),
-            seconds=state["epoch_seconds"][-1], eta_s=self._eta(self.steps),
-            best=improved, best_epoch=state["best_epoch"], **{k: v for k, v in metrics.items() if k != "score"},
+            seconds=state["epoch_seconds"][-1],
+            eta_s=self._eta(self.steps),
+            best=improved,
+            best_epoch=state["best_epoch"],
+            **{k: v for k, v in metrics.items() if k != "score"},
         )
         patience = self.run.config.patience
         if patience and state["since_best"] >= patience:
@@ -181,8 +193,15 @@ class TrainingRun:
         path = self.run_dir / STATE_FILE
         if path.is_file():
             return json.loads(path.read_text())
-        return {"epoch": 0, "best_score": None, "best_epoch": 0, "since_best": 0, "plateau_cuts": 0,
-                "epoch_seconds": [], "wall_seconds": 0.0}
+        return {
+            "epoch": 0,
+            "best_score": None,
+            "best_epoch": 0,
+            "since_best": 0,
+            "plateau_cuts": 0,
+            "epoch_seconds": [],
+            "wall_seconds": 0.0,
+        }
 
     def save_state(self, state: dict) -> None:
         tmp = self.run_dir / (STATE_FILE + ".tmp")
@@ -237,9 +256,12 @@ class TrainingRun:
         loss = float(-np.log(np.clip(probs[np.arange(len(val)), val.labels], 1e-12, None)).mean())
         score = {"val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"], "val_loss": -loss}[self.config.monitor]
         return {
-            "val_loss": loss, "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"],
+            "val_loss": loss,
+            "val_accuracy": m["accuracy"],
+            "val_macro_f1": m["macro_f1"],
             "per_class_recall": {c: m["per_class"][c]["recall"] for c in EMOTIONS},
-            "confusion_matrix": m["confusion_matrix"], "score": score,
+            "confusion_matrix": m["confusion_matrix"],
+            "score": score,
         }
 
     # ----- the run -----
@@ -259,13 +281,27 @@ class TrainingRun:
         model = self._resume_model() if resume and state["epoch"] > 0 else self._new_model()
         weights = class_weights(train.labels, cfg.class_weighting)
         tf.keras.utils.set_random_seed(cfg.seed + state["epoch"])
-        ds = training_dataset(train.images, train.labels, weights, cfg.batch_size, cfg.augmentation,
-                              cfg.label_smoothing, cfg.seed + state["epoch"])
+        ds = training_dataset(
+            train.images,
+            train.labels,
+            weights,
+            cfg.batch_size,
+            cfg.augmentation,
+            cfg.label_smoothing,
+            cfg.seed + state["epoch"],
+        )
         steps = int(ds.cardinality().numpy())
-        append_event(self.run_dir, "resumed" if resume else "started", config=cfg.to_dict(),
-                     train_counts=train.class_counts(), val_counts=val.class_counts(),
-                     start_epoch=state["epoch"], policy=keras.mixed_precision.global_policy().name,
-                     params=int(model.count_params()), steps_per_epoch=steps)
+        append_event(
+            self.run_dir,
+            "resumed" if resume else "started",
+            config=cfg.to_dict(),
+            train_counts=train.class_counts(),
+            val_counts=val.class_counts(),
+            start_epoch=state["epoch"],
+            policy=keras.mixed_precision.global_policy().name,
+            params=int(model.count_params()),
+            steps_per_epoch=steps,
+        )
         callback = _RunCallback(self, val, steps, state)
         previous = _install_signal_handlers(callback.stop)
         started = time.time()
@@ -278,12 +314,23 @@ class TrainingRun:
             self.save_state(state)
         status = "stopped" if callback.stopped_by_user else "finished"
         if state["best_epoch"] == 0:
-            return append_event(self.run_dir, status, model=None, epochs_done=state["epoch"],
-                                note="no epoch finished, nothing to register")
+            return append_event(
+                self.run_dir,
+                status,
+                model=None,
+                epochs_done=state["epoch"],
+                note="no epoch finished, nothing to register",
+            )
         model_name = self.register(val, state) if cfg.register_as else None
-        return append_event(self.run_dir, status, model=model_name, epochs_done=state["epoch"],
-                            best_epoch=state["best_epoch"], early_stopped=callback.stopped_early,
-                            wall_seconds=state["wall_seconds"])
+        return append_event(
+            self.run_dir,
+            status,
+            model=model_name,
+            epochs_done=state["epoch"],
+            best_epoch=state["best_epoch"],
+            early_stopped=callback.stopped_early,
+            wall_seconds=state["wall_seconds"],
+        )
 
     def register(self, val: LabeledFaces, state: dict) -> str:
         """Register the best checkpoint under `config.register_as` with a full card."""
@@ -300,11 +347,15 @@ class TrainingRun:
             "parameters": int(model.count_params()),
             "input_size": cfg.input_size,
             "preprocessing": self.spec.to_dict(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "training": {
-                "data": cfg.data, "command": cfg.command, "epochs_run": state["epoch"],
-                "best_epoch": state["best_epoch"], "wall_seconds": round(state["wall_seconds"], 1),
-                "run_dir": str(self.run_dir), "config": cfg.to_dict(),
+                "data": cfg.data,
+                "command": cfg.command,
+                "epochs_run": state["epoch"],
+                "best_epoch": state["best_epoch"],
+                "wall_seconds": round(state["wall_seconds"], 1),
+                "run_dir": str(self.run_dir),
+                "config": cfg.to_dict(),
             },
         }
         register_model(model, folder, card)
@@ -313,7 +364,8 @@ class TrainingRun:
         temperature = fit_temperature(val.labels, val_logits)
         metrics = {"validation": classification_metrics(val.labels, softmax(val_logits))}
         card["calibration"] = {
-            "temperature": temperature, "fitted_on": "validation split",
+            "temperature": temperature,
+            "fitted_on": "validation split",
             "ece_before": metrics["validation"]["ece"],
             "ece_after": classification_metrics(val.labels, softmax(val_logits, temperature))["ece"],
         }

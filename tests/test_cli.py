@@ -1,0 +1,112 @@
+"""`python -m fer_core` commands on real files with the tiny trained model."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_core.cli import main
+from fer_core.labeling import COLUMNS
+from tests.helpers import compose_scene, fer_samples, write_class_folders
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    cv2.imwrite(str(root / "blank.png"), np.full((120, 160, 3), 128, np.uint8))
+    (root / "sub" / "broken.jpg").write_bytes(b"not really a jpeg")
+    (root / "sub" / "empty.png").write_bytes(b"")
+    (root / "notes.txt").write_text("ignored: not an image name")
+    samples = fer_samples("test", per_class=1)
+    if samples:
+        faces = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p, _ in samples[:2]]
+        scene, _ = compose_scene(faces)
+        cv2.imwrite(str(root / "sub" / "two_faces.jpg"), scene)
+    return root
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_label_rows_statuses_and_resume(use_models, photo_folder, tmp_path, capsys):
+    out = tmp_path / "results.csv"
+    assert main(["label", str(photo_folder), "--out", str(out)]) == 0
+    rows = _rows(out)
+    assert list(rows[0].keys()) == COLUMNS
+    by_file = {}
+    for r in rows:
+        by_file.setdefault(r["file"], []).append(r)
+    assert by_file["blank.png"][0]["status"] == "no_face" and by_file["blank.png"][0]["x"] == ""
+    assert by_file["sub/broken.jpg"][0]["status"] == "unreadable"
+    assert "not a recognised image" in by_file["sub/broken.jpg"][0]["detail"]
+    assert by_file["sub/empty.png"][0]["detail"] == "empty file (0 bytes)"
+    assert "notes.txt" not in by_file
+    if "sub/two_faces.jpg" in by_file:
+        faces = by_file["sub/two_faces.jpg"]
+        assert len(faces) >= 1 and {f["status"] for f in faces} <= {"ok", "low_confidence"}
+        assert sum(
+            float(faces[0][f"p_{e}"]) for e in ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+        ) == pytest.approx(1, abs=1e-3)
+    # Resume: a cut-off file is repaired and only the missing photos are labelled again.
+    text = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(text[:2]) + text[2][:10])
+    capsys.readouterr()
+    assert main(["label", str(photo_folder), "--out", str(out)]) == 0
+    again = _rows(out)
+    assert sorted((r["file"], r["face"]) for r in again) == sorted((r["file"], r["face"]) for r in rows)
+    assert main(["label", str(photo_folder), "--out", str(out)]) == 0
+    assert "wrote 0 rows" in capsys.readouterr().out
+
+
+def test_predict_json_and_text(use_models, photo_folder, capsys):
+    assert main(["predict", str(photo_folder / "blank.png"), str(photo_folder / "sub" / "broken.jpg"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report[0] == {"file": str(photo_folder / "blank.png"), "faces": [], "error": None}
+    assert "not a recognised image" in report[1]["error"]
+    main(["predict", str(photo_folder / "blank.png")])
+    assert "no face" in capsys.readouterr().out
+
+
+def test_evaluate_json(use_models, tmp_path, capsys):
+    data = write_class_folders(tmp_path / "eval", per_class=6, seed=5)
+    assert main(["evaluate", "--data", str(data), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("accuracy", "macro_f1", "per_class", "confusion_matrix", "classes", "n", "ece"):
+        assert key in result
+    assert result["n"] == 42 and result["accuracy"] > 0.5
+    assert sum(map(sum, result["confusion_matrix"])) == 42
+    assert main(["evaluate", "--data", str(data)]) == 0
+    assert "macro_f1=" in capsys.readouterr().out
+
+
+def test_models_listing_and_errors(use_models, tmp_path, capsys, monkeypatch):
+    assert main(["models"]) == 0
+    assert "* tiny-test" in capsys.readouterr().out
+    broken = tmp_path / "broken_models"
+    shutil.copytree(use_models, broken)
+    (broken / "tiny-test" / "model.tflite").write_bytes(b"xx")
+    monkeypatch.setenv("FER_MODELS_DIR", str(broken))
+    main(["models"])
+    assert "BROKEN" in capsys.readouterr().out
+    assert main(["predict", str(tmp_path)]) == 2
+    assert "sha256" in capsys.readouterr().err
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "none"))
+    assert main(["evaluate", "--data", str(tmp_path)]) == 2
+    assert "No trained model is installed" in capsys.readouterr().err
+
+
+def test_module_entry_point_runs(use_models):
+    out = subprocess.run(
+        [sys.executable, "-m", "fer_core", "models", "--json"], capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout)[0]["name"] == "tiny-test"

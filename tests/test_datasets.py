@@ -1,0 +1,69 @@
+"""Class-folder and FER-2013 CSV loaders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fer_core.datasets import DatasetError, load_class_folders, load_fer_csv, load_labeled
+from tests.helpers import write_class_folders
+
+
+def test_class_folders_with_aliases_unknown_and_bad_files(tmp_path):
+    root = write_class_folders(tmp_path / "d", per_class=2, names={0: "anger", 5: "Sadness", 6: "surprised"})
+    (root / "cats").mkdir()
+    (root / "cats" / "x.png").write_bytes(b"")
+    (root / "happy" / "broken.jpg").write_bytes(b"not a jpeg")
+    data = load_class_folders(root)
+    assert len(data) == 14
+    assert data.class_counts() == dict.fromkeys(data.class_counts(), 2)
+    assert data.unknown_classes == ["cats"]
+    assert data.errors and data.errors[0][0] == "happy/broken.jpg"
+    assert data.images.shape == (14, 48, 48) and data.images.dtype == np.uint8
+    assert data.fingerprint() == load_class_folders(root).fingerprint()
+
+
+def test_class_folders_with_no_emotions_names_them(tmp_path):
+    (tmp_path / "dogs").mkdir()
+    (tmp_path / "dogs" / "a.png").write_bytes(b"")
+    with pytest.raises(DatasetError, match="dogs"):
+        load_class_folders(tmp_path)
+    with pytest.raises(DatasetError, match="not found"):
+        load_class_folders(tmp_path / "missing")
+
+
+def test_fer_csv_rows_and_malformed_row_numbers(tmp_path):
+    pixels = " ".join(["128"] * 2304)
+    csv_path = tmp_path / "fer2013.csv"
+    csv_path.write_text(
+        "emotion,pixels,Usage\n"
+        f"3,{pixels},Training\n"
+        f"0,{pixels},PublicTest\n"
+        "2,1 2 3,Training\n"  # row 4: not square
+        f"9,{pixels},Training\n"  # row 5: unknown label
+        f"4,{' '.join(['300'] * 2304)},Training\n"  # row 6: out of range
+    )
+    data = load_fer_csv(csv_path)
+    assert list(data.labels) == [3, 0]
+    assert [e[1].split(":")[0] for e in data.errors] == ["row 4", "row 5", "row 6"]
+    assert load_fer_csv(csv_path, usage="PublicTest").labels.tolist() == [0]
+    assert len(load_labeled(csv_path)) == 2
+
+
+def test_fer_csv_bad_header(tmp_path):
+    bad = tmp_path / "x.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(DatasetError, match="emotion"):
+        load_fer_csv(bad)
+
+
+def test_real_fer_folder_sample(shared_fer, tmp_path):
+    import shutil
+
+    from tests.helpers import fer_samples
+
+    for path, emotion in fer_samples("test", per_class=2):
+        (tmp_path / emotion).mkdir(exist_ok=True)
+        shutil.copy(path, tmp_path / emotion / path.name)
+    data = load_class_folders(tmp_path)
+    assert len(data) == 14 and not data.errors

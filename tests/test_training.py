@@ -1,0 +1,179 @@
+"""Real (tiny) training runs: events, artifacts, registration, stop, resume, bad checkpoints."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_core.train.events import read_events
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_tiny_run_events_and_artifacts(tiny_models_dir):
+    from fer_core.registry import get_model
+
+    info = get_model("tiny-test", tiny_models_dir)
+    run_dir = Path(info.card["training"]["run_dir"])
+    events = read_events(run_dir)
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "started" and kinds[-1] == "finished"
+    epochs = [e for e in events if e["type"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == list(range(1, 7))
+    assert epochs[-1]["loss"] < epochs[0]["loss"]  # the loss falls
+    for key in ("val_accuracy", "val_macro_f1", "per_class_recall", "confusion_matrix", "eta_s", "lr", "time"):
+        assert key in epochs[-1]
+    assert any(e["type"] == "batch" for e in events)
+    assert (run_dir / "checkpoints" / "best.keras").is_file()
+    assert (run_dir / "config.json").is_file()
+    assert info.card["metrics"]["validation"]["accuracy"] > 0.5
+    assert info.card["training"]["epochs_run"] == 6
+
+
+def _train_cmd(data: Path, run_dir: Path, models: Path, epochs: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "fer_core",
+        "train",
+        "--data",
+        str(data),
+        "--architecture",
+        "tiny",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "8",
+        "--run-dir",
+        str(run_dir),
+        "--register-as",
+        "resumed",
+        "--models-dir",
+        str(models),
+        "--precision",
+        "float32",
+        "--patience",
+        "0",
+    ]
+
+
+def _wait_for_epoch(run_dir: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(e["type"] == "epoch" for e in read_events(run_dir)):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited early: {proc.communicate()}")
+        time.sleep(0.2)
+    raise AssertionError("no epoch finished in time")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["stop_file", "sigterm"])
+def test_stop_then_resume(pattern_dataset, tmp_path, how):
+    run_dir, models = tmp_path / "run", tmp_path / "models"
+    models.mkdir()
+    proc = subprocess.Popen(
+        _train_cmd(pattern_dataset, run_dir, models, 40),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for_epoch(run_dir, proc)
+    if how == "stop_file":
+        (run_dir / "STOP").touch()
+    else:
+        proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    events = read_events(run_dir)
+    assert events[-1]["type"] == "stopped"
+    done = events[-1]["epochs_done"]
+    assert 1 <= done < 40
+    assert events[-1]["model"] == "resumed"  # stopping keeps (and registers) the best so far
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["epoch"] == done
+    # Resume: continues at the next epoch and finishes all 40.
+    config = json.loads((run_dir / "config.json").read_text())
+    config["epochs"] = done + 2
+    (run_dir / "config.json").write_text(json.dumps(config))
+    resumed = subprocess.run(
+        [sys.executable, "-m", "fer_core", "train", "--resume", str(run_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    events = read_events(run_dir)
+    assert [e["type"] for e in events].count("resumed") == 1
+    later = [e["epoch"] for e in events if e["type"] == "epoch"]
+    assert later[-2:] == [done + 1, done + 2]
+    assert events[-1]["type"] == "finished"
+
+
+def test_corrupted_checkpoint_gives_clear_error(pattern_dataset, tmp_path):
+    from fer_core.train.config import TrainConfig
+    from fer_core.train.run import TrainingError, TrainingRun
+
+    run = TrainingRun(tmp_path / "run", TrainConfig(data=str(pattern_dataset), architecture="tiny", epochs=3))
+    run.save_state({**run.load_state(), "epoch": 1})
+    (run.checkpoint_dir / "last.keras").write_bytes(b"definitely not a keras archive")
+    with pytest.raises(TrainingError, match=r"last\.keras: checkpoint cannot be loaded"):
+        run.execute(resume=True)
+
+
+def test_finetune_from_registered_model(use_models, pattern_dataset, tmp_path):
+    from fer_core.registry import get_model
+    from fer_core.train.config import TrainConfig
+    from fer_core.train.run import run_training
+
+    cfg = TrainConfig(
+        data=str(pattern_dataset),
+        architecture="tiny",
+        epochs=1,
+        finetune_from="tiny-test",
+        register_as="tuned",
+        models_dir=str(use_models),
+        precision="float32",
+        learning_rate=0.001,
+    )
+    final = run_training(tmp_path / "ft", cfg)
+    assert final["model"] == "tuned"
+    tuned = get_model("tuned", use_models)
+    # Starting from a trained model with a tiny learning rate keeps it accurate after one epoch.
+    assert tuned.card["metrics"]["validation"]["accuracy"] > 0.5
+    bad = TrainConfig(
+        data=str(pattern_dataset),
+        architecture="compact",
+        epochs=1,
+        finetune_from="tiny-test",
+        models_dir=str(use_models),
+    )
+    from fer_core.train.run import TrainingError
+
+    with pytest.raises(TrainingError, match="same architecture"):
+        run_training(tmp_path / "bad", bad)
+
+
+def test_split_and_weights():
+    from fer_core.train.data import class_weights, stratified_split
+
+    labels = np.repeat(np.arange(7), [100, 10, 100, 300, 100, 100, 50])
+    train, val = stratified_split(labels, 0.1, seed=1)
+    assert len(np.intersect1d(train, val)) == 0 and len(train) + len(val) == len(labels)
+    assert np.array_equal(stratified_split(labels, 0.1, seed=1)[1], val)
+    assert np.bincount(labels[val], minlength=7)[1] == 1
+    w = class_weights(labels, "balanced")
+    assert w[1] > w[3] and w[labels].mean() == pytest.approx(1.0)
+    assert np.allclose(class_weights(labels, "none"), 1.0)
+    with pytest.raises(ValueError, match="Received"):
+        class_weights(labels, "bogus")
