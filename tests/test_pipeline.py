@@ -86,8 +86,9 @@ def test_inference_path_imports_no_tensorflow(tiny_models_dir):
     import sys
 
     code = (
-        "import sys; from fer_core.recognizer import EmotionRecognizer; from fer_core.registry import get_model;"
-        f"EmotionRecognizer.from_registry(get_model('tiny-test', __import__('pathlib').Path({str(tiny_models_dir)!r})));"
+        "import sys; from pathlib import Path; from fer_core.recognizer import EmotionRecognizer;"
+        "from fer_core.registry import get_model;"
+        f"EmotionRecognizer.from_registry(get_model('tiny-test', Path({str(tiny_models_dir)!r})));"
         "print('tensorflow' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
