@@ -9,6 +9,7 @@ from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
+from fer_core.paths import runs_dir
 from fer_core.train.config import Augmentation, TrainConfig
 
 _HELP = {
@@ -23,8 +24,9 @@ _HELP = {
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     """Register the `train` sub-command: one option per TrainConfig field."""
     p = sub.add_parser("train", help="train or fine-tune a model (runs in this process)")
-    p.add_argument("--run-dir", help="run folder (default runs/<time>-<architecture>)")
+    p.add_argument("--run-dir", help="run folder (default $FER_RUNS_DIR or runs/, then <time>-<architecture>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--config", type=Path, help="read every setting from a config.json (other options are ignored)")
     p.add_argument("--set-active", action="store_true", help="make the registered model the active one")
     for f in fields(TrainConfig):
         if f.name in ("augmentation", "command"):
@@ -72,13 +74,18 @@ def run_train_command(args: argparse.Namespace) -> int:
 
     if args.resume:
         run_dir, config, resume = Path(args.resume), None, True
+    elif args.config:
+        config, resume = TrainConfig.load(args.config), False
+        if not config.command:
+            config.command = "python -m fer_core " + shlex.join(sys.argv[1:])
+        run_dir = Path(args.run_dir or args.config.parent)
     else:
         if not args.data:
             print("error: --data is required (a class-folder dataset or a FER-2013 CSV)", file=sys.stderr)
             return 2
         config = config_from_args(args)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir, resume = Path(args.run_dir or f"runs/{stamp}-{config.architecture}"), False
+        run_dir, resume = Path(args.run_dir or runs_dir() / f"{stamp}-{config.architecture}"), False
     print(f"run folder: {run_dir}", file=sys.stderr)
     try:
         final = run_training(run_dir, config, resume=resume)

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from sklearn.model_selection import train_test_split
 
-from fer_core.classes import EMOTIONS, canonical_emotion
+from fer_core.classes import EMOTIONS, NUM_CLASSES, canonical_emotion
 from fer_core.imageio import ImageReadError, is_image_path, read_image
 from fer_core.preprocess import Preprocessing, preprocess_face
 
@@ -180,3 +181,36 @@ def load_labeled(source: str | Path, spec: Preprocessing = Preprocessing(), usag
     if source.is_file() and source.suffix.lower() == ".csv":
         return load_fer_csv(source, usage=usage, spec=spec)
     return load_class_folders(source, spec=spec)
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a stratified (train, validation) split with a fixed seed.
+
+    Falls back to a plain shuffled split when a class is too rare to stratify.
+    """
+    index = np.arange(len(labels))
+    if val_fraction <= 0:
+        return index, index[:0]
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    stratify = labels if counts[counts > 0].min() >= 2 else None
+    train_idx, val_idx = train_test_split(index, test_size=val_fraction, random_state=seed, stratify=stratify)
+    return np.sort(train_idx), np.sort(val_idx)
+
+
+def train_val_split(
+    source: str | Path,
+    val_fraction: float,
+    seed: int,
+    spec: Preprocessing = Preprocessing(),
+    max_images: int | None = None,
+) -> tuple[LabeledFaces, LabeledFaces]:
+    """Load a labelled set and split it the way training does (stratified, seeded).
+
+    Used by training and by the Train page's comparison, so both see the same validation images.
+    """
+    data = load_labeled(source, spec=spec)
+    if max_images and len(data) > max_images:
+        keep, _ = stratified_split(data.labels, 1 - max_images / len(data), seed)
+        data = data.subset(keep)
+    train_idx, val_idx = stratified_split(data.labels, val_fraction, seed)
+    return data.subset(train_idx), data.subset(val_idx)

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from fer_core.classifier import EmotionClassifier
 from fer_core.datasets import LabeledFaces
-from fer_core.metrics import classification_metrics
+from fer_core.metrics import classification_metrics, softmax
 
 
-def evaluate_classifier(
+def classifier_logits(
     classifier: EmotionClassifier,
     data: LabeledFaces,
     batch: int = 256,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[dict, np.ndarray]:
-    """Metrics of `classifier` on `data`, and the probabilities behind them.
-
-    Returns:
-        (metrics dict as from `classification_metrics`, probabilities (N, 7)).
+) -> np.ndarray:
+    """Logits (N, 7) for every crop of `data`, reporting progress per batch.
 
     Raises:
         ValueError: the set is empty.
@@ -29,8 +27,157 @@ def evaluate_classifier(
         raise ValueError("The labelled set holds no readable images.")
     parts = []
     for start in range(0, len(data), batch):
-        parts.append(classifier.predict_proba(data.images[start : start + batch]))
+        parts.append(classifier.logits(data.images[start : start + batch]))
         if progress:
             progress(min(start + batch, len(data)), len(data))
-    probs = np.concatenate(parts)
+    return np.concatenate(parts)
+
+
+def evaluate_classifier(
+    classifier: EmotionClassifier,
+    data: LabeledFaces,
+    batch: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict, np.ndarray]:
+    """Metrics of `classifier` on `data` (with its calibrated temperature), and the probabilities.
+
+    Returns:
+        (metrics dict as from `classification_metrics`, probabilities (N, 7)).
+
+    Raises:
+        ValueError: the set is empty.
+    """
+    probs = softmax(classifier_logits(classifier, data, batch, progress), classifier.temperature)
     return classification_metrics(data.labels, probs), probs
+
+
+def cell_examples(data: LabeledFaces, probs: np.ndarray, true_class: int, predicted_class: int) -> list[dict]:
+    """Items whose label is `true_class` and prediction `predicted_class`, worst first.
+
+    "Worst" is the lowest probability given to the true class.
+    """
+    predicted = probs.argmax(axis=1)
+    index = np.flatnonzero((data.labels == true_class) & (predicted == predicted_class))
+    order = index[np.argsort(probs[index, true_class])]
+    return [
+        {
+            "index": int(i),
+            "source": data.sources[i],
+            "p_true": float(probs[i, true_class]),
+            "p_predicted": float(probs[i, predicted_class]),
+            "probabilities": probs[i].tolist(),
+        }
+        for i in order
+    ]
+
+
+def calibration_report(data: LabeledFaces, logits: np.ndarray, seed: int = 0) -> dict:
+    """Fit a temperature on half of the set and measure ECE before/after on the other half.
+
+    Returns:
+        {"temperature", "ece_before", "ece_after", "bins_before", "bins_after", "n_fit", "n_eval"}.
+    """
+    from fer_core.metrics import expected_calibration_error, fit_temperature, reliability_bins, softmax
+
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(data))
+    fit_idx, eval_idx = order[: len(order) // 2], order[len(order) // 2 :]
+    if len(fit_idx) == 0 or len(eval_idx) == 0:
+        raise ValueError(f"Calibration needs at least 2 images. Received: n={len(data)}")
+    temperature = fit_temperature(data.labels[fit_idx], logits[fit_idx])
+    y = data.labels[eval_idx]
+    before, after = softmax(logits[eval_idx]), softmax(logits[eval_idx], temperature)
+    return {
+        "temperature": temperature,
+        "ece_before": expected_calibration_error(y, before),
+        "ece_after": expected_calibration_error(y, after),
+        "bins_before": reliability_bins(y, before),
+        "bins_after": reliability_bins(y, after),
+        "n_fit": int(len(fit_idx)),
+        "n_eval": int(len(eval_idx)),
+    }
+
+
+def compare_metrics(a: dict, b: dict) -> list[dict]:
+    """Per-class rows of precision/recall/F1 for two models and their difference (b - a)."""
+    rows = []
+    for name in a["per_class"]:
+        pa, pb = a["per_class"][name], b["per_class"][name]
+        row = {"class": name, "support": pa["support"]}
+        for key in ("precision", "recall", "f1"):
+            row[f"{key} A"], row[f"{key} B"] = round(pa[key], 4), round(pb[key], 4)
+            row[f"{key} Δ"] = round(pb[key] - pa[key], 4)
+        rows.append(row)
+    for key in ("accuracy", "macro_f1", "ece"):
+        rows.append(
+            {
+                "class": f"[{key}]",
+                "support": a["n"],
+                "f1 A": round(a[key], 4),
+                "f1 B": round(b[key], 4),
+                "f1 Δ": round(b[key] - a[key], 4),
+            }
+        )
+    return rows
+
+
+def metrics_table(metrics: dict) -> list[dict]:
+    """The classification report as rows (one per class, then accuracy / macro averages)."""
+    rows = [
+        {"class": name, **{k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}}
+        for name, m in metrics["per_class"].items()
+    ]
+    rows.append(
+        {
+            "class": "accuracy",
+            "precision": None,
+            "recall": None,
+            "f1": round(metrics["accuracy"], 4),
+            "support": metrics["n"],
+        }
+    )
+    rows.append(
+        {
+            "class": "macro-F1",
+            "precision": None,
+            "recall": None,
+            "f1": round(metrics["macro_f1"], 4),
+            "support": metrics["n"],
+        }
+    )
+    return rows
+
+
+def measure_cost_ms(classifier: EmotionClassifier, crops: np.ndarray, repeats: int = 3) -> float:
+    """Median milliseconds per face to classify `crops` in one batch."""
+    import time
+
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        classifier.logits(crops)
+        times.append((time.perf_counter() - start) * 1000 / max(len(crops), 1))
+    return float(sorted(times)[len(times) // 2])
+
+
+def compare_on_validation(config: dict, model_names: list[str]) -> dict[str, dict]:
+    """Metrics of registered models on a training run's own validation split.
+
+    Args:
+        config: the run's config.json contents.
+        model_names: registered models to evaluate.
+
+    Returns:
+        {model name: metrics}.
+    """
+    from fer_core.datasets import train_val_split
+    from fer_core.registry import get_model
+
+    results = {}
+    for name in model_names:
+        info = get_model(name, Path(config["models_dir"]) if config.get("models_dir") else None)
+        _, val = train_val_split(
+            config["data"], config["val_fraction"], config["seed"], info.preprocessing, config.get("max_images")
+        )
+        results[name] = evaluate_classifier(EmotionClassifier.from_registry(info), val)[0]
+    return results

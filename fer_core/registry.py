@@ -197,3 +197,15 @@ def write_card(folder: Path, card: dict) -> None:
     tmp = folder / (CARD_FILE + ".tmp")
     tmp.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
     tmp.replace(folder / CARD_FILE)
+
+
+def save_calibration(name: str, calibration: dict, models_dir: Path | None = None) -> None:
+    """Store a fitted temperature (and its before/after figures) in a model's card.
+
+    Raises:
+        ModelError: the model is missing or its card is bad.
+    """
+    info = get_model(name, models_dir)
+    card = dict(info.card)
+    card["calibration"] = calibration
+    write_card(info.folder, card)

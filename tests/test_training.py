@@ -165,7 +165,8 @@ def test_finetune_from_registered_model(use_models, pattern_dataset, tmp_path):
 
 
 def test_split_and_weights():
-    from fer_core.train.data import class_weights, stratified_split
+    from fer_core.datasets import stratified_split
+    from fer_core.train.data import class_weights
 
     labels = np.repeat(np.arange(7), [100, 10, 100, 300, 100, 100, 50])
     train, val = stratified_split(labels, 0.1, seed=1)

@@ -7,24 +7,9 @@ import weakref
 import keras
 import numpy as np
 import tensorflow as tf
-from sklearn.model_selection import train_test_split
 
 from fer_core.classes import NUM_CLASSES
 from fer_core.train.config import Augmentation
-
-
-def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a stratified (train, validation) split with a fixed seed.
-
-    Falls back to a plain shuffled split when a class is too rare to stratify.
-    """
-    index = np.arange(len(labels))
-    if val_fraction <= 0:
-        return index, index[:0]
-    counts = np.bincount(labels, minlength=NUM_CLASSES)
-    stratify = labels if counts[counts > 0].min() >= 2 else None
-    train_idx, val_idx = train_test_split(index, test_size=val_fraction, random_state=seed, stratify=stratify)
-    return np.sort(train_idx), np.sort(val_idx)
 
 
 def class_weights(labels: np.ndarray, mode: str) -> np.ndarray:

@@ -21,13 +21,13 @@ import numpy as np
 import tensorflow as tf
 
 from fer_core.classes import EMOTIONS
-from fer_core.datasets import LabeledFaces, load_labeled
+from fer_core.datasets import LabeledFaces, load_labeled, train_val_split
 from fer_core.metrics import classification_metrics, fit_temperature, softmax
 from fer_core.preprocess import Preprocessing
 from fer_core.registry import KERAS_FILE, default_models_dir, get_model
 from fer_core.train.architectures import build_model
 from fer_core.train.config import TrainConfig
-from fer_core.train.data import class_weights, predict_logits, stratified_split, training_dataset
+from fer_core.train.data import class_weights, predict_logits, training_dataset
 from fer_core.train.events import append_event
 from fer_core.train.export import float32_copy, register_model
 
@@ -210,14 +210,11 @@ class TrainingRun:
 
     # ----- data -----
     def load_data(self) -> tuple[LabeledFaces, LabeledFaces]:
-        data = load_labeled(self.config.data, spec=self.spec)
-        if self.config.max_images and len(data) > self.config.max_images:
-            keep, _ = stratified_split(data.labels, 1 - self.config.max_images / len(data), self.config.seed)
-            data = data.subset(keep)
-        if len(data) < 2:
-            raise TrainingError(f"{self.config.data}: need at least 2 labelled images, found {len(data)}")
-        train_idx, val_idx = stratified_split(data.labels, self.config.val_fraction, self.config.seed)
-        return data.subset(train_idx), data.subset(val_idx)
+        cfg = self.config
+        train, val = train_val_split(cfg.data, cfg.val_fraction, cfg.seed, self.spec, cfg.max_images)
+        if len(train) + len(val) < 2:
+            raise TrainingError(f"{cfg.data}: need at least 2 labelled images, found {len(train) + len(val)}")
+        return train, val
 
     # ----- model -----
     def _new_model(self) -> keras.Model:

@@ -1,0 +1,16 @@
+"""Router: page config and navigation over pages/ (no logic here)."""
+
+import streamlit as st
+
+st.set_page_config(page_title="Facial emotion recognition", page_icon="🙂", layout="wide")
+
+navigation = st.navigation(
+    [
+        st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+        st.Page("pages/live.py", title="Live", icon="🎥"),
+        st.Page("pages/batch.py", title="Batch", icon="🗂️"),
+        st.Page("pages/evaluate.py", title="Evaluate", icon="📊"),
+        st.Page("pages/train.py", title="Train", icon="🏋️"),
+    ]
+)
+navigation.run()

@@ -1,0 +1,126 @@
+"""Plotly figures built from plain results (metrics dicts, rows, events); no Streamlit here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from fer_core.classes import EMOTIONS
+from fer_core.render import COLORS_HEX
+
+
+def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
+    return fig
+
+
+def per_class_bars(metrics: dict, title: str = "Per-class precision, recall and F1") -> go.Figure:
+    """Grouped bars of precision, recall and F1 per class, with support in the hover and labels."""
+    per = metrics["per_class"]
+    names = [f"{c} (n={per[c]['support']})" for c in EMOTIONS]
+    fig = go.Figure()
+    for key in ("precision", "recall", "f1"):
+        fig.add_bar(name=key, x=names, y=[per[c][key] for c in EMOTIONS])
+    fig.update_layout(barmode="group", yaxis_range=[0, 1])
+    return _layout(fig, title)
+
+
+def confusion_heatmap(
+    matrix: Sequence[Sequence[int]], normalize: bool = False, title: str = "Confusion matrix"
+) -> go.Figure:
+    """Heatmap with true classes as rows and predictions as columns; counts or row shares."""
+    cm = np.asarray(matrix, dtype=float)
+    if normalize:
+        totals = cm.sum(axis=1, keepdims=True)
+        cm = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+        text = [[f"{v:.0%}" for v in row] for row in cm]
+    else:
+        text = [[f"{int(v)}" for v in row] for row in cm]
+    fig = go.Figure(
+        go.Heatmap(
+            z=cm,
+            x=list(EMOTIONS),
+            y=list(EMOTIONS),
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            showscale=False,
+        )
+    )
+    fig.update_yaxes(autorange="reversed", title="true")
+    fig.update_xaxes(title="predicted")
+    return _layout(fig, title, height=430)
+
+
+def reliability_diagram(bins: list[dict], title: str = "Reliability") -> go.Figure:
+    """Accuracy against mean confidence per confidence bin, with the diagonal of perfect calibration."""
+    used = [b for b in bins if b["count"]]
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect", line=dict(dash="dash", color="gray"))
+    fig.add_scatter(
+        x=[b["confidence"] for b in used],
+        y=[b["accuracy"] for b in used],
+        mode="lines+markers",
+        name="model",
+        text=[f"n={b['count']}" for b in used],
+    )
+    fig.update_xaxes(title="confidence", range=[0, 1])
+    fig.update_yaxes(title="accuracy", range=[0, 1])
+    return _layout(fig, title)
+
+
+def emotion_timeline(rows: list[dict], title: str = "Smoothed emotion per face") -> go.Figure:
+    """Per-track line of the displayed emotion's confidence over time, coloured by emotion."""
+    fig = go.Figure()
+    tracks = sorted({r["track"] for r in rows})
+    for track in tracks:
+        mine = [r for r in rows if r["track"] == track]
+        fig.add_scatter(
+            x=[r["time"] for r in mine],
+            y=[EMOTIONS.index(r["emotion"]) for r in mine],
+            mode="markers+lines",
+            name=f"face #{track}",
+            marker=dict(color=[COLORS_HEX[r["emotion"]] for r in mine], size=6),
+            line=dict(width=1),
+            text=[f"{r['emotion']} {r['confidence']:.0%}" for r in mine],
+        )
+    fig.update_yaxes(tickvals=list(range(len(EMOTIONS))), ticktext=list(EMOTIONS), range=[-0.5, len(EMOTIONS) - 0.5])
+    fig.update_xaxes(title="seconds")
+    return _layout(fig, title, height=320)
+
+
+def count_bars(counts: dict[str, int], title: str) -> go.Figure:
+    """Bars of counts per label (emotions get their colours)."""
+    labels = list(counts)
+    fig = go.Figure(
+        go.Bar(x=labels, y=[counts[k] for k in labels], marker_color=[COLORS_HEX.get(k, "#888888") for k in labels])
+    )
+    return _layout(fig, title, height=300)
+
+
+def training_curves(epochs: list[dict]) -> go.Figure:
+    """Loss and validation accuracy / macro-F1 per epoch."""
+    x = [e["epoch"] for e in epochs]
+    fig = go.Figure()
+    fig.add_scatter(x=x, y=[e["loss"] for e in epochs], name="train loss", yaxis="y2")
+    fig.add_scatter(x=x, y=[e["val_loss"] for e in epochs], name="val loss", yaxis="y2")
+    fig.add_scatter(x=x, y=[e["val_accuracy"] for e in epochs], name="val accuracy")
+    fig.add_scatter(x=x, y=[e["val_macro_f1"] for e in epochs], name="val macro-F1")
+    fig.update_layout(
+        yaxis=dict(title="accuracy / F1", range=[0, 1]),
+        yaxis2=dict(title="loss", overlaying="y", side="right"),
+        xaxis_title="epoch",
+    )
+    return _layout(fig, "Training curves")
+
+
+def recall_curves(epochs: list[dict]) -> go.Figure:
+    """Validation recall per class per epoch."""
+    x = [e["epoch"] for e in epochs]
+    fig = go.Figure()
+    for c in EMOTIONS:
+        fig.add_scatter(x=x, y=[e["per_class_recall"][c] for e in epochs], name=c, line=dict(color=COLORS_HEX[c]))
+    fig.update_layout(yaxis_range=[0, 1], xaxis_title="epoch")
+    return _layout(fig, "Validation recall per class")

@@ -1,0 +1,179 @@
+"""Training jobs for the app: one run at a time per server, each in its own process.
+
+A lock file `<runs>/active.json` names the running job (run folder and pid). It is created
+atomically, and a lock whose process is gone (crash, reboot) is treated as stale and removed.
+This module imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fer_core.paths import REPO_ROOT, runs_dir
+from fer_core.train.config import TrainConfig
+from fer_core.train.events import read_events
+
+LOCK_FILE = "active.json"
+LOG_FILE = "log.txt"
+
+
+class JobError(RuntimeError):
+    """A job cannot be started or found; the message says why."""
+
+
+def process_alive(pid: int) -> bool:
+    """Whether `pid` is a running (not zombie) process; reaps it if it is our finished child."""
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+        if finished == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: fall through to the other checks
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.is_file():
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return True
+    return True
+
+
+def run_status(run_dir: Path, alive: bool) -> str:
+    """ "running", "finished", "stopped", "failed", "interrupted" or "new" from a run's events."""
+    events = read_events(run_dir)
+    last = next((e["type"] for e in reversed(events) if e["type"] != "batch" and e["type"] != "epoch"), None)
+    if last in ("finished", "stopped", "failed"):
+        return last
+    if alive:
+        return "running"
+    return "interrupted" if events else "new"
+
+
+class JobManager:
+    """Starts, stops and lists training runs below `root` (default: `runs_dir()`)."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = root or runs_dir()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.lock = self.root / LOCK_FILE
+
+    def active(self) -> dict | None:
+        """The running job ({"run_dir", "pid", "started"}), or None; clears a stale lock."""
+        try:
+            job = json.loads(self.lock.read_text())
+        except FileNotFoundError:
+            return None
+        except (json.JSONDecodeError, OSError):
+            self.lock.unlink(missing_ok=True)
+            return None
+        if not process_alive(int(job.get("pid", -1))):
+            self.lock.unlink(missing_ok=True)
+            return None
+        return job
+
+    def _claim(self, run_dir: Path) -> int:
+        if self.active() is not None:
+            raise JobError(f"A training run is already in progress: {self.active()['run_dir']}")
+        try:
+            return os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError as e:
+            raise JobError("Another training run was started at the same moment; try again.") from e
+
+    def _spawn(self, run_dir: Path, args: list[str]) -> dict:
+        fd = self._claim(run_dir)
+        try:
+            log = (run_dir / LOG_FILE).open("a")
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "fer_core", "train", *args],
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
+            )
+            job = {"run_dir": str(run_dir), "pid": proc.pid, "started": time.time()}
+            os.write(fd, json.dumps(job).encode())
+        except BaseException:
+            self.lock.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(fd)
+        return job
+
+    def start(self, config: TrainConfig, name: str) -> dict:
+        """Start a new run named `name` in its own process.
+
+        Raises:
+            JobError: a run is in progress, or the run folder already exists.
+        """
+        run_dir = self.root / name
+        if run_dir.exists():
+            raise JobError(f"A run named {name!r} already exists in {self.root}")
+        run_dir.mkdir(parents=True)
+        config.save(run_dir / "config.json")
+        return self._spawn(run_dir, ["--config", str(run_dir / "config.json"), "--run-dir", str(run_dir)])
+
+    def resume(self, name: str) -> dict:
+        """Continue an interrupted or stopped run from its last checkpoint."""
+        run_dir = self.root / name
+        if not (run_dir / "config.json").is_file():
+            raise JobError(f"No run named {name!r} in {self.root}")
+        return self._spawn(run_dir, ["--resume", str(run_dir)])
+
+    def stop(self) -> bool:
+        """Ask the running job to stop after its current batch; False when none runs."""
+        job = self.active()
+        if job is None:
+            return False
+        (Path(job["run_dir"]) / "STOP").touch()
+        return True
+
+    def runs(self) -> list[dict]:
+        """Every run, newest first: name, status, settings and best validation figures."""
+        job = self.active()
+        active_dir = job["run_dir"] if job else None
+        rows = []
+        for run_dir in sorted(
+            (p for p in self.root.iterdir() if (p / "config.json").is_file()),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        ):
+            events = read_events(run_dir)
+            epochs = [e for e in events if e["type"] == "epoch"]
+            best = max(epochs, key=lambda e: e["val_accuracy"], default=None)
+            final = next((e for e in reversed(events) if e["type"] in ("finished", "stopped", "failed")), {})
+            config = json.loads((run_dir / "config.json").read_text())
+            rows.append(
+                {
+                    "name": run_dir.name,
+                    "status": run_status(run_dir, str(run_dir) == active_dir),
+                    "architecture": config.get("architecture"),
+                    "data": config.get("data"),
+                    "epochs": f"{len(epochs)}/{config.get('epochs')}",
+                    "best_val_accuracy": round(best["val_accuracy"], 4) if best else None,
+                    "best_val_macro_f1": round(best["val_macro_f1"], 4) if best else None,
+                    "model": final.get("model"),
+                    "error": final.get("error", ""),
+                }
+            )
+        return rows
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        """The last lines of a run's log."""
+        path = self.root / name / LOG_FILE
+        if not path.is_file():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,100 @@
+"""Batch-page helpers: the per-session work folder, the labelling loop with progress, the gallery."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from fer_core.batch import UploadLimits, annotated_image, label_uploads, unpack_uploads
+from fer_core.classes import EMOTIONS
+from fer_core.imageio import ImageReadError
+from fer_core.recognizer import EmotionRecognizer
+
+STATE = "batch_state"
+
+
+def work_dir() -> Path:
+    """This session's temporary folder; removed when the session object is garbage-collected."""
+    holder = st.session_state.get("batch_tmp")
+    if holder is None:
+        holder = tempfile.TemporaryDirectory(prefix="fer-batch-")
+        st.session_state["batch_tmp"] = holder
+    return Path(holder.name)
+
+
+def run_batch(uploaded, recognizer: EmotionRecognizer, limits: UploadLimits) -> dict:
+    """Unpack and label the uploads with a live progress bar; returns the batch state."""
+    batch_dir = Path(tempfile.mkdtemp(dir=work_dir()))
+    files = [(f.name, f.getvalue()) for f in uploaded]
+    uploads, rejected = unpack_uploads(files, batch_dir, limits)
+    state = {
+        "rows": list(rejected),
+        "files": {u.name: u.path for u in uploads},
+        "done": 0,
+        "total": len(uploads),
+        "finished": False,
+        "model": recognizer.model_name,
+    }
+    st.session_state[STATE] = state  # partial results survive a cancel (the rerun stops this loop)
+    bar = st.progress(0.0, text="Starting…")
+    started = time.time()
+
+    def on_image(name: str, rows: list[dict]) -> None:
+        state["rows"].extend(rows)
+        state["done"] += 1
+        elapsed = time.time() - started
+        rate = state["done"] / elapsed if elapsed > 0 else 0.0
+        eta = (state["total"] - state["done"]) / rate if rate else 0.0
+        bar.progress(
+            state["done"] / max(state["total"], 1),
+            text=f"{state['done']}/{state['total']} photos · {rate:.1f} photos/s · ETA {eta:.0f} s",
+        )
+
+    label_uploads(uploads, recognizer, max_pixels=limits.max_pixels, on_image=on_image)
+    state["finished"] = True
+    state["seconds"] = time.time() - started
+    bar.empty()
+    return state
+
+
+def results_frame(state: dict) -> pd.DataFrame:
+    """The rows as a table, with the model's label kept in `predicted` for corrections."""
+    df = pd.DataFrame(state["rows"])
+    if df.empty:
+        return df
+    df.insert(df.columns.get_loc("emotion") + 1, "predicted", df["emotion"])
+    return df
+
+
+def gallery(df: pd.DataFrame, files: dict[str, Path], per_page: int = 24) -> None:
+    """Annotated thumbnails, filterable by emotion, status and confidence; lowest confidence first."""
+    if df.empty:
+        return
+    c1, c2, c3 = st.columns(3)
+    emotions = c1.multiselect("Emotion", list(EMOTIONS), key="gal_emotion")
+    statuses = c2.multiselect("Status", sorted(df["status"].unique()), key="gal_status")
+    low, high = c3.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.05, key="gal_conf")
+    view = df.copy()
+    view["conf"] = pd.to_numeric(view["confidence"], errors="coerce")
+    if emotions:
+        view = view[view["emotion"].isin(emotions)]
+    if statuses:
+        view = view[view["status"].isin(statuses)]
+    view = view[view["conf"].isna() | view["conf"].between(low, high)]
+    names = list(dict.fromkeys(view.sort_values("conf", na_position="last")["file"]))
+    st.caption(f"{len(names)} photos match; showing the first {min(per_page, len(names))}, lowest confidence first.")
+    columns = st.columns(4)
+    for i, name in enumerate(names[:per_page]):
+        with columns[i % 4]:
+            mine = df[df["file"] == name].to_dict("records")
+            if name in files and mine[0]["status"] != "unreadable":
+                try:
+                    st.image(annotated_image(files[name], mine, 320), channels="BGR", caption=name)
+                except ImageReadError as e:
+                    st.caption(f"{name}: {e}")
+            else:
+                st.caption(f"{name}: {mine[0]['detail']}")

@@ -1,0 +1,115 @@
+"""Evaluate-page helpers: choosing a labelled set and cached evaluations."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from fer_core.batch import UploadLimits, unpack_uploads
+from fer_core.datasets import DatasetError, LabeledFaces, load_class_folders, load_labeled
+from fer_core.evaluation import classifier_logits
+from fer_core.metrics import classification_metrics, softmax
+from fer_core.paths import REPO_ROOT, corrections_dir
+from fer_core.registry import ModelInfo
+from fer_ui.resources import get_classifier
+from fer_ui.settings import AppSettings
+
+DEFAULT_SET = REPO_ROOT.parent / "shared" / "datasets" / "fer2013" / "test"
+
+
+def _signature(path: Path) -> str:
+    """Cheap change detector for a folder or file: names, sizes and times."""
+    h = hashlib.sha256()
+    items = [path] if path.is_file() else sorted(path.rglob("*"))
+    for p in items:
+        stat = p.stat()
+        h.update(f"{p}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the labelled set…")
+def _load(path: str, signature: str, size: int, margin: float) -> LabeledFaces:
+    from fer_core.preprocess import Preprocessing
+
+    return load_labeled(path, spec=Preprocessing(size, margin))
+
+
+def _load_zip(upload, info: ModelInfo, limits: UploadLimits) -> LabeledFaces:
+    holder = st.session_state.setdefault("eval_tmp", tempfile.TemporaryDirectory(prefix="fer-eval-"))
+    folder = Path(tempfile.mkdtemp(dir=holder.name))
+    uploads, rejected = unpack_uploads([(upload.name, upload.getvalue())], folder, limits)
+    for row in rejected[:10]:
+        st.warning(f"{row['file']}: {row['detail']}")
+    roots = {u.name.split("/")[0] for u in uploads}
+    root = folder / roots.pop() if len(roots) == 1 else folder
+    # A zip of one top folder holding the class folders, or of the class folders themselves.
+    return load_class_folders(root, spec=info.preprocessing)
+
+
+def pick_dataset(settings: AppSettings, info: ModelInfo) -> LabeledFaces | None:
+    """Widgets to choose a labelled set; shows problems on the page and returns None then."""
+    choices = ["Upload a zip of class folders"]
+    if not settings.demo:
+        choices = ["Folder or FER-2013 CSV on this machine", "Corrections dataset from the Batch page", *choices]
+    how = st.radio("Labelled set", choices, horizontal=True, key="eval_source")
+    try:
+        if how.startswith("Folder"):
+            path = st.text_input("Path (class folders or fer2013.csv)", str(DEFAULT_SET), key="eval_path")
+            if not path or not Path(path).exists():
+                st.warning(f"Path not found: {path}")
+                return None
+            spec = info.preprocessing
+            data = _load(path, _signature(Path(path)), spec.size, spec.margin)
+        elif how.startswith("Corrections"):
+            sets = (
+                sorted(p.name for p in corrections_dir().glob("*") if p.is_dir()) if corrections_dir().is_dir() else []
+            )
+            if not sets:
+                st.info("No corrections dataset saved yet: save one from the Batch page.")
+                return None
+            name = st.selectbox("Dataset", sets, key="eval_corrections")
+            data = load_class_folders(corrections_dir() / name, spec=info.preprocessing)
+        else:
+            upload = st.file_uploader("Zip with one folder per emotion", type=["zip"], key="eval_zip")
+            if upload is None:
+                return None
+            data = _load_zip(upload, info, UploadLimits(settings.max_upload_files, settings.max_zip_bytes))
+    except DatasetError as e:
+        st.error(str(e))
+        return None
+    if data.unknown_classes:
+        st.warning(
+            "Skipped folders that are not emotions: "
+            + ", ".join(data.unknown_classes)
+            + ". Rename them to an emotion (or an alias such as anger, happiness, sadness, surprised)."
+        )
+    if data.errors:
+        st.warning(
+            f"{len(data.errors)} files could not be read and were skipped (first: {data.errors[0][0]}: "
+            f"{data.errors[0][1]})."
+        )
+    if len(data) == 0:
+        st.error("The labelled set holds no readable images.")
+        return None
+    return data
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_logits(model_name: str, weights_hash: str, tta: bool, fingerprint: str, _data: LabeledFaces) -> np.ndarray:
+    """Logits of a model on a set, cached per (weights hash, set fingerprint, TTA)."""
+    classifier = get_classifier(model_name, weights_hash, tta)
+    bar = st.progress(0.0, text="Evaluating…")
+    logits = classifier_logits(classifier, _data, progress=lambda d, t: bar.progress(d / t, text=f"{d}/{t} images"))
+    bar.empty()
+    return logits
+
+
+def evaluate(info: ModelInfo, data: LabeledFaces, tta: bool) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(metrics, probabilities, logits) of a registered model on a set, through the inference path."""
+    logits = cached_logits(info.name, info.weights_hash, tta, data.fingerprint(), data)
+    probs = softmax(logits, info.temperature)
+    return classification_metrics(data.labels, probs), probs, logits

@@ -1,0 +1,80 @@
+"""Cached models and per-session model choice."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from fer_core.classifier import EmotionClassifier
+from fer_core.detect import make_detector
+from fer_core.recognizer import EmotionRecognizer
+from fer_core.registry import ModelError, ModelInfo, active_model_name, get_model, list_models
+
+MODEL_KEY = "selected_model"
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading model…")
+def _classifier(name: str, weights_hash: str, tta: bool, temperature: float) -> EmotionClassifier:
+    # Hash and temperature are part of the key: a re-registered or re-calibrated model loads afresh.
+    return EmotionClassifier.from_registry(get_model(name), tta_flip=tta)
+
+
+def get_classifier(name: str, weights_hash: str, tta: bool = False) -> EmotionClassifier:
+    """The shared classifier of a registered model (thread-safe; cached)."""
+    info = get_model(name)
+    return _classifier(name, weights_hash, tta, info.temperature)
+
+
+@st.cache_resource(show_spinner="Loading the MTCNN detector…")
+def _shared_mtcnn():
+    return make_detector("mtcnn")
+
+
+def current_model() -> ModelInfo:
+    """The model this session uses: its own choice, else the registry's active model.
+
+    Raises:
+        ModelError: no model installed, or the chosen one is broken.
+    """
+    chosen = st.session_state.get(MODEL_KEY) or active_model_name()
+    return get_model(chosen)
+
+
+def get_recognizer(detector: str = "haar", model: ModelInfo | None = None, tta: bool = False) -> EmotionRecognizer:
+    """A recognizer for this session (classifier shared and cached; Haar built fresh, it is cheap)."""
+    info = model or current_model()
+    classifier = _classifier(info.name, info.weights_hash, tta, info.temperature)
+    face_detector = _shared_mtcnn() if detector == "mtcnn" else make_detector(detector)
+    return EmotionRecognizer(classifier, face_detector, info.preprocessing, model_name=info.name)
+
+
+def require_recognizer(detector: str = "haar", tta: bool = False) -> EmotionRecognizer | None:
+    """Like get_recognizer, but shows the problem on the page and returns None on failure."""
+    try:
+        return get_recognizer(detector, tta=tta)
+    except ModelError as e:
+        st.error(f"No usable model: {e}")
+        st.caption("Train one on the Train page or with `python -m fer_core train`, or pick another model.")
+    except Exception as e:  # a detector or runtime failure must not take the page down
+        st.error(f"Could not start the recognizer: {type(e).__name__}: {e}")
+    return None
+
+
+def model_picker(where=st.sidebar) -> None:
+    """Sidebar select box of registered models; the choice holds for this browser session."""
+    rows = [r for r in list_models() if r["ok"]]
+    broken = [r for r in list_models() if not r["ok"]]
+    for row in broken:
+        where.warning(f"Model {row['name']} is unusable: {row['error']}")
+    if not rows:
+        where.warning("No trained model is installed.")
+        return
+    names = [r["name"] for r in rows]
+    current = st.session_state.get(MODEL_KEY) or active_model_name()
+    index = names.index(current) if current in names else 0
+    where.selectbox(
+        "Model",
+        names,
+        index=index,
+        key=MODEL_KEY,
+        format_func=lambda n: n + (" (active)" if n == active_model_name() else ""),
+    )

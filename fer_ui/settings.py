@@ -1,0 +1,48 @@
+"""App settings: local mode (default, every feature) or demo mode (public link, read-only)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import streamlit as st
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _secret(name: str):
+    try:
+        return st.secrets.get(name)
+    except Exception:  # no secrets.toml at all: Streamlit raises rather than returning None
+        return None
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """What this server allows.
+
+    Attributes:
+        demo: public demo mode: uploads only, nothing written on the server.
+        max_upload_files: photos per batch.
+        max_zip_bytes: total uncompressed size allowed from one zip.
+        max_pixels: largest photo accepted, in pixels.
+    """
+
+    demo: bool
+    max_upload_files: int
+    max_zip_bytes: int
+    max_pixels: int
+
+
+def get_settings() -> AppSettings:
+    """Settings from the environment (FER_DEMO_MODE) or `.streamlit/secrets.toml` (demo_mode)."""
+    env = os.environ.get("FER_DEMO_MODE")
+    demo = env.lower() in _TRUE if env is not None else str(_secret("demo_mode") or "").lower() in _TRUE
+    if demo:
+        return AppSettings(demo=True, max_upload_files=50, max_zip_bytes=100 << 20, max_pixels=12_000_000)
+    return AppSettings(demo=False, max_upload_files=5000, max_zip_bytes=2 << 30, max_pixels=40_000_000)
+
+
+def demo_notice(what: str) -> None:
+    """Show that a feature is switched off in demo mode."""
+    st.info(f"{what} is switched off on this public demo. Run the app locally to use it.", icon="🔒")

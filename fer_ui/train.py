@@ -1,0 +1,160 @@
+"""Train-page helpers: choosing data, the dataset summary, the augmentation preview, live progress."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from fer_core.batch import UploadLimits, unpack_uploads
+from fer_core.charts import confusion_heatmap, count_bars, recall_curves, training_curves
+from fer_core.classes import EMOTIONS
+from fer_core.datasets import DatasetError, LabeledFaces
+from fer_core.evaluation import compare_on_validation
+from fer_core.paths import corrections_dir, data_dir
+from fer_core.registry import active_model_name, set_active_model
+from fer_core.train.config import Augmentation
+from fer_core.train.events import read_events
+from fer_core.train.jobs import JobManager
+from fer_ui.evaluate import DEFAULT_SET, _load, _signature
+
+MIN_PER_CLASS = 20
+
+
+def choose_data() -> str | None:
+    """Widgets for the training data; returns a path (folder or CSV) or None."""
+    how = st.radio(
+        "Training data",
+        ["FER-2013 (or any folder / CSV) on this machine", "Corrections dataset", "Upload a zip of class folders"],
+        horizontal=True,
+        key="train_source",
+    )
+    if how.startswith("FER"):
+        default = DEFAULT_SET.parent / "train"
+        return st.text_input("Path", str(default), key="train_path") or None
+    if how.startswith("Corrections"):
+        sets = sorted(p.name for p in corrections_dir().glob("*") if p.is_dir()) if corrections_dir().is_dir() else []
+        if not sets:
+            st.info("No corrections dataset yet: save one from the Batch page.")
+            return None
+        return str(corrections_dir() / st.selectbox("Dataset", sets, key="train_corrections"))
+    upload = st.file_uploader("Zip with one folder per emotion", type=["zip"], key="train_zip")
+    if upload is None:
+        return None
+    target = data_dir() / "uploads" / upload.name.removesuffix(".zip")
+    if not target.exists():
+        uploads, rejected = unpack_uploads([(upload.name, upload.getvalue())], target, UploadLimits())
+        for row in rejected[:10]:
+            st.warning(f"{row['file']}: {row['detail']}")
+    inner = [p for p in target.iterdir() if p.is_dir()]
+    return str(inner[0] if len(inner) == 1 else target)
+
+
+def dataset_summary(path: str) -> LabeledFaces | None:
+    """Counts per class, sample images and warnings for a training set."""
+    from pathlib import Path
+
+    if not Path(path).exists():
+        st.warning(f"Path not found: {path}")
+        return None
+    try:
+        data = _load(path, _signature(Path(path)), 48, 0.1)
+    except DatasetError as e:
+        st.error(str(e))
+        return None
+    counts = data.class_counts()
+    st.plotly_chart(count_bars(counts, f"{len(data):,} images per class"), key="train_counts")
+    few = [f"{k} ({v})" for k, v in counts.items() if v < MIN_PER_CLASS]
+    if few:
+        st.warning(f"Classes with fewer than {MIN_PER_CLASS} images learn poorly: {', '.join(few)}.")
+    if data.unknown_classes:
+        st.warning("Folders that are not emotions are ignored: " + ", ".join(data.unknown_classes))
+    samples = [i for c in range(len(EMOTIONS)) for i in np.flatnonzero(data.labels == c)[:2]]
+    cols = st.columns(14)
+    for col, i in zip(cols, samples):
+        col.image(data.images[i], caption=EMOTIONS[data.labels[i]])
+    return data
+
+
+def augmentation_preview(data: LabeledFaces, augmentation: Augmentation) -> None:
+    """A grid of augmented training samples, made by the same layers training uses."""
+    import tensorflow as tf  # only here: the preview is the one Train-page feature that needs it
+
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(data), size=min(16, len(data)), replace=False)
+    batch = tf.convert_to_tensor(data.images[pick].astype(np.float32)[..., None])
+    out = augmentation.build(seed=int(rng.integers(1 << 30)))(batch, training=True).numpy()
+    cols = st.columns(8)
+    for i, img in enumerate(out):
+        cols[i % 8].image(np.clip(img[..., 0], 0, 255).astype(np.uint8))
+
+
+@st.fragment(run_every=2.0)
+def progress_panel(manager: JobManager, name: str) -> None:
+    """Live view of one run: progress, ETA, curves, per-class recall, confusion matrix, log tail."""
+    events = read_events(manager.root / name)
+    epochs = [e for e in events if e["type"] == "epoch"]
+    batches = [e for e in events if e["type"] == "batch"]
+    total = next((e["config"]["epochs"] for e in events if e["type"] in ("started", "resumed")), 1)
+    status = next((r["status"] for r in manager.runs() if r["name"] == name), "new")
+    st.markdown(f"**Run `{name}`: {status}**")
+    if batches:
+        last = batches[-1]
+        st.progress(
+            last["batch"] / last["batches"],
+            text=f"Epoch {last['epoch']}: batch {last['batch']}/{last['batches']}"
+            f" · {last['images_per_s']:.0f} images/s",
+        )
+        st.progress(
+            min(1.0, len(epochs) / total), text=f"Run: {len(epochs)}/{total} epochs · ETA {last['eta_s'] / 60:.1f} min"
+        )
+    if epochs:
+        left, right = st.columns(2)
+        left.plotly_chart(training_curves(epochs), key="train_curves")
+        right.plotly_chart(recall_curves(epochs), key="train_recall")
+        pick = (
+            st.slider("Confusion matrix at epoch", 1, len(epochs), len(epochs), key="cm_epoch")
+            if len(epochs) > 1
+            else 1
+        )
+        st.plotly_chart(
+            confusion_heatmap(
+                epochs[pick - 1]["confusion_matrix"], normalize=True, title=f"Validation confusion matrix, epoch {pick}"
+            ),
+            key="train_cm",
+        )
+    failed = next((e for e in events if e["type"] == "failed"), None)
+    if failed:
+        st.error(f"The run failed: {failed['error']}")
+    with st.expander("Log tail"):
+        st.code(manager.log_tail(name) or "(empty)")
+
+
+def finished_model(manager: JobManager, name: str, read_only: bool) -> None:
+    """For a finished run: compare its model with the active one on the run's validation split."""
+    final = next((e for e in reversed(read_events(manager.root / name)) if e["type"] in ("finished", "stopped")), None)
+    if not final or not final.get("model"):
+        return
+    import json
+
+    model = final["model"]
+    active = active_model_name()
+    config = json.loads((manager.root / name / "config.json").read_text())
+    key = f"compare:{name}:{active}"
+    if key not in st.session_state and st.button("Compare with the active model on this run's validation data"):
+        names = [model] + ([active] if active and active != model else [])
+        st.session_state[key] = compare_on_validation(config, names)
+    if key in st.session_state:
+        rows = [
+            {
+                "model": n,
+                "accuracy": round(m["accuracy"], 4),
+                "macro_f1": round(m["macro_f1"], 4),
+                **{f"recall {c}": round(m["per_class"][c]["recall"], 3) for c in EMOTIONS},
+            }
+            for n, m in st.session_state[key].items()
+        ]
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+    if model != active and not read_only and st.button(f"Make {model} the active model", key=f"activate:{model}"):
+        set_active_model(model)
+        st.success(f"{model} is now the active model on every page.")

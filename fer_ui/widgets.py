@@ -1,0 +1,48 @@
+"""Small shared widgets: the model card, the responsible-use note, CSV/JSON downloads."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from fer_core.classes import EMOTIONS
+from fer_core.registry import ModelInfo
+
+RESPONSIBLE_USE = (
+    "Emotion labels describe **facial expressions**, not what a person feels. Expressions vary with "
+    "culture, context and individual; the model was trained on posed and web-scraped faces (FER-2013) "
+    "and makes mistakes, more so on rare expressions such as disgust. Do not use it to make decisions "
+    "about people (hiring, policing, health, education) and ask for consent before analysing someone's face."
+)
+
+
+def responsible_use_note() -> None:
+    """The responsible-use note, shown on the home page and in the sidebar."""
+    st.info(RESPONSIBLE_USE, icon="⚖️")
+
+
+def model_card(info: ModelInfo) -> None:
+    """A readable summary of a model card, with the full JSON in an expander."""
+    card = info.card
+    metrics = card.get("metrics", {})
+    test = metrics.get("test") or {}
+    val = metrics.get("validation") or {}
+    shown = test or val
+    st.markdown(
+        f"**{info.name}** · architecture `{card.get('architecture', '?')}` · "
+        f"{card.get('parameters', 0):,} parameters · input {card.get('input_size', '?')} px grayscale"
+    )
+    if shown:
+        a, b, c = st.columns(3)
+        label = "test" if test else "validation"
+        a.metric(f"Accuracy ({label})", f"{shown['accuracy']:.1%}")
+        b.metric(f"Macro-F1 ({label})", f"{shown['macro_f1']:.3f}")
+        c.metric("Images evaluated", f"{shown['n']:,}")
+        st.caption("Recall per class: " + ", ".join(f"{e} {shown['per_class'][e]['recall']:.0%}" for e in EMOTIONS))
+    training = card.get("training", {})
+    st.caption(
+        f"Trained on `{training.get('data', '?')}` for {training.get('epochs_run', '?')} epochs "
+        f"({training.get('wall_seconds', 0) / 60:.0f} min). Created {card.get('created', '?')}. "
+        "FER-2013 was released for research within the ICML 2013 challenge; check its terms before other uses."
+    )
+    with st.expander("Full model card (JSON)"):
+        st.json(card, expanded=False)

@@ -1,0 +1,110 @@
+"""Evaluate: per-class metrics, confusion matrix with drill-down, calibration, model comparison."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from fer_core.charts import confusion_heatmap, per_class_bars, reliability_diagram
+from fer_core.classes import EMOTIONS
+from fer_core.evaluation import calibration_report, cell_examples, compare_metrics, measure_cost_ms, metrics_table
+from fer_core.registry import ModelError, get_model, list_models, save_calibration
+from fer_ui.evaluate import evaluate, pick_dataset
+from fer_ui.resources import get_classifier
+from fer_ui.settings import demo_notice, get_settings
+
+settings = get_settings()
+st.title("Evaluate")
+names = [r["name"] for r in list_models() if r["ok"]]
+if not names:
+    st.warning("No usable model is registered. Train one on the Train page.")
+    st.stop()
+c1, c2, c3 = st.columns([2, 2, 1])
+name_a = c1.selectbox("Model", names, key="eval_model")
+name_b = c2.selectbox("Compare with (optional)", ["—", *[n for n in names if n != name_a]], key="eval_compare")
+tta = c3.toggle("Mirror TTA", key="eval_tta", help="Average each face with its mirror image")
+try:
+    info = get_model(name_a)
+except ModelError as e:
+    st.error(str(e))
+    st.stop()
+data = pick_dataset(settings, info)
+if data is None:
+    st.stop()
+st.caption(
+    f"{len(data):,} labelled faces · per class: " + ", ".join(f"{k} {v}" for k, v in data.class_counts().items())
+)
+metrics, probs, logits = evaluate(info, data, tta)
+
+a, b, c, d = st.columns(4)
+a.metric("Accuracy", f"{metrics['accuracy']:.1%}")
+b.metric("Macro-F1", f"{metrics['macro_f1']:.3f}")
+c.metric("ECE", f"{metrics['ece']:.3f}")
+cost = measure_cost_ms(get_classifier(info.name, info.weights_hash, tta), data.images[:64])
+d.metric("Cost per face", f"{cost:.2f} ms", help="Batch of 64, this machine" + (", with mirror TTA" if tta else ""))
+
+left, right = st.columns(2)
+left.plotly_chart(per_class_bars(metrics), key="eval_bars")
+normalize = right.toggle("Row-normalised", key="eval_norm")
+right.plotly_chart(confusion_heatmap(metrics["confusion_matrix"], normalize), key="eval_cm")
+st.dataframe(pd.DataFrame(metrics_table(metrics)), hide_index=True)
+
+st.subheader("Drill down into a cell")
+t, p = st.columns(2)
+true_class = t.selectbox("True class", EMOTIONS, key="cell_true")
+pred_class = p.selectbox("Predicted class", EMOTIONS, index=1, key="cell_pred")
+examples = cell_examples(data, probs, EMOTIONS.index(true_class), EMOTIONS.index(pred_class))
+st.caption(f"{len(examples)} images, worst first (lowest probability for the true class).")
+cols = st.columns(8)
+for i, ex in enumerate(examples[:32]):
+    with cols[i % 8]:
+        st.image(
+            np.kron(data.images[ex["index"]], np.ones((2, 2), np.uint8)), caption=f"{ex['p_true']:.0%} {true_class}"
+        )
+        st.caption(ex["source"])
+
+st.subheader("Calibration")
+if len(data) >= 20:
+    report = calibration_report(data, logits)
+    l, r = st.columns(2)
+    l.plotly_chart(reliability_diagram(report["bins_before"], f"Before: ECE {report['ece_before']:.3f}"), key="rel_b")
+    r.plotly_chart(
+        reliability_diagram(
+            report["bins_after"], f"After T={report['temperature']:.2f}: ECE {report['ece_after']:.3f}"
+        ),
+        key="rel_a",
+    )
+    st.caption(f"Temperature fitted on {report['n_fit']} images, measured on the other {report['n_eval']}.")
+    if settings.demo:
+        demo_notice("Saving calibration into a model card")
+    elif st.button("Save this temperature into the model card", key="save_temp"):
+        save_calibration(
+            info.name,
+            {
+                "temperature": report["temperature"],
+                "fitted_on": "Evaluate page set",
+                "ece_before": report["ece_before"],
+                "ece_after": report["ece_after"],
+            },
+        )
+        st.success("Saved: every page now uses the calibrated confidences.")
+else:
+    st.caption("Calibration needs at least 20 images.")
+
+if name_b != "—":
+    st.subheader(f"Compare: A = {name_a}, B = {name_b}")
+    metrics_b = evaluate(get_model(name_b), data, tta)[0]
+    st.dataframe(pd.DataFrame(compare_metrics(metrics, metrics_b)), hide_index=True)
+
+st.subheader("Downloads")
+st.caption("Each chart has a camera button (top right of the chart) that saves it as PNG.")
+x, y, z = st.columns(3)
+x.download_button("Metrics (JSON)", json.dumps({"model": info.name, **metrics}, indent=1), "metrics.json", key="dl_mj")
+y.download_button("Metrics (CSV)", pd.DataFrame(metrics_table(metrics)).to_csv(index=False), "metrics.csv", key="dl_mc")
+z.download_button(
+    "Confusion matrix (CSV)",
+    pd.DataFrame(metrics["confusion_matrix"], index=EMOTIONS, columns=EMOTIONS).to_csv(),
+    "confusion_matrix.csv",
+    key="dl_cm",
+)

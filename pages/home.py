@@ -1,0 +1,23 @@
+"""Home: what the app does, the active model and the responsible-use note."""
+
+import streamlit as st
+
+from fer_core.registry import ModelError
+from fer_ui.resources import current_model, model_picker
+from fer_ui.settings import get_settings
+from fer_ui.widgets import model_card, responsible_use_note
+
+st.title("Facial emotion recognition")
+st.write(
+    "Label the emotions of every face in your webcam (**Live**), in folders of photos (**Batch**), "
+    "measure any model on a labelled set (**Evaluate**) and train your own (**Train**)."
+)
+if get_settings().demo:
+    st.caption("Public demo: uploads only, nothing is stored on the server, training is off.")
+model_picker()
+st.subheader("Model in use")
+try:
+    model_card(current_model())
+except ModelError as e:
+    st.warning(f"{e}")
+responsible_use_note()

@@ -1,0 +1,60 @@
+"""Live: webcam over WebRTC with tracked, smoothed emotion labels; snapshot and clip fallbacks."""
+
+import pandas as pd
+import streamlit as st
+
+from fer_core.detect import DETECTORS
+from fer_core.imageio import encode_jpeg
+from fer_core.live import LiveProcessor, LiveSettings
+from fer_ui.live import live_panel, start_stream
+from fer_ui.live_fallbacks import camera_snapshot, video_clip
+from fer_ui.resources import model_picker, require_recognizer
+
+st.title("Live")
+model_picker()
+with st.sidebar:
+    detector = st.selectbox(
+        "Detector",
+        [d for d in DETECTORS if d != "yunet"],
+        key="live_detector",
+        help="haar is fast (real time); mtcnn is more accurate but slower",
+    )
+    settings = LiveSettings(
+        min_face=st.slider("Minimum face size (px)", 20, 200, 40, key="live_min_face"),
+        smoothing=st.slider("Smoothing", 0.0, 0.9, 0.6, 0.05, key="live_smoothing"),
+        mirror=st.toggle("Mirror view", True, key="live_mirror"),
+        show_probabilities=st.toggle("Show probabilities", True, key="live_probs"),
+    )
+
+recognizer = require_recognizer(detector)
+if recognizer is None:
+    st.stop()
+state_key = f"live_processor:{recognizer.model_name}:{detector}"
+if state_key not in st.session_state:
+    st.session_state[state_key] = LiveProcessor(recognizer, settings)
+processor: LiveProcessor = st.session_state[state_key]
+processor.update_settings(settings)
+
+webcam, snapshot, clip = st.tabs(["Webcam (WebRTC)", "Snapshot", "Video clip"])
+with webcam:
+    left, right = st.columns([3, 2])
+    with left:
+        start_stream(processor, key=f"live-{recognizer.model_name}-{detector}")
+        st.caption(
+            "If the stream never starts, your network may need a TURN server: see the README. "
+            "The Snapshot and Video clip tabs work without WebRTC."
+        )
+    with right:
+        live_panel(processor)
+        frame = processor.last_frame()
+        if frame is not None:
+            st.download_button("Snapshot (annotated frame)", encode_jpeg(frame), "snapshot.jpg", "image/jpeg")
+        rows = processor.session_rows()
+        if rows:
+            st.download_button(
+                "Download this session (CSV)", pd.DataFrame(rows).to_csv(index=False), "live_session.csv", "text/csv"
+            )
+with snapshot:
+    camera_snapshot(recognizer)
+with clip:
+    video_clip(recognizer, settings)
