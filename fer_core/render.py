@@ -21,7 +21,7 @@ COLORS_BGR = {
 }
 """One colour per emotion, used for boxes, bars and charts."""
 
-COLORS_HEX = {name: "#%02x%02x%02x" % (b[2], b[1], b[0]) for name, b in COLORS_BGR.items()}
+COLORS_HEX = {name: f"#{b[2]:02x}{b[1]:02x}{b[0]:02x}" for name, b in COLORS_BGR.items()}
 
 
 def draw_face(

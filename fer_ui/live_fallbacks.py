@@ -60,9 +60,8 @@ def video_clip(recognizer: EmotionRecognizer, settings: LiveSettings, max_frames
             return
         bar.empty()
         video_bytes = result.annotated_path.read_bytes()
-    st.success(
-        f"Processed {result.frames} frames at {result.fps:.0f} fps; {len({r['track'] for r in result.rows})} faces tracked."
-    )
+    tracks = len({r["track"] for r in result.rows})
+    st.success(f"Processed {result.frames} frames at {result.fps:.0f} fps; {tracks} faces tracked.")
     if result.rows:
         st.plotly_chart(emotion_timeline(result.rows, "Emotion per face over the clip"), key="clip_timeline")
         st.download_button(

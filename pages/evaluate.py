@@ -67,8 +67,8 @@ for i, ex in enumerate(examples[:32]):
 st.subheader("Calibration")
 if len(data) >= 20:
     report = calibration_report(data, logits)
-    l, r = st.columns(2)
-    l.plotly_chart(reliability_diagram(report["bins_before"], f"Before: ECE {report['ece_before']:.3f}"), key="rel_b")
+    before_col, after_col = st.columns(2)
+    before_col.plotly_chart(reliability_diagram(report["bins_before"], f"Before: ECE {report['ece_before']:.3f}"), key="rel_b")
     r.plotly_chart(
         reliability_diagram(
             report["bins_after"], f"After T={report['temperature']:.2f}: ECE {report['ece_after']:.3f}"
