@@ -68,8 +68,10 @@ st.subheader("Calibration")
 if len(data) >= 20:
     report = calibration_report(data, logits)
     before_col, after_col = st.columns(2)
-    before_col.plotly_chart(reliability_diagram(report["bins_before"], f"Before: ECE {report['ece_before']:.3f}"), key="rel_b")
-    r.plotly_chart(
+    before_col.plotly_chart(
+        reliability_diagram(report["bins_before"], f"Before: ECE {report['ece_before']:.3f}"), key="rel_b"
+    )
+    after_col.plotly_chart(
         reliability_diagram(
             report["bins_after"], f"After T={report['temperature']:.2f}: ECE {report['ece_after']:.3f}"
         ),
