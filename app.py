@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+import fer_ui  # noqa: F401  (loads libsrtp before TensorFlow can load; see fer_ui)
+
 st.set_page_config(page_title="Facial emotion recognition", page_icon="🙂", layout="wide")
 
 navigation = st.navigation(

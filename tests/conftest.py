@@ -9,6 +9,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import fer_ui  # noqa: E402,F401  (libsrtp must load before TensorFlow; see fer_ui/__init__.py)
 from tests.helpers import SHARED, write_class_folders  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

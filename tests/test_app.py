@@ -1,0 +1,196 @@
+"""Page tests (AppTest) and a smoke test of the real server."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.helpers import compose_scene, fer_samples, write_class_folders
+
+REPO = Path(__file__).resolve().parents[1]
+PAGES = ["pages/home.py", "pages/live.py", "pages/batch.py", "pages/evaluate.py", "pages/train.py"]
+
+
+@pytest.fixture
+def app_env(use_models, tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("FER_DEMO_MODE", raising=False)
+    return tmp_path
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page(page)
+    at.run()
+    return at
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(app_env, page):
+    at = open_page(page)
+    assert not at.exception, at.exception
+    assert at.title[0].value
+
+
+def test_pages_without_any_model_say_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "empty"))
+    for page in PAGES:
+        at = open_page(page)
+        assert not at.exception, (page, at.exception)
+    home = open_page("pages/home.py")
+    assert any("No trained model is installed" in w.value for w in home.warning)
+
+
+def _png(image: np.ndarray) -> bytes:
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def test_batch_page_labels_uploads_and_matches_cli(app_env, tmp_path):
+    from fer_core.labeling import label_folder
+    from fer_core.recognizer import EmotionRecognizer
+
+    files = {"blank.png": _png(np.full((80, 80, 3), 200, np.uint8)), "broken.jpg": b"not an image"}
+    samples = fer_samples("test", per_class=1)
+    if samples:
+        scene, _ = compose_scene([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p, _ in samples[:2]])
+        files["scene.png"] = _png(scene)
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as z:
+        z.writestr("happy/inner.png", files["blank.png"])
+        z.writestr("../evil.png", files["blank.png"])
+        z.writestr("nested.zip", b"PK")
+    at = open_page("pages/batch.py")
+    uploads = [(n, d, "application/octet-stream") for n, d in files.items()] + [
+        ("set.zip", zbuf.getvalue(), "application/zip")
+    ]
+    at.file_uploader(key="batch_upload_Photos").set_value(uploads)
+    at.run()
+    at.button(key="batch_start").click()
+    at.run()
+    assert not at.exception, at.exception
+    rows = at.data_editor[0].value.to_dict("records")
+    by_file = {r["file"]: r for r in rows}
+    assert by_file["blank.png"]["status"] == "no_face"
+    assert by_file["broken.jpg"]["status"] == "unreadable"
+    assert "unsafe path" in by_file["set/../evil.png"]["detail"]
+    assert by_file["set/nested.zip"]["detail"] == "nested zip ignored"
+    assert by_file["set/happy/inner.png"]["status"] == "no_face"
+    assert not (tmp_path / "evil.png").exists()
+    # The same photos through the CLI's labelling give the same rows.
+    folder = tmp_path / "same"
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    out = tmp_path / "cli.csv"
+    label_folder(folder, out, EmotionRecognizer.from_registry())
+    import pandas as pd
+
+    cli = pd.read_csv(out, keep_default_na=False).astype(str)
+    page = pd.DataFrame([r for r in rows if r["file"] in files]).drop(columns=["predicted"])[cli.columns].astype(str)
+    norm = lambda df: df.replace({r"\.0$": ""}, regex=True).sort_values(["file", "face"]).reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(norm(cli), norm(page))
+    if "scene.png" in files:
+        _correct_and_save(at, rows, tmp_path)
+
+
+def _correct_and_save(at: AppTest, rows: list[dict], tmp_path: Path) -> None:
+    """Change a face's label in the editor, then save the corrections as a class-folder dataset."""
+    index = next(i for i, r in enumerate(rows) if r["file"] == "scene.png")
+    new_label = "surprise" if rows[index]["emotion"] != "surprise" else "sad"
+    at.session_state["batch_editor"] = {
+        "edited_rows": {index: {"emotion": new_label}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at.run()
+    assert any("1 corrected rows" in c.value for c in at.caption)
+    at.text_input(key="ds_name").set_value("fixes")
+    at.button(key="save_ds").click()
+    at.run()
+    assert not at.exception, at.exception
+    out = tmp_path / "data" / "corrections" / "fixes"
+    manifest = (out / "manifest.csv").read_text()
+    assert "scene.png" in manifest and ",True" in manifest
+    assert list((out / new_label).glob("*.png"))
+    from fer_core.datasets import load_class_folders
+
+    assert len(load_class_folders(out)) == sum(1 for r in rows if r["file"] == "scene.png")
+
+
+def test_evaluate_page_on_tiny_folder(app_env, tmp_path):
+    data = write_class_folders(tmp_path / "labelled", per_class=5, seed=3, names={6: "surprised"})
+    import shutil
+
+    shutil.rmtree(data / "disgust")  # a class missing from the set
+    (data / "robots").mkdir()  # unknown class names get a clear message
+    cv2.imwrite(str(data / "robots" / "r.png"), np.zeros((48, 48), np.uint8))
+    at = open_page("pages/evaluate.py")
+    at.text_input(key="eval_path").set_value(str(data))
+    at.run()
+    assert not at.exception, at.exception
+    assert any("robots" in w.value for w in at.warning)
+    metrics = {m.label: m.value for m in at.metric}
+    assert "Accuracy" in metrics and "Macro-F1" in metrics
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, env: dict) -> subprocess.Popen:
+    """The real app on a loopback port; waits for /_stcore/health."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(REPO / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                if r.read() == b"ok":
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            raise AssertionError(proc.communicate()[0])
+    proc.kill()
+    raise AssertionError("server did not become healthy")
+
+
+def test_server_health(app_env):
+    import os
+
+    proc = start_server(free_port(), dict(os.environ))
+    proc.terminate()
+    proc.wait(20)
