@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -82,16 +83,17 @@ class JobManager:
             return None
         return job
 
-    def _claim(self, run_dir: Path) -> int:
-        if self.active() is not None:
-            raise JobError(f"A training run is already in progress: {self.active()['run_dir']}")
+    def _claim(self) -> int:
+        job = self.active()
+        if job is not None:
+            raise JobError(f"A training run is already in progress: {job['run_dir']}")
         try:
             return os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError as e:
             raise JobError("Another training run was started at the same moment; try again.") from e
 
     def _spawn(self, run_dir: Path, args: list[str]) -> dict:
-        fd = self._claim(run_dir)
+        fd = self._claim()
         try:
             log = (run_dir / LOG_FILE).open("a")
             env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -120,11 +122,18 @@ class JobManager:
             JobError: a run is in progress, or the run folder already exists.
         """
         run_dir = self.root / name
+        job = self.active()
+        if job is not None:
+            raise JobError(f"A training run is already in progress: {job['run_dir']}")
         if run_dir.exists():
             raise JobError(f"A run named {name!r} already exists in {self.root}")
         run_dir.mkdir(parents=True)
         config.save(run_dir / "config.json")
-        return self._spawn(run_dir, ["--config", str(run_dir / "config.json"), "--run-dir", str(run_dir)])
+        try:
+            return self._spawn(run_dir, ["--config", str(run_dir / "config.json"), "--run-dir", str(run_dir)])
+        except JobError:
+            shutil.rmtree(run_dir, ignore_errors=True)  # lost a race for the lock: leave no empty run behind
+            raise
 
     def resume(self, name: str) -> dict:
         """Continue an interrupted or stopped run from its last checkpoint."""

@@ -1,0 +1,145 @@
+"""Training jobs from the app: one-run lock, stale locks, stop and resume, and the Train page."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fer_core.train.config import TrainConfig
+from fer_core.train.events import read_events
+from fer_core.train.jobs import JobError, JobManager, process_alive, run_status
+
+
+def _config(data: Path, models: Path, epochs: int = 30, name: str = "from-job") -> TrainConfig:
+    return TrainConfig(
+        data=str(data),
+        architecture="tiny",
+        epochs=epochs,
+        batch_size=8,
+        patience=0,
+        precision="float32",
+        register_as=name,
+        models_dir=str(models),
+        warmup_epochs=0,
+    )
+
+
+def _wait(predicate, timeout=120, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_stale_lock_is_cleared(tmp_path):
+    manager = JobManager(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "active.json").write_text(json.dumps({"run_dir": "x", "pid": dead.pid, "started": 0}))
+    assert manager.active() is None
+    assert not (tmp_path / "active.json").exists()
+    (tmp_path / "active.json").write_text("{garbage")
+    assert manager.active() is None
+    assert not process_alive(dead.pid)
+
+
+def test_one_run_at_a_time_stop_and_resume(pattern_dataset, tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    manager = JobManager(tmp_path / "runs")
+    job = manager.start(_config(pattern_dataset, models), "first")
+    assert manager.active()["pid"] == job["pid"]
+    with pytest.raises(JobError, match="already in progress: .*first"):
+        manager.start(_config(pattern_dataset, models), "second")
+    run_dir = tmp_path / "runs" / "first"
+    _wait(lambda: any(e["type"] == "epoch" for e in read_events(run_dir)), what="first epoch")
+    assert manager.runs()[0]["status"] == "running"
+    assert manager.stop()
+    _wait(lambda: manager.active() is None, what="the job to stop")
+    assert run_status(run_dir, False) == "stopped"
+    done = read_events(run_dir)[-1]["epochs_done"]
+    with pytest.raises(JobError, match="already exists"):
+        manager.start(_config(pattern_dataset, models), "first")
+    config = json.loads((run_dir / "config.json").read_text())
+    config["epochs"] = done + 1
+    (run_dir / "config.json").write_text(json.dumps(config))
+    manager.resume("first")
+    _wait(lambda: manager.active() is None, what="the resumed job to finish")
+    assert run_status(run_dir, False) == "finished"
+    assert [r["status"] for r in manager.runs()] == ["finished"]
+    assert "finished" in manager.log_tail("first")
+
+
+def test_killed_job_shows_as_interrupted(pattern_dataset, tmp_path):
+    import os
+    import signal
+
+    manager = JobManager(tmp_path / "runs")
+    job = manager.start(_config(pattern_dataset, tmp_path, epochs=50), "crashy")
+    _wait(lambda: any(e["type"] == "epoch" for e in read_events(tmp_path / "runs" / "crashy")), what="an epoch")
+    os.kill(job["pid"], signal.SIGKILL)  # a crash: no chance to write a final event
+    _wait(lambda: manager.active() is None, what="the lock to go stale")
+    assert manager.runs()[0]["status"] == "interrupted"
+
+
+@pytest.mark.slow
+def test_train_page_end_to_end(use_models, pattern_dataset, tmp_path, monkeypatch):
+    """Start a real tiny run from the page, see progress, stop it, get a model the Batch page can use."""
+    from streamlit.testing.v1 import AppTest
+
+    from fer_core.registry import list_model_names
+
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FER_DATA_DIR", str(tmp_path / "data"))
+    repo = Path(__file__).resolve().parents[1]
+    at = AppTest.from_file(str(repo / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    at.text_input(key="train_path").set_value(str(pattern_dataset))
+    at.selectbox(key="t_arch").set_value("tiny")
+    at.number_input(key="t_epochs").set_value(40)
+    at.text_input(key="t_name").set_value("page-model")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.get("plotly_chart"), "the dataset summary chart is shown before start"
+    at.button(key="t_start").click()
+    at.run()
+    assert any("Started run" in s.value for s in at.success), [e.value for e in at.error]
+    manager = JobManager(tmp_path / "runs")
+    run_name = manager.runs()[0]["name"]
+    # A second start is refused with a message naming the running job.
+    at.button(key="t_start").click()
+    at.run()
+    assert any("already in progress" in e.value and run_name in e.value for e in at.error)
+    _wait(lambda: any(e["type"] == "epoch" for e in read_events(manager.root / run_name)), what="progress")
+    at.run()
+    assert any("running" in m.value for m in at.markdown)
+    at.button(key="t_stop").click()
+    at.run()
+    _wait(lambda: manager.active() is None, what="stop")
+    at.run()
+    assert not at.exception, at.exception
+    assert manager.runs()[0]["status"] == "stopped"
+    assert "page-model" in list_model_names(use_models)
+    # The Batch page can now choose and use the new model.
+    batch = AppTest.from_file(str(repo / "app.py"), default_timeout=120)
+    batch.run()
+    batch.switch_page("pages/batch.py")
+    batch.run()
+    batch.selectbox(key="selected_model").set_value("page-model")
+    batch.file_uploader(key="batch_upload_Photos").set_value(
+        [("x.png", (repo / "tests" / "__init__.py").read_bytes(), "image/png")]
+    )
+    batch.run()
+    batch.button(key="batch_start").click()
+    batch.run()
+    assert not batch.exception, batch.exception
+    assert batch.data_editor[0].value.iloc[0]["status"] == "unreadable"

@@ -1,0 +1,166 @@
+"""Live pipeline: tracking, smoothing, the frame processor, dropping frames, video clips."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_core.classes import EMOTIONS
+from fer_core.classifier import EmotionClassifier
+from fer_core.live import FaceTracker, LiveProcessor, LiveSettings
+from fer_core.recognizer import EmotionRecognizer
+from fer_core.registry import get_model
+from fer_core.types import Box, FaceResult
+
+
+def face(x: int, y: int, emotion: str, p: float = 0.8, size: int = 100) -> FaceResult:
+    probs = np.full(7, (1 - p) / 6, np.float32)
+    probs[EMOTIONS.index(emotion)] = p
+    return FaceResult(Box(x, y, size, size), (0, 0, 0, 0), probs, emotion, p)
+
+
+def test_tracks_keep_ids_across_small_motion():
+    tracker = FaceTracker(smoothing=0.5)
+    first = tracker.update([face(10, 10, "happy"), face(300, 10, "sad")])
+    ids = {t.track_id for t in first}
+    for step in range(1, 10):
+        seen = tracker.update([face(10 + 4 * step, 10 + step, "happy"), face(300 - 3 * step, 10, "sad")])
+        assert {t.track_id for t in seen} == ids
+    by_x = sorted(seen, key=lambda t: t.box.x)
+    assert [t.emotion for t in by_x] == ["happy", "sad"]
+
+
+def test_smoothing_damps_a_one_frame_flip():
+    tracker = FaceTracker(smoothing=0.6, switch_margin=0.1)
+    for _ in range(5):
+        tracker.update([face(50, 50, "happy", 0.9)])
+    flipped = tracker.update([face(52, 50, "angry", 0.9)])
+    assert flipped[0].emotion == "happy"  # one odd frame does not change the label
+    for _ in range(4):
+        steady = tracker.update([face(52, 50, "angry", 0.9)])
+    assert steady[0].emotion == "angry"  # a lasting change does
+
+
+def test_new_faces_get_new_ids_and_lost_tracks_expire():
+    tracker = FaceTracker(max_misses=2)
+    a = tracker.update([face(0, 0, "happy")])[0].track_id
+    b = tracker.update([face(0, 0, "happy"), face(400, 300, "sad")])[1].track_id
+    assert b != a
+    for _ in range(3):
+        tracker.update([face(400, 300, "sad")])
+    assert [t.track_id for t in tracker.tracks] == [b]
+    with pytest.raises(ValueError, match="smoothing"):
+        FaceTracker(smoothing=1.0)
+
+
+class StillBoxes:
+    name = "still"
+    min_face = 20
+
+    def __init__(self, boxes, delay: float = 0.0, fail: bool = False):
+        self.boxes, self.delay, self.fail = boxes, delay, fail
+
+    def detect(self, image):
+        if self.fail:
+            raise RuntimeError("camera glitch")
+        time.sleep(self.delay)
+        return list(self.boxes)
+
+
+@pytest.fixture
+def recognizer_factory(tiny_models_dir):
+    info = get_model("tiny-test", tiny_models_dir)
+    classifier = EmotionClassifier.from_registry(info)
+    return lambda detector: EmotionRecognizer(classifier, detector, info.preprocessing, model_name=info.name)
+
+
+def test_processor_annotates_records_and_survives_errors(recognizer_factory):
+    processor = LiveProcessor(recognizer_factory(StillBoxes([Box(20, 20, 100, 100)])), LiveSettings(mirror=True))
+    frame = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    for _ in range(5):
+        out = processor.process(frame)
+    assert out.shape == frame.shape and not np.array_equal(out, frame[:, ::-1])  # something was drawn
+    snap = processor.snapshot()
+    assert snap.frames == 5 and snap.faces == 1 and snap.ms_per_frame > 0
+    rows = processor.session_rows()
+    assert len(rows) == 5 and {r["track"] for r in rows} == {1}
+    assert set(rows[0]) >= {"time", "track", "emotion", "confidence", "x", "y", "w", "h", "p_happy"}
+    broken = LiveProcessor(recognizer_factory(StillBoxes([], fail=True)))
+    assert broken.process(frame).shape == frame.shape
+    assert "camera glitch" in broken.snapshot().error
+
+
+def test_timeline_is_bounded(recognizer_factory):
+    processor = LiveProcessor(recognizer_factory(StillBoxes([Box(0, 0, 60, 60)])), history_seconds=1.0, max_rows=50)
+    frame = np.zeros((120, 160, 3), np.uint8)
+    for i in range(100):
+        processor.process(frame, timestamp=i * 0.1)
+    assert len(processor.snapshot().timeline) <= 11
+    assert len(processor.session_rows()) == 50
+
+
+def test_slow_processing_drops_frames_instead_of_lagging(recognizer_factory):
+    """Through streamlit-webrtc's async track (as the Live page uses it), lag stays bounded."""
+    import av
+    from aiortc.mediastreams import MediaStreamTrack
+    from streamlit_webrtc.models import CallbackAttachableProcessor
+    from streamlit_webrtc.process import AsyncVideoProcessTrack
+
+    from fer_ui.live import make_frame_callback
+
+    class Camera(MediaStreamTrack):
+        kind = "video"
+
+        def __init__(self):
+            super().__init__()
+            self.count = 0
+
+        async def recv(self):
+            await asyncio.sleep(1 / 100)  # a 100 fps camera: faster than processing
+            image = np.zeros((120, 160, 3), np.uint8)
+            image[:4, :4] = self.count % 256
+            self.count += 1
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts, frame.time_base = self.count, __import__("fractions").Fraction(1, 100)
+            return frame
+
+    processor = LiveProcessor(recognizer_factory(StillBoxes([], delay=0.05)), LiveSettings(mirror=False))
+    callback = make_frame_callback(processor)
+    camera = Camera()
+    track = AsyncVideoProcessTrack(camera, CallbackAttachableProcessor(callback, None, None))
+
+    async def pump(seconds: float) -> list[int]:
+        lags, end = [], time.time() + seconds
+        while time.time() < end:
+            out = await track.recv()
+            shown = int(out.to_ndarray(format="bgr24")[0, 0, 0])
+            lags.append((camera.count - 1 - shown) % 256)
+        return lags
+
+    lags = asyncio.run(pump(3.0))
+    track.stop()
+    processed = processor.snapshot().frames
+    assert camera.count > 2 * processed  # frames were dropped, not queued
+    late = lags[len(lags) // 2 :]
+    assert max(late) <= 15, late  # about 50 ms of processing at 100 fps: lag stays a handful of frames
+
+
+def test_video_clip_processing(recognizer_factory, tmp_path):
+    from fer_core.video import VideoError, process_video
+
+    source = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 120))
+    for _ in range(12):
+        writer.write(np.full((120, 160, 3), 90, np.uint8))
+    writer.release()
+    result = process_video(source, tmp_path / "out.mp4", recognizer_factory(StillBoxes([Box(10, 10, 80, 80)])))
+    assert result.frames == 12 and len(result.rows) == 12
+    assert [r["time"] for r in result.rows[:3]] == [0.0, 0.1, 0.2]
+    assert (tmp_path / "out.mp4").stat().st_size > 0
+    (tmp_path / "bad.mp4").write_bytes(b"nope")
+    with pytest.raises(VideoError):
+        process_video(tmp_path / "bad.mp4", tmp_path / "o2.mp4", recognizer_factory(StillBoxes([])))
