@@ -8,11 +8,11 @@ st.set_page_config(page_title="Facial emotion recognition", page_icon="🙂", la
 
 navigation = st.navigation(
     [
-        st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-        st.Page("pages/live.py", title="Live", icon="🎥"),
-        st.Page("pages/batch.py", title="Batch", icon="🗂️"),
-        st.Page("pages/evaluate.py", title="Evaluate", icon="📊"),
-        st.Page("pages/train.py", title="Train", icon="🏋️"),
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/live.py", title="Live", icon=":material/videocam:"),
+        st.Page("pages/batch.py", title="Batch", icon=":material/photo_library:"),
+        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     ]
 )
 navigation.run()

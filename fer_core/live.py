@@ -144,6 +144,7 @@ class LiveSnapshot:
     ms_per_frame: float = 0.0
     faces: int = 0
     timeline: list[dict] = field(default_factory=list)
+    current: list[dict] = field(default_factory=list)
     error: str = ""
 
 
@@ -175,6 +176,7 @@ class LiveProcessor:
         self._rows: deque[dict] = deque(maxlen=max_rows)
         self._frames = 0
         self._faces = 0
+        self._current: list[dict] = []
         self._error = ""
         self._last_frame: np.ndarray | None = None
         self._started = time.time()
@@ -218,6 +220,7 @@ class LiveProcessor:
         with self._lock:
             self._frames += 1
             self._faces = len(tracks)
+            self._current = [{"track": t.track_id, "emotion": t.emotion, "confidence": t.confidence} for t in tracks]
             self._durations.append(seconds)
             self._frame_times.append(now)
             self._last_frame = frame
@@ -247,7 +250,8 @@ class LiveProcessor:
             fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
             durations = sorted(self._durations)
             median = durations[len(durations) // 2] * 1000 if durations else 0.0
-            return LiveSnapshot(self._frames, fps, median, self._faces, list(self._timeline), self._error)
+            return LiveSnapshot(self._frames, fps, median, self._faces, list(self._timeline), list(self._current),
+                                self._error)
 
     def last_frame(self) -> np.ndarray | None:
         """The latest annotated frame (for a snapshot download)."""

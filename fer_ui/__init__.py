@@ -7,3 +7,19 @@ here, first, costs about 30 ms and makes any later order safe.
 """
 
 import pylibsrtp  # noqa: F401
+
+
+def use_router() -> None:
+    """Make sure the page runs under app.py's `st.navigation` router.
+
+    Streamlit treats a `pages/` folder as its older multipage mode until `st.navigation` has
+    run once in the server process, so a fresh server's first deep link (e.g. /live) would run
+    the page file alone, with an automatic menu of raw file names. Switching the mode off and
+    rerunning sends the request through app.py, which keeps the same page.
+    """
+    import streamlit as st
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()

@@ -4,6 +4,7 @@ from datetime import datetime
 
 import streamlit as st
 
+import fer_ui
 from fer_core.batch import UploadLimits, annotated_zip, rows_to_csv, rows_to_json, save_corrections_dataset, sorted_zip
 from fer_core.charts import count_bars
 from fer_core.classes import EMOTIONS
@@ -11,6 +12,8 @@ from fer_core.paths import corrections_dir
 from fer_ui.batch import STATE, gallery, results_frame, run_batch
 from fer_ui.resources import model_picker, require_recognizer
 from fer_ui.settings import demo_notice, get_settings
+
+fer_ui.use_router()
 
 settings = get_settings()
 st.title("Batch")

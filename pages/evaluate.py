@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+import fer_ui
 from fer_core.charts import confusion_heatmap, per_class_bars, reliability_diagram
 from fer_core.classes import EMOTIONS
 from fer_core.evaluation import calibration_report, cell_examples, compare_metrics, measure_cost_ms, metrics_table
@@ -13,6 +14,8 @@ from fer_core.registry import ModelError, get_model, list_models, save_calibrati
 from fer_ui.evaluate import evaluate, pick_dataset
 from fer_ui.resources import get_classifier
 from fer_ui.settings import demo_notice, get_settings
+
+fer_ui.use_router()
 
 settings = get_settings()
 st.title("Evaluate")

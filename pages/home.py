@@ -2,10 +2,13 @@
 
 import streamlit as st
 
+import fer_ui
 from fer_core.registry import ModelError
 from fer_ui.resources import current_model, model_picker
 from fer_ui.settings import get_settings
 from fer_ui.widgets import model_card, responsible_use_note
+
+fer_ui.use_router()
 
 st.title("Facial emotion recognition")
 st.write(

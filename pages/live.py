@@ -3,12 +3,15 @@
 import pandas as pd
 import streamlit as st
 
+import fer_ui
 from fer_core.detect import DETECTORS
 from fer_core.imageio import encode_jpeg
 from fer_core.live import LiveProcessor, LiveSettings
 from fer_ui.live import live_panel, start_stream
 from fer_ui.live_fallbacks import camera_snapshot, video_clip
 from fer_ui.resources import model_picker, require_recognizer
+
+fer_ui.use_router()
 
 st.title("Live")
 model_picker()

@@ -5,11 +5,14 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
+import fer_ui
 from fer_core.registry import list_models
 from fer_core.train.config import Augmentation, TrainConfig
 from fer_core.train.jobs import JobError, JobManager
 from fer_ui.settings import demo_notice, get_settings
 from fer_ui.train import augmentation_preview, choose_data, dataset_summary, finished_model, progress_panel
+
+fer_ui.use_router()
 
 settings = get_settings()
 st.title("Train")
