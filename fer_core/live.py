@@ -250,8 +250,9 @@ class LiveProcessor:
             fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
             durations = sorted(self._durations)
             median = durations[len(durations) // 2] * 1000 if durations else 0.0
-            return LiveSnapshot(self._frames, fps, median, self._faces, list(self._timeline), list(self._current),
-                                self._error)
+            return LiveSnapshot(
+                self._frames, fps, median, self._faces, list(self._timeline), list(self._current), self._error
+            )
 
     def last_frame(self) -> np.ndarray | None:
         """The latest annotated frame (for a snapshot download)."""

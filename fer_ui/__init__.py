@@ -15,11 +15,16 @@ def use_router() -> None:
     Streamlit treats a `pages/` folder as its older multipage mode until `st.navigation` has
     run once in the server process, so a fresh server's first deep link (e.g. /live) would run
     the page file alone, with an automatic menu of raw file names. Switching the mode off and
-    rerunning sends the request through app.py, which keeps the same page.
+    rerunning sends the request through app.py, which keeps the same page. Streamlit's AppTest
+    resets that mode before every run (it behaves like a fresh server each time), where a rerun
+    would only drop the run's button clicks, so it is left alone there.
     """
+    from unittest.mock import Mock
+
     import streamlit as st
+    from streamlit.runtime import Runtime
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    if PagesManager.uses_pages_directory and not isinstance(Runtime.instance(), Mock):
         PagesManager.uses_pages_directory = False
         st.rerun()

@@ -72,8 +72,9 @@ def live_panel(processor: LiveProcessor) -> None:
     c.metric("Faces", snap.faces)
     st.caption(f"Frames processed: {snap.frames}", help="Counted by the video thread")
     if snap.current:
-        st.markdown("Now: " + " · ".join(f"face #{c['track']} **{c['emotion']}** {c['confidence']:.0%}"
-                                         for c in snap.current))
+        st.markdown(
+            "Now: " + " · ".join(f"face #{c['track']} **{c['emotion']}** {c['confidence']:.0%}" for c in snap.current)
+        )
     if snap.error:
         st.warning(f"Last processing error: {snap.error}")
     if snap.timeline:
