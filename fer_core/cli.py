@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from fer_core.cli_train import add_train_parser, run_train_command
+from fer_core.detect import DEFAULT_DETECTOR, DETECTOR_NOTES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="registered model (default: the active one)")
-    p.add_argument("--detector", default="haar", help="haar (fast, default), mtcnn (accurate) or yunet")
+    p.add_argument(
+        "--detector",
+        default=DEFAULT_DETECTOR,
+        choices=sorted(DETECTOR_NOTES),
+        help="; ".join(f"{k}: {v}" for k, v in DETECTOR_NOTES.items()),
+    )
     p.add_argument("--tta", action="store_true", help="average with the mirrored face")
 
 

@@ -25,7 +25,7 @@ class EmotionRecognizer:
 
     Args:
         classifier: the per-face classifier.
-        detector: face detector; None gives the default ("haar").
+        detector: face detector; None gives the default (DEFAULT_DETECTOR).
         spec: preprocessing the classifier was trained with.
         low_confidence: threshold for the "low_confidence" flag.
         model_name: name shown in results and exports.

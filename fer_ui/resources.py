@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from fer_core.classifier import EmotionClassifier
-from fer_core.detect import make_detector
+from fer_core.detect import DEFAULT_DETECTOR, make_detector
 from fer_core.recognizer import EmotionRecognizer
 from fer_core.registry import ModelError, ModelInfo, active_model_name, get_model, list_models
 
@@ -39,15 +39,17 @@ def current_model() -> ModelInfo:
     return get_model(chosen)
 
 
-def get_recognizer(detector: str = "haar", model: ModelInfo | None = None, tta: bool = False) -> EmotionRecognizer:
-    """A recognizer for this session (classifier shared and cached; Haar built fresh, it is cheap)."""
+def get_recognizer(
+    detector: str = DEFAULT_DETECTOR, model: ModelInfo | None = None, tta: bool = False
+) -> EmotionRecognizer:
+    """A recognizer for this session (classifier and MTCNN shared and cached; light detectors built fresh)."""
     info = model or current_model()
     classifier = _classifier(info.name, info.weights_hash, tta, info.temperature)
     face_detector = _shared_mtcnn() if detector == "mtcnn" else make_detector(detector)
     return EmotionRecognizer(classifier, face_detector, info.preprocessing, model_name=info.name)
 
 
-def require_recognizer(detector: str = "haar", tta: bool = False) -> EmotionRecognizer | None:
+def require_recognizer(detector: str = DEFAULT_DETECTOR, tta: bool = False) -> EmotionRecognizer | None:
     """Like get_recognizer, but shows the problem on the page and returns None on failure."""
     try:
         return get_recognizer(detector, tta=tta)

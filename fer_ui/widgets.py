@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from fer_core.classes import EMOTIONS
+from fer_core.detect import DEFAULT_DETECTOR, DETECTOR_NOTES, available_detectors
 from fer_core.registry import ModelInfo
 
 RESPONSIBLE_USE = (
@@ -46,3 +47,11 @@ def model_card(info: ModelInfo) -> None:
     )
     with st.expander("Full model card (JSON)"):
         st.json(card, expanded=False)
+
+
+def detector_picker(key: str) -> str:
+    """Sidebar choice of face detector (default first), each with a one-line note."""
+    names = available_detectors()
+    names.remove(DEFAULT_DETECTOR)
+    names.insert(0, DEFAULT_DETECTOR)
+    return st.sidebar.selectbox("Face detector", names, key=key, format_func=lambda n: f"{n} — {DETECTOR_NOTES[n]}")

@@ -12,18 +12,14 @@ from fer_core.paths import corrections_dir
 from fer_ui.batch import STATE, gallery, results_frame, run_batch
 from fer_ui.resources import model_picker, require_recognizer
 from fer_ui.settings import demo_notice, get_settings
+from fer_ui.widgets import detector_picker
 
 fer_ui.use_router()
 
 settings = get_settings()
 st.title("Batch")
 model_picker()
-detector = st.sidebar.selectbox(
-    "Detector",
-    ["haar", "mtcnn"],
-    key="batch_detector",
-    help="haar is fast; mtcnn finds more faces in photos but is slower",
-)
+detector = detector_picker("batch_detector")
 how = st.radio("Upload", ["Photos", "A folder", "A zip of folders"], horizontal=True, key="batch_how")
 mode = {"Photos": True, "A folder": "directory", "A zip of folders": False}[how]
 uploaded = st.file_uploader(

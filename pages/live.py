@@ -4,24 +4,19 @@ import pandas as pd
 import streamlit as st
 
 import fer_ui
-from fer_core.detect import DETECTORS
 from fer_core.imageio import encode_jpeg
 from fer_core.live import LiveProcessor, LiveSettings
 from fer_ui.live import live_panel, start_stream
 from fer_ui.live_fallbacks import camera_snapshot, video_clip
 from fer_ui.resources import model_picker, require_recognizer
+from fer_ui.widgets import detector_picker
 
 fer_ui.use_router()
 
 st.title("Live")
 model_picker()
 with st.sidebar:
-    detector = st.selectbox(
-        "Detector",
-        [d for d in DETECTORS if d != "yunet"],
-        key="live_detector",
-        help="haar is fast (real time); mtcnn is more accurate but slower",
-    )
+    detector = detector_picker("live_detector")
     settings = LiveSettings(
         min_face=st.slider("Minimum face size (px)", 20, 200, 40, key="live_min_face"),
         smoothing=st.slider("Smoothing", 0.0, 0.9, 0.6, 0.05, key="live_smoothing"),
