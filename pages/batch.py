@@ -23,7 +23,8 @@ detector = detector_picker("batch_detector")
 how = st.radio("Upload", ["Photos", "A folder", "A zip of folders"], horizontal=True, key="batch_how")
 mode = {"Photos": True, "A folder": "directory", "A zip of folders": False}[how]
 uploaded = st.file_uploader(
-    "Photos", accept_multiple_files=mode, key=f"batch_upload_{how}", type=["zip"] if how == "A zip of folders" else None
+    "Photos", accept_multiple_files=mode, key=f"batch_upload_{how}", type=["zip"] if how == "A zip of folders" else None,
+    max_upload_size=settings.max_upload_mb,
 )
 uploaded = [uploaded] if uploaded and not isinstance(uploaded, list) else (uploaded or [])
 limits = UploadLimits(settings.max_upload_files, settings.max_zip_bytes, settings.max_pixels)

@@ -16,7 +16,7 @@ st.write(
     "measure any model on a labelled set (**Evaluate**) and train your own (**Train**)."
 )
 if get_settings().demo:
-    st.caption("Public demo: uploads only, nothing is stored on the server, training is off.")
+    st.info("Public demo: uploads only, nothing you upload is kept after your session, training is off.")
 model_picker()
 st.subheader("Model in use")
 try:

@@ -9,6 +9,7 @@ from fer_core.live import LiveProcessor, LiveSettings
 from fer_ui.live import live_panel, start_stream
 from fer_ui.live_fallbacks import camera_snapshot, video_clip
 from fer_ui.resources import model_picker, require_recognizer
+from fer_ui.settings import get_settings
 from fer_ui.widgets import detector_picker
 
 fer_ui.use_router()
@@ -55,4 +56,4 @@ with webcam:
 with snapshot:
     camera_snapshot(recognizer)
 with clip:
-    video_clip(recognizer, settings)
+    video_clip(recognizer, settings, max_upload_mb=get_settings().max_upload_mb)

@@ -1,0 +1,96 @@
+"""Demo mode (a public link): no server paths, no writes, stricter uploads; and sessions kept apart."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.test_app import open_page
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def demo(use_models, tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_DEMO_MODE", "1")
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FER_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path
+
+
+def _keys(at: AppTest, kind: str) -> set[str]:
+    return {w.key for w in at.get(kind) if getattr(w, "key", None)}
+
+
+def test_train_page_is_off(demo):
+    at = open_page("pages/train.py")
+    assert not at.exception
+    assert any("Training is switched off" in i.value for i in at.info)
+    assert not at.button and not at.text_input
+    assert not (demo / "runs").exists()
+
+
+def test_evaluate_takes_uploads_only(demo):
+    at = open_page("pages/evaluate.py")
+    assert not at.exception
+    assert "eval_path" not in _keys(at, "text_input")
+    assert [r.options for r in at.radio if r.key == "eval_source"] == [["Upload a zip of class folders"]]
+    assert at.file_uploader(key="eval_zip").proto.max_upload_size_mb == 50
+
+
+def test_batch_page_writes_nothing_and_caps_uploads(demo):
+    at = open_page("pages/batch.py")
+    assert at.file_uploader(key="batch_upload_Photos").proto.max_upload_size_mb == 50
+    png = cv2.imencode(".png", np.full((60, 60, 3), 90, np.uint8))[1].tobytes()
+    at.file_uploader(key="batch_upload_Photos").set_value([(f"p{i}.png", png, "image/png") for i in range(55)])
+    at.run()
+    at.button(key="batch_start").click()
+    at.run()
+    assert not at.exception
+    rows = at.data_editor[0].value
+    assert (rows["detail"].str.contains("over the limit of 50 files")).sum() == 5
+    assert "save_ds" not in _keys(at, "button")
+    assert any("Saving datasets on the server is switched off" in i.value for i in at.info)
+    assert not (demo / "data").exists()
+
+
+def test_home_says_demo(demo):
+    at = open_page("pages/home.py")
+    assert any("Public demo" in i.value for i in at.info)
+
+
+def test_local_mode_keeps_everything(use_models, tmp_path, monkeypatch):
+    monkeypatch.delenv("FER_DEMO_MODE", raising=False)
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    at = open_page("pages/evaluate.py")
+    assert "eval_path" in _keys(at, "text_input")
+    train = open_page("pages/train.py")
+    assert "t_start" in _keys(train, "button")
+
+
+def test_sessions_do_not_share_results_or_files(use_models):
+    """Several sessions at once: each sees only its own uploads, in its own temporary folder."""
+    blank = cv2.imencode(".png", np.full((60, 60, 3), 90, np.uint8))[1].tobytes()
+    sessions = [open_page("pages/batch.py") for _ in range(3)]
+    for i, at in enumerate(sessions):
+        at.file_uploader(key="batch_upload_Photos").set_value([(f"mine-{i}-{j}.png", blank, "image/png") for j in range(i + 1)])
+        at.run()
+        at.button(key="batch_start").click()
+
+    threads = [threading.Thread(target=at.run) for at in sessions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    folders = set()
+    for i, at in enumerate(sessions):
+        assert not at.exception, at.exception
+        files = set(at.data_editor[0].value["file"])
+        assert files == {f"mine-{i}-{j}.png" for j in range(i + 1)}
+        folders.add(at.session_state["batch_tmp"].name)
+    assert len(folders) == 3
