@@ -74,8 +74,9 @@ def pick_dataset(settings: AppSettings, info: ModelInfo) -> LabeledFaces | None:
             name = st.selectbox("Dataset", sets, key="eval_corrections")
             data = load_class_folders(corrections_dir() / name, spec=info.preprocessing)
         else:
-            upload = st.file_uploader("Zip with one folder per emotion", type=["zip"], key="eval_zip",
-                                      max_upload_size=settings.max_upload_mb)
+            upload = st.file_uploader(
+                "Zip with one folder per emotion", type=["zip"], key="eval_zip", max_upload_size=settings.max_upload_mb
+            )
             if upload is None:
                 return None
             data = _load_zip(upload, info, UploadLimits(settings.max_upload_files, settings.max_zip_bytes))

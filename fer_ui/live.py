@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 
+import pandas as pd
 import streamlit as st
 
 from fer_core.charts import emotion_timeline
+from fer_core.imageio import encode_jpeg
 from fer_core.live import LiveProcessor
 
 
@@ -79,3 +81,21 @@ def live_panel(processor: LiveProcessor) -> None:
         st.warning(f"Last processing error: {snap.error}")
     if snap.timeline:
         st.plotly_chart(emotion_timeline(snap.timeline), key="live_timeline")
+    downloads(processor)
+
+
+def downloads(processor: LiveProcessor) -> None:
+    """Snapshot and session CSV, prepared on request (not every second) and kept until replaced."""
+    if st.button("Prepare snapshot and session CSV", key="live_prepare"):
+        frame = processor.last_frame()
+        rows = processor.session_rows()
+        st.session_state["live_downloads"] = (
+            encode_jpeg(frame) if frame is not None else None,
+            pd.DataFrame(rows).to_csv(index=False) if rows else None,
+        )
+    jpeg, csv_text = st.session_state.get("live_downloads", (None, None))
+    left, right = st.columns(2)
+    if jpeg:
+        left.download_button("Snapshot (JPEG)", jpeg, "snapshot.jpg", "image/jpeg", key="live_snap")
+    if csv_text:
+        right.download_button("This session (CSV)", csv_text, "live_session.csv", "text/csv", key="live_csv")

@@ -37,11 +37,13 @@ def camera_snapshot(recognizer: EmotionRecognizer) -> None:
     )
 
 
-def video_clip(recognizer: EmotionRecognizer, settings: LiveSettings, max_frames: int = 1500,
-               max_upload_mb: int | None = None) -> None:
+def video_clip(
+    recognizer: EmotionRecognizer, settings: LiveSettings, max_frames: int = 1500, max_upload_mb: int | None = None
+) -> None:
     """Upload a short clip; process it frame by frame into a timeline, a CSV and an annotated video."""
-    upload = st.file_uploader("Short video clip", type=["mp4", "mov", "avi", "mkv", "webm"], key="live_clip",
-                              max_upload_size=max_upload_mb)
+    upload = st.file_uploader(
+        "Short video clip", type=["mp4", "mov", "avi", "mkv", "webm"], key="live_clip", max_upload_size=max_upload_mb
+    )
     if upload is None:
         return
     with tempfile.TemporaryDirectory() as tmp:

@@ -41,10 +41,12 @@ def get_settings() -> AppSettings:
     env = os.environ.get("FER_DEMO_MODE")
     demo = env.lower() in _TRUE if env is not None else str(_secret("demo_mode") or "").lower() in _TRUE
     if demo:
-        return AppSettings(demo=True, max_upload_files=50, max_zip_bytes=100 << 20, max_pixels=12_000_000,
-                           max_upload_mb=50)
-    return AppSettings(demo=False, max_upload_files=5000, max_zip_bytes=2 << 30, max_pixels=40_000_000,
-                       max_upload_mb=None)
+        return AppSettings(
+            demo=True, max_upload_files=50, max_zip_bytes=100 << 20, max_pixels=12_000_000, max_upload_mb=50
+        )
+    return AppSettings(
+        demo=False, max_upload_files=5000, max_zip_bytes=2 << 30, max_pixels=40_000_000, max_upload_mb=None
+    )
 
 
 def demo_notice(what: str) -> None:

@@ -23,7 +23,10 @@ detector = detector_picker("batch_detector")
 how = st.radio("Upload", ["Photos", "A folder", "A zip of folders"], horizontal=True, key="batch_how")
 mode = {"Photos": True, "A folder": "directory", "A zip of folders": False}[how]
 uploaded = st.file_uploader(
-    "Photos", accept_multiple_files=mode, key=f"batch_upload_{how}", type=["zip"] if how == "A zip of folders" else None,
+    "Photos",
+    accept_multiple_files=mode,
+    key=f"batch_upload_{how}",
+    type=["zip"] if how == "A zip of folders" else None,
     max_upload_size=settings.max_upload_mb,
 )
 uploaded = [uploaded] if uploaded and not isinstance(uploaded, list) else (uploaded or [])
@@ -32,7 +35,7 @@ limits = UploadLimits(settings.max_upload_files, settings.max_zip_bytes, setting
 if st.button("Label photos", type="primary", disabled=not uploaded, key="batch_start"):
     recognizer = require_recognizer(detector)
     if recognizer is not None:
-        st.caption("Changing any control or pressing Stop in the top-right corner cancels; finished photos stay.")
+        st.button("Cancel", key="batch_cancel", help="Stops after the current photos; finished results stay")
         state = run_batch(uploaded, recognizer, limits)
         st.toast(f"Labelled {state['done']} photos in {state['seconds']:.1f} s")
 

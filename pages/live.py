@@ -1,10 +1,8 @@
 """Live: webcam over WebRTC with tracked, smoothed emotion labels; snapshot and clip fallbacks."""
 
-import pandas as pd
 import streamlit as st
 
 import fer_ui
-from fer_core.imageio import encode_jpeg
 from fer_core.live import LiveProcessor, LiveSettings
 from fer_ui.live import live_panel, start_stream
 from fer_ui.live_fallbacks import camera_snapshot, video_clip
@@ -45,14 +43,6 @@ with webcam:
         )
     with right:
         live_panel(processor)
-        frame = processor.last_frame()
-        if frame is not None:
-            st.download_button("Snapshot (annotated frame)", encode_jpeg(frame), "snapshot.jpg", "image/jpeg")
-        rows = processor.session_rows()
-        if rows:
-            st.download_button(
-                "Download this session (CSV)", pd.DataFrame(rows).to_csv(index=False), "live_session.csv", "text/csv"
-            )
 with snapshot:
     camera_snapshot(recognizer)
 with clip:

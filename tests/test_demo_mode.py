@@ -78,7 +78,9 @@ def test_sessions_do_not_share_results_or_files(use_models):
     blank = cv2.imencode(".png", np.full((60, 60, 3), 90, np.uint8))[1].tobytes()
     sessions = [open_page("pages/batch.py") for _ in range(3)]
     for i, at in enumerate(sessions):
-        at.file_uploader(key="batch_upload_Photos").set_value([(f"mine-{i}-{j}.png", blank, "image/png") for j in range(i + 1)])
+        at.file_uploader(key="batch_upload_Photos").set_value(
+            [(f"mine-{i}-{j}.png", blank, "image/png") for j in range(i + 1)]
+        )
         at.run()
         at.button(key="batch_start").click()
 

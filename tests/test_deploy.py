@@ -32,14 +32,21 @@ def copy_context(target: Path) -> None:
     patterns = [p.strip() for p in (REPO / ".dockerignore").read_text().splitlines() if p.strip()]
 
     def ignored(rel: str) -> bool:
-        return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(rel, p.removeprefix("**/"))
-                   or rel.split("/")[0] == p or fnmatch.fnmatch(rel.split("/")[-1], p.removeprefix("**/"))
-                   for p in patterns)
+        return any(
+            fnmatch.fnmatch(rel, p)
+            or fnmatch.fnmatch(rel, p.removeprefix("**/"))
+            or rel.split("/")[0] == p
+            or fnmatch.fnmatch(rel.split("/")[-1], p.removeprefix("**/"))
+            for p in patterns
+        )
 
     for path in REPO.rglob("*"):
         rel = path.relative_to(REPO).as_posix()
-        if path.is_file() and not ignored(rel) and not any(ignored("/".join(rel.split("/")[: i + 1]))
-                                                           for i in range(rel.count("/"))):
+        if (
+            path.is_file()
+            and not ignored(rel)
+            and not any(ignored("/".join(rel.split("/")[: i + 1])) for i in range(rel.count("/")))
+        ):
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target / rel)
 
@@ -59,8 +66,9 @@ def test_dockerfile_install_and_boot(tmp_path):
     cmd = [str(venv / "bin" / "streamlit") if c == "/opt/venv/bin/streamlit" else c for c in steps["cmd"]]
     cmd = [f"--server.port={port}" if c.startswith("--server.port") else c for c in cmd]
     cmd = ["--server.address=127.0.0.1" if c.startswith("--server.address") else c for c in cmd]
-    proc = subprocess.Popen(cmd, cwd=app, env={**env, "FER_DEMO_MODE": "1"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=app, env={**env, "FER_DEMO_MODE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         import time
 

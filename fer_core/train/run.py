@@ -332,6 +332,7 @@ class TrainingRun:
     def register(self, val: LabeledFaces, state: dict) -> str:
         """Register the best checkpoint under `config.register_as` with a full card."""
         from fer_core.classifier import EmotionClassifier
+        from fer_core.evaluation import measure_cost_ms
 
         cfg = self.config
         best = keras.saving.load_model(self.checkpoint_dir / "best.keras", safe_mode=True)
@@ -366,12 +367,19 @@ class TrainingRun:
             "ece_before": metrics["validation"]["ece"],
             "ece_after": classification_metrics(val.labels, softmax(val_logits, temperature))["ece"],
         }
+        flip = EmotionClassifier(folder / "model.tflite", temperature, tta_flip=True)
+        sample = val.images[:64]
+        card["tta"] = {
+            "none": {"ms_per_face_batch64": measure_cost_ms(classifier, sample, repeats=5)},
+            "flip": {"ms_per_face_batch64": measure_cost_ms(flip, sample, repeats=5)},
+            "note": "optional: --tta on the CLI, the Evaluate page's toggle; costs measured on the training machine",
+        }
         if cfg.test_data:
             test = load_labeled(cfg.test_data, spec=self.spec)
             metrics["test"] = classification_metrics(test.labels, softmax(classifier.logits(test.images), temperature))
-            flip = EmotionClassifier(folder / "model.tflite", temperature, tta_flip=True)
             tta = classification_metrics(test.labels, flip.predict_proba(test.images))
             metrics["test_tta_flip"] = {"accuracy": tta["accuracy"], "macro_f1": tta["macro_f1"]}
+            card["tta"]["flip"].update(metrics["test_tta_flip"])
             card["training"]["test_data"] = cfg.test_data
         card["metrics"] = metrics
         from fer_core.registry import write_card

@@ -27,8 +27,10 @@ from tests.helpers import SHARED  # noqa: E402
 
 
 def _compile(model: keras.Model) -> keras.Model:
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+    )
     return model
 
 
@@ -73,8 +75,10 @@ def main() -> None:
         print(json.dumps(row))
     print(f"{'architecture':<12}{'params':>10}{'ours bf16':>12}{'ours fp32':>12}{'naive fp32':>12}  images/s")
     for r in rows:
-        print(f"{r['architecture']:<12}{r['parameters']:>10,}{r['ours_bfloat16']:>12.0f}{r['ours_float32']:>12.0f}"
-              f"{r['naive_fit_float32']:>12.0f}")
+        print(
+            f"{r['architecture']:<12}{r['parameters']:>10,}{r['ours_bfloat16']:>12.0f}{r['ours_float32']:>12.0f}"
+            f"{r['naive_fit_float32']:>12.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,145 @@
+"""Batch core: safe unpacking of uploads and zips, exports, and the corrections dataset."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_core.batch import (
+    UploadLimits,
+    annotated_zip,
+    face_crop,
+    rows_to_csv,
+    rows_to_json,
+    safe_relative_path,
+    save_corrections_dataset,
+    sorted_zip,
+    unpack_uploads,
+)
+from fer_core.datasets import load_class_folders
+from fer_core.labeling import COLUMNS
+from fer_core.types import Box
+
+PNG = cv2.imencode(".png", np.full((100, 120, 3), 120, np.uint8))[1].tobytes()
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("a/b.png", "a/b.png"),
+        ("./a//b.png", "a/b.png"),
+        ("../x.png", None),
+        ("/etc/passwd", None),
+        ("a/../../x", None),
+        ("C:\\\\win.png", None),
+        ("a\\\\b.png", "a/b.png"),
+        ("", None),
+    ],
+)
+def test_safe_relative_path(name, expected):
+    assert safe_relative_path(name) == expected
+
+
+def test_unpack_keeps_folders_and_refuses_traversal(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    data = _zip(
+        {
+            "happy/a.png": PNG,
+            "../../escape.png": PNG,
+            "/abs.png": PNG,
+            "inner.zip": b"PK",
+            "__MACOSX/._a.png": b"junk",
+            "sad/.hidden.png": PNG,
+        }
+    )
+    uploads, rejected = unpack_uploads([("set.zip", data), ("dir/b.png", PNG), ("../c.png", PNG)], work)
+    assert sorted(u.name for u in uploads) == ["dir/b.png", "set/happy/a.png"]
+    reasons = {r["file"]: r["detail"] for r in rejected}
+    assert "unsafe path" in reasons["set/../../escape.png"]
+    assert "unsafe path" in reasons["set//abs.png"]
+    assert reasons["set/inner.zip"] == "nested zip ignored"
+    assert "unsafe path" in reasons["../c.png"]
+    assert all(r["status"] == "unreadable" and set(r) == set(COLUMNS) for r in rejected)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert all(work in p.parents for p in written)  # nothing outside the work folder
+    assert not (tmp_path / "escape.png").exists()
+
+
+def test_zip_bomb_and_file_count_limits(tmp_path):
+    bomb = _zip({f"f{i}.png": b"\0" * 2_000_000 for i in range(5)})  # ~10 MB uncompressed, tiny zipped
+    uploads, rejected = unpack_uploads([("bomb.zip", bomb)], tmp_path, UploadLimits(max_total_bytes=1_000_000))
+    assert uploads == [] and "over the limits" in rejected[0]["detail"]
+    many = [(f"p{i}.png", PNG) for i in range(7)]
+    uploads, rejected = unpack_uploads(many, tmp_path, UploadLimits(max_files=5))
+    assert len(uploads) == 5 and len(rejected) == 2 and "limit of 5 files" in rejected[0]["detail"]
+    uploads, rejected = unpack_uploads([("bad.zip", b"not a zip")], tmp_path)
+    assert rejected[0]["detail"] == "not a valid zip archive"
+
+
+def _rows_for(name: str, box: Box | None, emotion: str, status: str = "ok") -> dict:
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(file=name, status=status)
+    if box:
+        probs = np.full(7, 0.05)
+        probs[3] = 0.7
+        row.update(
+            face=0,
+            x=box.x,
+            y=box.y,
+            w=box.w,
+            h=box.h,
+            emotion=emotion,
+            confidence=0.7,
+            **{f"p_{e}": p for e, p in zip(["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"], probs)},
+        )
+    return row
+
+
+def test_exports_and_corrections_dataset(tmp_path):
+    photo = tmp_path / "in" / "sub" / "one.png"
+    photo.parent.mkdir(parents=True)
+    photo.write_bytes(PNG)
+    blank = tmp_path / "in" / "none.png"
+    blank.write_bytes(PNG)
+    files = {"sub/one.png": photo, "none.png": blank}
+    face = _rows_for("sub/one.png", Box(10, 10, 60, 60), "happy")
+    face.update(predicted="happy")
+    fixed = dict(face, emotion="sad", corrected=True)
+    rows = [fixed, _rows_for("none.png", None, "", status="no_face")]
+    text = rows_to_csv(rows)
+    assert text.splitlines()[0].startswith(",".join(COLUMNS))
+    assert json.loads(rows_to_json(rows))[1]["x"] is None
+    with zipfile.ZipFile(io.BytesIO(annotated_zip(rows, files))) as z:
+        assert sorted(z.namelist()) == ["none.jpg", "sub/one.jpg"]
+    with zipfile.ZipFile(io.BytesIO(sorted_zip(rows, files))) as z:
+        assert sorted(z.namelist()) == ["no_face/none.png", "sad/sub/one.png"]
+    out = tmp_path / "dataset"
+    counts = save_corrections_dataset(rows, files, out)
+    assert counts["sad"] == 1 and sum(counts.values()) == 1
+    manifest = list(csv.DictReader((out / "manifest.csv").open()))
+    assert manifest[0]["source"] == "sub/one.png" and manifest[0]["label"] == "sad"
+    assert manifest[0]["predicted"] == "happy" and manifest[0]["corrected"] == "True"
+    assert json.loads((out / "dataset.json").read_text())["corrected"] == 1
+    loaded = load_class_folders(out)  # the Train page can use it as it is
+    assert len(loaded) == 1 and loaded.labels[0] == 5
+
+
+def test_face_crop_pads_at_edges():
+    image = np.full((50, 50, 3), 200, np.uint8)
+    crop = face_crop(image, Box(30, 30, 30, 30), side=64)
+    assert crop.shape == (64, 64, 3) and (crop == 200).all()
