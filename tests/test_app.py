@@ -130,7 +130,7 @@ def _correct_and_save(at: AppTest, rows: list[dict], tmp_path: Path) -> None:
     assert len(load_class_folders(out)) == sum(1 for r in rows if r["file"] == "scene.png")
 
 
-def test_evaluate_page_on_tiny_folder(app_env, tmp_path):
+def test_evaluate_page_on_tiny_folder(app_env, tmp_path, capsys):
     data = write_class_folders(tmp_path / "labelled", per_class=5, seed=3, names={6: "surprised"})
     import shutil
 
@@ -144,6 +144,26 @@ def test_evaluate_page_on_tiny_folder(app_env, tmp_path):
     assert any("robots" in w.value for w in at.warning)
     metrics = {m.label: m.value for m in at.metric}
     assert "Accuracy" in metrics and "Macro-F1" in metrics
+    # CLI parity: `evaluate --json` gives the numbers the page shows for the same inputs.
+    import json
+
+    from fer_core.cli import main
+
+    assert main(["evaluate", "--data", str(data), "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert metrics["Accuracy"] == f"{cli['accuracy']:.1%}"
+    assert metrics["Macro-F1"] == f"{cli['macro_f1']:.3f}"
+    assert metrics["ECE"] == f"{cli['ece']:.3f}"
+    table = next(d.value for d in at.dataframe if "class" in d.value.columns and "support" in d.value.columns)
+    for name, m in cli["per_class"].items():
+        row = table[table["class"] == name].iloc[0]
+        assert (round(m["precision"], 4), round(m["recall"], 4), round(m["f1"], 4), m["support"]) == (
+            row["precision"],
+            row["recall"],
+            row["f1"],
+            row["support"],
+        )
+    assert cli["per_class"]["disgust"]["support"] == 0
 
 
 def free_port() -> int:
