@@ -71,3 +71,19 @@ def compose_scene(
         background[y : y + face_px, x : x + face_px] = cv2.cvtColor(big, cv2.COLOR_GRAY2BGR)
         boxes.append((x, y, face_px, face_px))
     return background, boxes
+
+
+def launch_chromium(playwright, video: Path | None = None):
+    """Headless Debian Chromium with a fake camera (fed from a .y4m file when given)."""
+    import shutil
+
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+    ]
+    if video is not None:
+        args.append(f"--use-file-for-fake-video-capture={video}")
+    return playwright.chromium.launch(executable_path=shutil.which("chromium"), args=args)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.helpers import compose_scene, fer_samples
+from tests.helpers import compose_scene, fer_samples, launch_chromium
 from tests.test_app import free_port, start_server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,17 +58,7 @@ def test_live_page_in_chromium(shared_fer, tiny_models_dir, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--use-fake-ui-for-media-stream",
-                    "--use-fake-device-for-media-stream",
-                    f"--use-file-for-fake-video-capture={video}",
-                ],
-            )
+            browser = launch_chromium(p, video)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/live", wait_until="networkidle")
             page.get_by_text("Live", exact=True).first.wait_for(timeout=60_000)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
+from tests.helpers import launch_chromium
 from tests.test_app import free_port, start_server
 from tests.test_browser import moving_faces_video
 
@@ -48,17 +48,7 @@ def main() -> None:
     figures = {"health_ok_s": healthy, "rss_idle_mb": rss_mb(server.pid)}
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=shutil.which("chromium"),
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--use-fake-ui-for-media-stream",
-                    "--use-fake-device-for-media-stream",
-                    f"--use-file-for-fake-video-capture={video}",
-                ],
-            )
+            browser = launch_chromium(p, video)
             page = browser.new_page()
             start = time.perf_counter()
             page.goto(f"http://127.0.0.1:{port}/")
