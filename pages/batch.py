@@ -35,8 +35,10 @@ limits = UploadLimits(settings.max_upload_files, settings.max_zip_bytes, setting
 if st.button("Label photos", type="primary", disabled=not uploaded, key="batch_start"):
     recognizer = require_recognizer(detector)
     if recognizer is not None:
-        st.button("Cancel", key="batch_cancel", help="Stops after the current photos; finished results stay")
+        cancel = st.empty()
+        cancel.button("Cancel", key="batch_cancel", help="Stops after the current photos; finished results stay")
         state = run_batch(uploaded, recognizer, limits)
+        cancel.empty()
         st.toast(f"Labelled {state['done']} photos in {state['seconds']:.1f} s")
 
 state = st.session_state.get(STATE)
@@ -47,7 +49,10 @@ if not state["finished"]:
 df = results_frame(state)
 left, right = st.columns(2)
 faces = df[df["status"].isin(["ok", "low_confidence"])]
-left.plotly_chart(count_bars(faces["emotion"].value_counts().to_dict(), "Faces per emotion"), key="batch_emotions")
+if faces.empty:
+    left.info("No faces found in these photos.")
+else:
+    left.plotly_chart(count_bars(faces["emotion"].value_counts().to_dict(), "Faces per emotion"), key="batch_emotions")
 right.plotly_chart(count_bars(df["status"].value_counts().to_dict(), "Rows per status"), key="batch_statuses")
 
 st.subheader("Results — change any label in the emotion column")
