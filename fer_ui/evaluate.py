@@ -21,7 +21,7 @@ from fer_ui.settings import AppSettings
 DEFAULT_SET = REPO_ROOT.parent / "shared" / "datasets" / "fer2013" / "test"
 
 
-def _signature(path: Path) -> str:
+def path_signature(path: Path) -> str:
     """Cheap change detector for a folder or file: names, sizes and times."""
     h = hashlib.sha256()
     items = [path] if path.is_file() else sorted(path.rglob("*"))
@@ -32,7 +32,7 @@ def _signature(path: Path) -> str:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the labelled set…")
-def _load(path: str, signature: str, size: int, margin: float) -> LabeledFaces:
+def load_cached(path: str, signature: str, size: int, margin: float) -> LabeledFaces:
     from fer_core.preprocess import Preprocessing
 
     return load_labeled(path, spec=Preprocessing(size, margin))
@@ -63,7 +63,7 @@ def pick_dataset(settings: AppSettings, info: ModelInfo) -> LabeledFaces | None:
                 st.warning(f"Path not found: {path}")
                 return None
             spec = info.preprocessing
-            data = _load(path, _signature(Path(path)), spec.size, spec.margin)
+            data = load_cached(path, path_signature(Path(path)), spec.size, spec.margin)
         elif how.startswith("Corrections"):
             sets = (
                 sorted(p.name for p in corrections_dir().glob("*") if p.is_dir()) if corrections_dir().is_dir() else []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -12,11 +15,12 @@ from fer_core.classes import EMOTIONS
 from fer_core.datasets import DatasetError, LabeledFaces
 from fer_core.evaluation import compare_on_validation
 from fer_core.paths import corrections_dir, data_dir
+from fer_core.preprocess import Preprocessing
 from fer_core.registry import active_model_name, set_active_model
 from fer_core.train.config import Augmentation
 from fer_core.train.events import read_events
 from fer_core.train.jobs import JobManager
-from fer_ui.evaluate import DEFAULT_SET, _load, _signature
+from fer_ui.evaluate import DEFAULT_SET, load_cached, path_signature
 
 MIN_PER_CLASS = 20
 
@@ -52,13 +56,12 @@ def choose_data() -> str | None:
 
 def dataset_summary(path: str) -> LabeledFaces | None:
     """Counts per class, sample images and warnings for a training set."""
-    from pathlib import Path
-
     if not Path(path).exists():
         st.warning(f"Path not found: {path}")
         return None
     try:
-        data = _load(path, _signature(Path(path)), 48, 0.1)
+        spec = Preprocessing()
+        data = load_cached(path, path_signature(Path(path)), spec.size, spec.margin)
     except DatasetError as e:
         st.error(str(e))
         return None
@@ -135,8 +138,6 @@ def finished_model(manager: JobManager, name: str, read_only: bool) -> None:
     final = next((e for e in reversed(read_events(manager.root / name)) if e["type"] in ("finished", "stopped")), None)
     if not final or not final.get("model"):
         return
-    import json
-
     model = final["model"]
     active = active_model_name()
     config = json.loads((manager.root / name / "config.json").read_text())

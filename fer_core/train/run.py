@@ -24,7 +24,7 @@ from fer_core.classes import EMOTIONS
 from fer_core.datasets import LabeledFaces, load_labeled, train_val_split
 from fer_core.metrics import classification_metrics, fit_temperature, softmax
 from fer_core.preprocess import Preprocessing
-from fer_core.registry import KERAS_FILE, default_models_dir, get_model
+from fer_core.registry import KERAS_FILE, default_models_dir, get_model, write_card
 from fer_core.train.architectures import build_model
 from fer_core.train.config import TrainConfig
 from fer_core.train.data import class_weights, predict_logits, training_dataset
@@ -382,8 +382,6 @@ class TrainingRun:
             card["tta"]["flip"].update(metrics["test_tta_flip"])
             card["training"]["test_data"] = cfg.test_data
         card["metrics"] = metrics
-        from fer_core.registry import write_card
-
         write_card(folder, card)
         return cfg.register_as
 
