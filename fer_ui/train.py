@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,10 @@ from fer_core.datasets import DatasetError, LabeledFaces
 from fer_core.evaluation import compare_on_validation
 from fer_core.paths import corrections_dir, data_dir
 from fer_core.preprocess import Preprocessing
-from fer_core.registry import active_model_name, set_active_model
-from fer_core.train.config import Augmentation
+from fer_core.registry import active_model_name, list_models, set_active_model
+from fer_core.train.config import Augmentation, TrainConfig
 from fer_core.train.events import read_events
-from fer_core.train.jobs import JobManager
+from fer_core.train.jobs import JobError, JobManager
 from fer_ui.evaluate import DEFAULT_SET, load_cached, path_signature
 
 MIN_PER_CLASS = 20
@@ -133,7 +134,7 @@ def progress_panel(manager: JobManager, name: str) -> None:
         st.code(manager.log_tail(name) or "(empty)")
 
 
-def finished_model(manager: JobManager, name: str, read_only: bool) -> None:
+def finished_model(manager: JobManager, name: str) -> None:
     """For a finished run: compare its model with the active one on the run's validation split."""
     final = next((e for e in reversed(read_events(manager.root / name)) if e["type"] in ("finished", "stopped")), None)
     if not final or not final.get("model"):
@@ -156,6 +157,79 @@ def finished_model(manager: JobManager, name: str, read_only: bool) -> None:
             for n, m in st.session_state[key].items()
         ]
         st.dataframe(pd.DataFrame(rows), hide_index=True)
-    if model != active and not read_only and st.button(f"Make {model} the active model", key=f"activate:{model}"):
+    if model != active and st.button(f"Make {model} the active model", key=f"activate:{model}"):
         set_active_model(model)
         st.success(f"{model} is now the active model on every page.")
+
+
+def show_runs(manager: JobManager, runs: list[dict], job: dict | None) -> None:
+    """Runs history, the chosen run's controls (stop, resume) and its live progress."""
+    st.subheader("Runs")
+    st.dataframe(pd.DataFrame(runs), hide_index=True)
+    names = [r["name"] for r in runs]
+    default = st.session_state.get("train_run") or (Path(job["run_dir"]).name if job else names[0])
+    name = st.selectbox("Show run", names, index=names.index(default) if default in names else 0, key="t_show")
+    status = next(r["status"] for r in runs if r["name"] == name)
+    stop_col, resume_col = st.columns(2)
+    if status == "running" and stop_col.button("Stop (keeps the best checkpoint)", key="t_stop"):
+        manager.stop()
+        st.info("Stopping after the current batch…")
+    if status in ("interrupted", "stopped") and resume_col.button("Resume from the last checkpoint", key="t_resume"):
+        try:
+            manager.resume(name)
+            st.rerun()
+        except JobError as e:
+            st.error(str(e))
+    progress_panel(manager, name)
+    finished_model(manager, name)
+
+
+def new_run_form(manager: JobManager) -> None:
+    """Data, architecture, hyper-parameters and augmentation; Start launches a separate process."""
+    data_path = choose_data()
+    data = dataset_summary(data_path) if data_path else None
+    c1, c2, c3, c4 = st.columns(4)
+    architecture = c1.selectbox("Architecture", ["compact", "vgg", "tiny"], key="t_arch")
+    epochs = c2.number_input("Epochs", 1, 500, 30, key="t_epochs")
+    batch_size = c3.selectbox("Batch size", [32, 64, 128], index=1, key="t_batch")
+    learning_rate = c4.number_input("Learning rate", 0.0001, 1.0, 0.02, format="%.4f", key="t_lr")
+    c5, c6, c7 = st.columns(3)
+    weighting = c5.selectbox("Class weighting", ["sqrt", "balanced", "none"], key="t_weight")
+    finetune = c6.selectbox("Fine-tune from", ["—", *[r["name"] for r in list_models() if r["ok"]]], key="t_ft")
+    register_as = c7.text_input("Register model as", f"my-model-{datetime.now():%Y%m%d-%H%M}", key="t_name")
+    augmentation = augmentation_switches()
+    if data is not None and st.button("Preview augmentation", key="t_preview"):
+        augmentation_preview(data, augmentation)
+    if st.button("Start training", type="primary", disabled=data is None, key="t_start"):
+        config = TrainConfig(
+            data=data_path,
+            architecture=architecture,
+            epochs=int(epochs),
+            batch_size=int(batch_size),
+            learning_rate=float(learning_rate),
+            class_weighting=weighting,
+            augmentation=augmentation,
+            finetune_from=None if finetune == "—" else finetune,
+            register_as=register_as or None,
+        )
+        try:
+            job = manager.start(config, f"{datetime.now():%Y%m%d-%H%M%S}-{architecture}")
+            st.session_state["train_run"] = Path(job["run_dir"]).name
+            st.success(f"Started run {st.session_state['train_run']} (process {job['pid']}).")
+        except JobError as e:
+            st.error(str(e))
+
+
+def augmentation_switches() -> Augmentation:
+    """One toggle per augmentation (defaults from Augmentation)."""
+    default = Augmentation()
+    cols = st.columns(7)
+    return Augmentation(
+        flip=cols[0].toggle("Flip", default.flip, key="a_flip"),
+        shift=default.shift if cols[1].toggle("Shift", True, key="a_shift") else 0,
+        rotation_degrees=default.rotation_degrees if cols[2].toggle("Rotate", True, key="a_rot") else 0,
+        zoom=default.zoom if cols[3].toggle("Zoom", True, key="a_zoom") else 0,
+        brightness=default.brightness if cols[4].toggle("Brightness", True, key="a_bright") else 0,
+        contrast=default.contrast if cols[5].toggle("Contrast", True, key="a_contrast") else 0,
+        erasing=default.erasing if cols[6].toggle("Erasing", True, key="a_erase") else 0,
+    )
