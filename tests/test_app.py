@@ -208,9 +208,18 @@ def start_server(port: int, env: dict) -> subprocess.Popen:
     raise AssertionError("server did not become healthy")
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """Stop a server started by start_server, killing it if it does not exit in time."""
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def test_server_health(app_env):
     import os
 
     proc = start_server(free_port(), dict(os.environ))
-    proc.terminate()
-    proc.wait(20)
+    stop_server(proc)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import compose_scene, fer_samples, launch_chromium
-from tests.test_app import free_port, start_server
+from tests.test_app import free_port, start_server, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -80,8 +80,7 @@ def test_live_page_in_chromium(shared_fer, tiny_models_dir, tmp_path):
             text = page.inner_text("body")
             browser.close()
     finally:
-        server.terminate()
-        server.wait(20)
+        stop_server(server)
     assert found, "the Live page never reported a face"
     # A deep link on a fresh server still shows the app's own menu (titles), not raw file names.
     assert "Evaluate" in text and "\napp\n" not in text
@@ -140,8 +139,7 @@ def test_three_live_streams_and_a_batch_upload_at_once(shared_fer, tiny_models_d
             batch_text = batch.inner_text("body")
             browser.close()
     finally:
-        server.terminate()
-        server.wait(20)
+        stop_server(server)
     assert all(ok), ok
     for text in texts:
         # Each session tracks its own faces from #1: no tracker or results shared between sessions.

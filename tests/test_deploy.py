@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_app import free_port
+from tests.test_app import free_port, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -83,5 +83,4 @@ def test_dockerfile_install_and_boot(tmp_path):
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
         assert b"<html" in page.lower()
     finally:
-        proc.terminate()
-        proc.wait(20)
+        stop_server(proc)

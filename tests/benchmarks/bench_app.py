@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from tests.helpers import launch_chromium
-from tests.test_app import free_port, start_server
+from tests.test_app import free_port, start_server, stop_server
 from tests.test_browser import moving_faces_video
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,8 +69,7 @@ def main() -> None:
             figures["live_panel"] = page.inner_text("body").split("Frames/s")[1][:60].replace("\n", " ")
             browser.close()
     finally:
-        server.terminate()
-        server.wait(20)
+        stop_server(server)
     for key, value in figures.items():
         print(f"{key:<36} {value:.2f}" if isinstance(value, float) else f"{key:<36} {value}")
 
