@@ -50,10 +50,17 @@ def tiny_models_dir(tmp_path_factory, pattern_dataset) -> Path:
 
 
 @pytest.fixture
-def use_models(tiny_models_dir, monkeypatch) -> Path:
-    """Point the registry (FER_MODELS_DIR) at the tiny test registry."""
-    monkeypatch.setenv("FER_MODELS_DIR", str(tiny_models_dir))
-    return tiny_models_dir
+def use_models(tiny_models_dir, tmp_path, monkeypatch) -> Path:
+    """Point the registry (FER_MODELS_DIR) at a private copy of the tiny test registry.
+
+    A copy per test, so models a test registers or activates never leak into another test.
+    """
+    import shutil
+
+    models = tmp_path / "registry"
+    shutil.copytree(tiny_models_dir, models)
+    monkeypatch.setenv("FER_MODELS_DIR", str(models))
+    return models
 
 
 @pytest.fixture

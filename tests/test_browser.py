@@ -60,12 +60,12 @@ def test_live_page_in_chromium(shared_fer, tiny_models_dir, tmp_path):
         with sync_playwright() as p:
             browser = launch_chromium(p, video)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/live", wait_until="networkidle")
-            page.get_by_text("Live", exact=True).first.wait_for(timeout=60_000)
+            page.goto(f"http://127.0.0.1:{port}/live", wait_until="domcontentloaded", timeout=120_000)
+            page.get_by_text("Live", exact=True).first.wait_for(timeout=120_000)
             found = False
             for attempt in range(2):  # the WebRTC connection sometimes drops right after connecting
                 frame = page.frame_locator("iframe[title*='streamlit_webrtc']").first
-                frame.get_by_role("button", name=re.compile("start", re.I)).click(timeout=60_000)
+                frame.get_by_role("button", name=re.compile("start", re.I)).click(timeout=120_000)
                 try:
                     page.get_by_text(re.compile(r"face #\d+")).first.wait_for(timeout=60_000)
                     found = True
@@ -88,9 +88,9 @@ def test_live_page_in_chromium(shared_fer, tiny_models_dir, tmp_path):
 
 
 def _start_live(page, port: int) -> None:
-    page.goto(f"http://127.0.0.1:{port}/live", wait_until="networkidle")
+    page.goto(f"http://127.0.0.1:{port}/live", wait_until="domcontentloaded", timeout=120_000)
     frame = page.frame_locator("iframe[title*='streamlit_webrtc']").first
-    frame.get_by_role("button", name=re.compile("start", re.I)).click(timeout=60_000)
+    frame.get_by_role("button", name=re.compile("start", re.I)).click(timeout=120_000)
 
 
 def _wait_for_face(page, timeout_ms: int = 60_000) -> bool:
@@ -123,8 +123,8 @@ def test_three_live_streams_and_a_batch_upload_at_once(shared_fer, tiny_models_d
             for page in live_pages:
                 _start_live(page, port)
             batch = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            batch.goto(f"http://127.0.0.1:{port}/batch", wait_until="networkidle")
-            batch.locator("input[type=file]").first.set_input_files(str(photo))
+            batch.goto(f"http://127.0.0.1:{port}/batch", wait_until="domcontentloaded", timeout=120_000)
+            batch.locator("input[type=file]").first.set_input_files(str(photo), timeout=120_000)
             batch.get_by_role("button", name="Label photos").click()
             batch.get_by_text("Rows per status").wait_for(timeout=90_000)
             ok = [_wait_for_face(page) for page in live_pages]
