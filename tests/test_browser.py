@@ -43,44 +43,40 @@ def moving_faces_video(path: Path, n_frames: int = 45) -> None:
     write_y4m(path, frames)
 
 
-def test_live_page_in_chromium(shared_fer, tiny_models_dir, tmp_path):
+@pytest.fixture
+def live_server(shared_fer, tiny_models_dir, tmp_path):
+    """The real app on a loopback port plus a fake-camera video of moving FER-2013 faces: (port, video)."""
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
-    from playwright.sync_api import sync_playwright
-
     video = tmp_path / "faces.y4m"
-    moving_faces_video(video)
-    port = free_port()
+    moving_faces_video(video, n_frames=30)
     env = dict(os.environ)
     # The shipped model when there is one, else the tiny test model (labels then mean little, but flow is real).
     env["FER_MODELS_DIR"] = str(REPO / "models" if any((REPO / "models").glob("*/card.json")) else tiny_models_dir)
+    port = free_port()
     server = start_server(port, env)
     ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        with sync_playwright() as p:
-            browser = launch_chromium(p, video)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/live", wait_until="domcontentloaded", timeout=120_000)
-            page.get_by_text("Live", exact=True).first.wait_for(timeout=120_000)
-            found = False
-            for attempt in range(2):  # the WebRTC connection sometimes drops right after connecting
-                frame = page.frame_locator("iframe[title*='streamlit_webrtc']").first
-                frame.get_by_role("button", name=re.compile("start", re.I)).click(timeout=120_000)
-                try:
-                    page.get_by_text(re.compile(r"face #\d+")).first.wait_for(timeout=60_000)
-                    found = True
-                    break
-                except Exception:
-                    page.screenshot(path=str(ARTIFACTS / f"live-attempt-{attempt}.png"))
-                    stop = frame.get_by_role("button", name=re.compile("stop", re.I))
-                    if stop.count():
-                        stop.click()
-            time.sleep(2)
-            page.screenshot(path=str(ARTIFACTS / "live.png"), full_page=True)
-            text = page.inner_text("body")
-            browser.close()
-    finally:
-        stop_server(server)
+    yield port, video
+    stop_server(server)
+
+
+def test_live_page_in_chromium(live_server):
+    from playwright.sync_api import sync_playwright
+
+    port, video = live_server
+    with sync_playwright() as p:
+        browser = launch_chromium(p, video)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        _start_live(page, port)
+        found = _wait_for_face(page)
+        if not found:  # the WebRTC connection sometimes drops right after connecting: retry once
+            page.screenshot(path=str(ARTIFACTS / "live-first-attempt.png"))
+            _start_live(page, port)
+            found = _wait_for_face(page)
+        time.sleep(2)
+        page.screenshot(path=str(ARTIFACTS / "live.png"), full_page=True)
+        text = page.inner_text("body")
+        browser.close()
     assert found, "the Live page never reported a face"
     # A deep link on a fresh server still shows the app's own menu (titles), not raw file names.
     assert "Evaluate" in text and "\napp\n" not in text
@@ -101,45 +97,34 @@ def _wait_for_face(page, timeout_ms: int = 60_000) -> bool:
         return False
 
 
-def test_three_live_streams_and_a_batch_upload_at_once(shared_fer, tiny_models_dir, tmp_path):
+def test_three_live_streams_and_a_batch_upload_at_once(live_server, tmp_path):
     """Separate browser sessions keep working side by side and never see each other's results."""
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
     from playwright.sync_api import sync_playwright
 
-    video = tmp_path / "faces.y4m"
-    moving_faces_video(video, n_frames=30)
+    port, video = live_server
     photo = tmp_path / "only-mine.png"
     cv2.imwrite(str(photo), np.full((80, 80, 3), 128, np.uint8))
-    port = free_port()
-    env = dict(os.environ)
-    env["FER_MODELS_DIR"] = str(REPO / "models" if any((REPO / "models").glob("*/card.json")) else tiny_models_dir)
-    server = start_server(port, env)
-    ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        with sync_playwright() as p:
-            browser = launch_chromium(p, video)
-            live_pages = [browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in range(3)]
-            for page in live_pages:
+    with sync_playwright() as p:
+        browser = launch_chromium(p, video)
+        live_pages = [browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in range(3)]
+        for page in live_pages:
+            _start_live(page, port)
+        batch = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        batch.goto(f"http://127.0.0.1:{port}/batch", wait_until="domcontentloaded", timeout=120_000)
+        batch.locator("input[type=file]").first.set_input_files(str(photo), timeout=120_000)
+        batch.get_by_role("button", name="Label photos").click()
+        batch.get_by_text("Rows per status").wait_for(timeout=90_000)
+        ok = [_wait_for_face(page) for page in live_pages]
+        for i, page in enumerate(live_pages):
+            if not ok[i]:  # one retry: the WebRTC connection sometimes drops right after connecting
                 _start_live(page, port)
-            batch = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-            batch.goto(f"http://127.0.0.1:{port}/batch", wait_until="domcontentloaded", timeout=120_000)
-            batch.locator("input[type=file]").first.set_input_files(str(photo), timeout=120_000)
-            batch.get_by_role("button", name="Label photos").click()
-            batch.get_by_text("Rows per status").wait_for(timeout=90_000)
-            ok = [_wait_for_face(page) for page in live_pages]
-            for i, page in enumerate(live_pages):
-                if not ok[i]:  # one retry: the WebRTC connection sometimes drops right after connecting
-                    _start_live(page, port)
-                    ok[i] = _wait_for_face(page)
-            texts = [page.inner_text("body") for page in live_pages]
-            for i, page in enumerate(live_pages):
-                page.screenshot(path=str(ARTIFACTS / f"live-session-{i}.png"))
-            batch.screenshot(path=str(ARTIFACTS / "batch-session.png"), full_page=True)
-            batch_text = batch.inner_text("body")
-            browser.close()
-    finally:
-        stop_server(server)
+                ok[i] = _wait_for_face(page)
+        texts = [page.inner_text("body") for page in live_pages]
+        for i, page in enumerate(live_pages):
+            page.screenshot(path=str(ARTIFACTS / f"live-session-{i}.png"))
+        batch.screenshot(path=str(ARTIFACTS / "batch-session.png"), full_page=True)
+        batch_text = batch.inner_text("body")
+        browser.close()
     assert all(ok), ok
     for text in texts:
         # Each session tracks its own faces from #1: no tracker or results shared between sessions.
