@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from fer_core.classes import EMOTIONS
-from fer_core.imageio import ImageReadError, encode_jpeg, is_image_path, read_image
+from fer_core.imageio import ImageReadError, encode_jpeg, read_image
 from fer_core.labeling import COLUMNS, label_sources
 from fer_core.preprocess import square_box
 from fer_core.recognizer import EmotionRecognizer
@@ -279,8 +279,3 @@ def save_corrections_dataset(rows: list[dict], files: dict[str, Path], out_dir: 
         )
     )
     return counts
-
-
-def is_photo_name(name: str) -> bool:
-    """Whether an upload name looks like a photo (other files still get a row when labelled)."""
-    return is_image_path(Path(name))

@@ -9,6 +9,7 @@ import numpy as np
 
 from fer_core.classes import NUM_CLASSES
 from fer_core.metrics import softmax
+from fer_core.preprocess import to_model_input
 from fer_core.registry import ModelError, ModelInfo, get_model
 
 _BUCKETS = (1, 2, 4, 8, 16, 32, 64)
@@ -68,7 +69,7 @@ class EmotionClassifier:
         n = len(crops)
         size = next((b for b in _BUCKETS if b >= n), n)
         batch = np.zeros((size, self.input_size, self.input_size, 1), np.float32)
-        batch[:n, :, :, 0] = crops
+        batch[:n] = to_model_input(crops)
         return self._run(batch)[:n]
 
     def logits(self, crops: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from fer_core.classes import NUM_CLASSES
+from fer_core.preprocess import to_model_input
 from fer_core.train.config import Augmentation
 
 
@@ -79,7 +80,7 @@ def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 256
     """Logits for uint8 crops through a direct model call (no Keras `predict` overhead)."""
     forward = _forward_fn(model)
     out = [
-        forward(tf.convert_to_tensor(images[i : i + batch_size].astype(np.float32)[..., None])).numpy()
+        forward(tf.convert_to_tensor(to_model_input(images[i : i + batch_size]))).numpy()
         for i in range(0, len(images), batch_size)
     ]
     return np.concatenate(out) if out else np.empty((0, NUM_CLASSES), np.float32)
