@@ -63,9 +63,9 @@ def require_recognizer(detector: str = DEFAULT_DETECTOR, tta: bool = False) -> E
 
 def model_picker(where=st.sidebar) -> None:
     """Sidebar select box of registered models; the choice holds for this browser session."""
-    rows = [r for r in list_models() if r["ok"]]
-    broken = [r for r in list_models() if not r["ok"]]
-    for row in broken:
+    every = list_models()
+    rows = [r for r in every if r["ok"]]
+    for row in (r for r in every if not r["ok"]):
         where.warning(f"Model {row['name']} is unusable: {row['error']}")
     if not rows:
         where.warning("No trained model is installed.")
