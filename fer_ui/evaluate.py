@@ -11,7 +11,7 @@ import streamlit as st
 
 from fer_core.batch import UploadLimits, unpack_uploads
 from fer_core.datasets import DatasetError, LabeledFaces, load_class_folders, load_labeled
-from fer_core.evaluation import classifier_logits
+from fer_core.evaluation import classifier_logits, measure_cost_ms
 from fer_core.metrics import classification_metrics, softmax
 from fer_core.paths import REPO_ROOT, corrections_dir
 from fer_core.registry import ModelInfo
@@ -115,3 +115,9 @@ def evaluate(info: ModelInfo, data: LabeledFaces, tta: bool) -> tuple[dict, np.n
     logits = cached_logits(info.name, info.weights_hash, tta, data.fingerprint(), data)
     probs = softmax(logits, info.temperature)
     return classification_metrics(data.labels, probs), probs, logits
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def cost_per_face_ms(model_name: str, weights_hash: str, tta: bool, _crops: np.ndarray) -> float:
+    """Classifier cost per face on a batch, measured once per (model weights, TTA) rather than every rerun."""
+    return measure_cost_ms(get_classifier(model_name, weights_hash, tta), _crops)

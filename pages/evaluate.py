@@ -9,10 +9,9 @@ import streamlit as st
 import fer_ui
 from fer_core.charts import confusion_heatmap, per_class_bars, reliability_diagram
 from fer_core.classes import EMOTIONS
-from fer_core.evaluation import calibration_report, cell_examples, compare_metrics, measure_cost_ms, metrics_table
+from fer_core.evaluation import calibration_report, cell_examples, compare_metrics, metrics_table
 from fer_core.registry import ModelError, get_model, list_models, save_calibration
-from fer_ui.evaluate import evaluate, pick_dataset
-from fer_ui.resources import get_classifier
+from fer_ui.evaluate import cost_per_face_ms, evaluate, pick_dataset
 from fer_ui.settings import demo_notice, get_settings
 
 fer_ui.use_router()
@@ -44,7 +43,7 @@ a, b, c, d = st.columns(4)
 a.metric("Accuracy", f"{metrics['accuracy']:.1%}")
 b.metric("Macro-F1", f"{metrics['macro_f1']:.3f}")
 c.metric("ECE", f"{metrics['ece']:.3f}")
-cost = measure_cost_ms(get_classifier(info.name, info.weights_hash, tta), data.images[:64])
+cost = cost_per_face_ms(info.name, info.weights_hash, tta, data.images[:64])
 d.metric("Cost per face", f"{cost:.2f} ms", help="Batch of 64, this machine" + (", with mirror TTA" if tta else ""))
 
 left, right = st.columns(2)
