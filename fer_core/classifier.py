@@ -9,7 +9,7 @@ import numpy as np
 
 from fer_core.classes import NUM_CLASSES
 from fer_core.metrics import softmax
-from fer_core.preprocess import to_model_input
+from fer_core.preprocess import check_tta_mode, to_model_input, tta_views
 from fer_core.registry import ModelError, ModelInfo, get_model
 
 _BUCKETS = (1, 2, 4, 8, 16, 32, 64)
@@ -24,16 +24,17 @@ class EmotionClassifier:
     Args:
         model_path: a `.tflite` file taking float32 (N, S, S, 1) and giving logits (N, 7).
         temperature: softmax temperature from calibration (1.0 = none).
-        tta_flip: also classify the mirrored face and average the logits.
+        tta: test-time augmentation, a key of `TTA_MODES` ("none", "flip", "crops"); the
+            logits of all views of a face are averaged.
         num_threads: interpreter threads.
     """
 
-    def __init__(self, model_path: str | Path, temperature: float = 1.0, tta_flip: bool = False, num_threads: int = 1):
+    def __init__(self, model_path: str | Path, temperature: float = 1.0, tta: str = "none", num_threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
         self.model_path = Path(model_path)
         self.temperature = float(temperature)
-        self.tta_flip = tta_flip
+        self.tta = check_tta_mode(tta)
         try:
             self._interpreter = Interpreter(model_path=str(self.model_path), num_threads=num_threads)
             self._interpreter.allocate_tensors()
@@ -50,11 +51,11 @@ class EmotionClassifier:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_registry(cls, info: ModelInfo | str | None = None, tta_flip: bool = False) -> EmotionClassifier:
+    def from_registry(cls, info: ModelInfo | str | None = None, tta: str = "none") -> EmotionClassifier:
         """Load a registered model (the active one by default), checking its card and hash."""
         if not isinstance(info, ModelInfo):
             info = get_model(info)
-        return cls(info.verify(), temperature=info.temperature, tta_flip=tta_flip)
+        return cls(info.verify(), temperature=info.temperature, tta=tta)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if batch.shape[0] != self._batch:
@@ -81,15 +82,12 @@ class EmotionClassifier:
             )
         if len(crops) == 0:
             return np.empty((0, NUM_CLASSES), np.float32)
-        if self.tta_flip:
-            crops = np.concatenate([crops, crops[:, :, ::-1]])
+        views = tta_views(crops, self.tta)
+        crops = views.reshape(-1, *crops.shape[1:])
         step = _BUCKETS[-1]
         with self._lock:
             out = np.concatenate([self._logits_chunk(crops[i : i + step]) for i in range(0, len(crops), step)])
-        if self.tta_flip:
-            half = len(out) // 2
-            out = (out[:half] + out[half:]) / 2.0
-        return out
+        return out.reshape(len(views), -1, NUM_CLASSES).mean(axis=0)
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (N, 7) in EMOTIONS order."""

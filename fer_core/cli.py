@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fer_core.cli_train import add_train_parser, run_train_command
 from fer_core.detect import DEFAULT_DETECTOR, DETECTOR_NOTES
+from fer_core.preprocess import TTA_MODES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, type=Path, help="class folders or a FER-2013 CSV")
     p.add_argument("--usage", help="with a FER CSV: only rows with this Usage (e.g. PublicTest)")
     p.add_argument("--model", help="registered model (default: the active one)")
-    p.add_argument("--tta", action="store_true", help="average with the mirrored face")
+    _add_tta_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("models", help="list registered models, or choose the active one")
@@ -41,6 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_tta_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tta",
+        default="none",
+        choices=sorted(TTA_MODES),
+        help="test-time augmentation; " + "; ".join(f"{k}: {v}" for k, v in TTA_MODES.items()),
+    )
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="registered model (default: the active one)")
     p.add_argument(
@@ -49,13 +59,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         choices=sorted(DETECTOR_NOTES),
         help="; ".join(f"{k}: {v}" for k, v in DETECTOR_NOTES.items()),
     )
-    p.add_argument("--tta", action="store_true", help="average with the mirrored face")
+    _add_tta_option(p)
 
 
 def _recognizer(args):
     from fer_core.recognizer import EmotionRecognizer
 
-    return EmotionRecognizer.from_registry(args.model, detector=args.detector, tta_flip=args.tta)
+    return EmotionRecognizer.from_registry(args.model, detector=args.detector, tta=args.tta)
 
 
 def cmd_predict(args) -> int:
@@ -121,7 +131,7 @@ def cmd_evaluate(args) -> int:
     from fer_core.registry import get_model
 
     info = get_model(args.model)
-    classifier = EmotionClassifier.from_registry(info, tta_flip=args.tta)
+    classifier = EmotionClassifier.from_registry(info, tta=args.tta)
     data = load_labeled(args.data, spec=info.preprocessing, usage=args.usage)
     for source, reason in data.errors[:20]:
         print(f"skipped {source}: {reason}", file=sys.stderr)

@@ -104,3 +104,45 @@ def preprocess_faces(image: np.ndarray, boxes: list[Box], spec: Preprocessing = 
 def to_model_input(crops: np.ndarray) -> np.ndarray:
     """Stack uint8 crops (N, S, S) into the float32 (N, S, S, 1) tensor models take."""
     return crops.astype(np.float32)[..., None]
+
+
+TTA_MODES: dict[str, str] = {
+    "none": "the face as cropped (1 view)",
+    "flip": "averaged with its mirror image (2 views)",
+    "crops": "the face and four crops shifted by 6% of its side, each also mirrored (10 views)",
+}
+
+
+def _shifted(crops: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """Crops moved by (dx, dy) pixels, the uncovered border mirrored as Keras' RandomTranslation fills it."""
+    pad = max(abs(dx), abs(dy))
+    padded = np.pad(crops, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
+    size_y, size_x = crops.shape[1:]
+    return padded[:, pad - dy : pad - dy + size_y, pad - dx : pad - dx + size_x]
+
+
+def check_tta_mode(mode: str) -> str:
+    """Return `mode` if it is a key of TTA_MODES.
+
+    Raises:
+        ValueError: unknown mode.
+    """
+    if mode not in TTA_MODES:
+        raise ValueError(f"Unknown test-time augmentation. Expected one of {sorted(TTA_MODES)}. Received: {mode!r}")
+    return mode
+
+
+def tta_views(crops: np.ndarray, mode: str) -> np.ndarray:
+    """The test-time-augmentation views of uint8 crops (N, S, S): an array (V, N, S, S).
+
+    Raises:
+        ValueError: unknown mode.
+    """
+    check_tta_mode(mode)
+    views = [crops]
+    if mode == "crops":
+        step = max(1, round(0.06 * crops.shape[1]))
+        views += [_shifted(crops, dx, dy) for dx, dy in ((-step, 0), (step, 0), (0, -step), (0, step))]
+    if mode != "none":
+        views += [v[:, :, ::-1] for v in views]
+    return np.stack(views)

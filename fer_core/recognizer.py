@@ -50,7 +50,7 @@ class EmotionRecognizer:
         cls,
         model: str | ModelInfo | None = None,
         detector: str = DEFAULT_DETECTOR,
-        tta_flip: bool = False,
+        tta: str = "none",
         **detector_options,
     ) -> EmotionRecognizer:
         """Build from a registered model (default: the active one) and a detector name.
@@ -60,7 +60,7 @@ class EmotionRecognizer:
             DetectorError: the detector cannot be built.
         """
         info = model if isinstance(model, ModelInfo) else get_model(model)
-        classifier = EmotionClassifier.from_registry(info, tta_flip=tta_flip)
+        classifier = EmotionClassifier.from_registry(info, tta=tta)
         return cls(classifier, make_detector(detector, **detector_options), info.preprocessing, model_name=info.name)
 
     def results_for(self, image_shape: tuple[int, ...], boxes: Sequence[Box], probs: np.ndarray) -> list[FaceResult]:

@@ -101,7 +101,7 @@ def pick_dataset(settings: AppSettings, info: ModelInfo) -> LabeledFaces | None:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def cached_logits(model_name: str, weights_hash: str, tta: bool, fingerprint: str, _data: LabeledFaces) -> np.ndarray:
+def cached_logits(model_name: str, weights_hash: str, tta: str, fingerprint: str, _data: LabeledFaces) -> np.ndarray:
     """Logits of a model on a set, cached per (weights hash, set fingerprint, TTA)."""
     classifier = get_classifier(model_name, weights_hash, tta)
     bar = st.progress(0.0, text="Evaluating…")
@@ -110,7 +110,7 @@ def cached_logits(model_name: str, weights_hash: str, tta: bool, fingerprint: st
     return logits
 
 
-def evaluate(info: ModelInfo, data: LabeledFaces, tta: bool) -> tuple[dict, np.ndarray, np.ndarray]:
+def evaluate(info: ModelInfo, data: LabeledFaces, tta: str) -> tuple[dict, np.ndarray, np.ndarray]:
     """(metrics, probabilities, logits) of a registered model on a set, through the inference path."""
     logits = cached_logits(info.name, info.weights_hash, tta, data.fingerprint(), data)
     probs = softmax(logits, info.temperature)
@@ -118,6 +118,6 @@ def evaluate(info: ModelInfo, data: LabeledFaces, tta: bool) -> tuple[dict, np.n
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def cost_per_face_ms(model_name: str, weights_hash: str, tta: bool, _crops: np.ndarray) -> float:
+def cost_per_face_ms(model_name: str, weights_hash: str, tta: str, _crops: np.ndarray) -> float:
     """Classifier cost per face on a batch, measured once per (model weights, TTA) rather than every rerun."""
     return measure_cost_ms(get_classifier(model_name, weights_hash, tta), _crops)

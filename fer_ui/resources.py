@@ -13,12 +13,12 @@ MODEL_KEY = "selected_model"
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading model…")
-def _classifier(name: str, weights_hash: str, tta: bool, temperature: float) -> EmotionClassifier:
+def _classifier(name: str, weights_hash: str, tta: str, temperature: float) -> EmotionClassifier:
     # Hash and temperature are part of the key: a re-registered or re-calibrated model loads afresh.
-    return EmotionClassifier.from_registry(get_model(name), tta_flip=tta)
+    return EmotionClassifier.from_registry(get_model(name), tta=tta)
 
 
-def get_classifier(name: str, weights_hash: str, tta: bool = False) -> EmotionClassifier:
+def get_classifier(name: str, weights_hash: str, tta: str = "none") -> EmotionClassifier:
     """The shared classifier of a registered model (thread-safe; cached)."""
     info = get_model(name)
     return _classifier(name, weights_hash, tta, info.temperature)
@@ -40,7 +40,7 @@ def current_model() -> ModelInfo:
 
 
 def get_recognizer(
-    detector: str = DEFAULT_DETECTOR, model: ModelInfo | None = None, tta: bool = False
+    detector: str = DEFAULT_DETECTOR, model: ModelInfo | None = None, tta: str = "none"
 ) -> EmotionRecognizer:
     """A recognizer for this session (classifier and MTCNN shared and cached; light detectors built fresh)."""
     info = model or current_model()
@@ -49,7 +49,7 @@ def get_recognizer(
     return EmotionRecognizer(classifier, face_detector, info.preprocessing, model_name=info.name)
 
 
-def require_recognizer(detector: str = DEFAULT_DETECTOR, tta: bool = False) -> EmotionRecognizer | None:
+def require_recognizer(detector: str = DEFAULT_DETECTOR, tta: str = "none") -> EmotionRecognizer | None:
     """Like get_recognizer, but shows the problem on the page and returns None on failure."""
     try:
         return get_recognizer(detector, tta=tta)

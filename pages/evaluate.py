@@ -10,6 +10,7 @@ import fer_ui
 from fer_core.charts import confusion_heatmap, per_class_bars, reliability_diagram
 from fer_core.classes import EMOTIONS
 from fer_core.evaluation import calibration_report, cell_examples, compare_metrics, metrics_table
+from fer_core.preprocess import TTA_MODES
 from fer_core.registry import ModelError, get_model, list_models, save_calibration
 from fer_ui.evaluate import cost_per_face_ms, evaluate, pick_dataset
 from fer_ui.settings import demo_notice, get_settings
@@ -25,7 +26,12 @@ if not names:
 c1, c2, c3 = st.columns([2, 2, 1])
 name_a = c1.selectbox("Model", names, key="eval_model")
 name_b = c2.selectbox("Compare with (optional)", ["—", *[n for n in names if n != name_a]], key="eval_compare")
-tta = c3.toggle("Mirror TTA", key="eval_tta", help="Average each face with its mirror image")
+tta = c3.selectbox(
+    "Test-time augmentation",
+    list(TTA_MODES),
+    key="eval_tta",
+    help="; ".join(f"{k}: {v}" for k, v in TTA_MODES.items()),
+)
 try:
     info = get_model(name_a)
 except ModelError as e:
@@ -44,7 +50,7 @@ a.metric("Accuracy", f"{metrics['accuracy']:.1%}")
 b.metric("Macro-F1", f"{metrics['macro_f1']:.3f}")
 c.metric("ECE", f"{metrics['ece']:.3f}")
 cost = cost_per_face_ms(info.name, info.weights_hash, tta, data.images[:64])
-d.metric("Cost per face", f"{cost:.2f} ms", help="Batch of 64, this machine" + (", with mirror TTA" if tta else ""))
+d.metric("Cost per face", f"{cost:.2f} ms", help=f"Batch of 64, this machine, TTA: {tta}")
 
 left, right = st.columns(2)
 left.plotly_chart(per_class_bars(metrics), key="eval_bars")

@@ -7,6 +7,7 @@ import pytest
 
 from fer_core.classes import EMOTIONS
 from fer_core.classifier import EmotionClassifier
+from fer_core.preprocess import tta_views
 from fer_core.recognizer import EmotionRecognizer
 from fer_core.registry import get_model
 from fer_core.types import Box
@@ -75,10 +76,29 @@ def test_recognizer_results(tiny_models_dir):
 def test_tta_flip_averages(tiny_models_dir):
     info = get_model("tiny-test", tiny_models_dir)
     plain = EmotionClassifier.from_registry(info)
-    flip = EmotionClassifier.from_registry(info, tta_flip=True)
+    flip = EmotionClassifier.from_registry(info, tta="flip")
     crops = np.random.default_rng(3).integers(0, 255, (4, 48, 48), dtype=np.uint8)
     expected = (plain.logits(crops) + plain.logits(crops[:, :, ::-1])) / 2
     np.testing.assert_allclose(flip.logits(crops), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_tta_crops_views_and_average(tiny_models_dir):
+    crops = np.random.default_rng(4).integers(0, 255, (9, 48, 48), dtype=np.uint8)
+    views = tta_views(crops, "crops")
+    assert views.shape == (10, 9, 48, 48)
+    np.testing.assert_array_equal(views[0], crops)
+    # the second view is the face moved 3 px (6% of 48) to the left, the right edge reflected
+    np.testing.assert_array_equal(views[1][:, :, :-3], crops[:, :, 3:])
+    np.testing.assert_array_equal(views[1][:, :, -1], crops[:, :, -3])
+    np.testing.assert_array_equal(views[5:], views[:5, :, :, ::-1])
+    info = get_model("tiny-test", tiny_models_dir)
+    plain = EmotionClassifier.from_registry(info)
+    ten = EmotionClassifier.from_registry(info, tta="crops")
+    # 90 views cross the 64-image chunk boundary; each face still averages its own ten views
+    expected = np.mean([plain.logits(np.ascontiguousarray(v)) for v in views], axis=0)
+    np.testing.assert_allclose(ten.logits(crops), expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="Unknown test-time augmentation"):
+        EmotionClassifier.from_registry(info, tta="tencrop")
 
 
 def test_inference_path_imports_no_tensorflow(tiny_models_dir):
