@@ -164,6 +164,15 @@ def test_evaluate_page_on_tiny_folder(app_env, tmp_path, capsys):
             row["support"],
         )
     assert cli["per_class"]["disgust"]["support"] == 0
+    # The same parity with ten-view test-time augmentation chosen on the page and on the CLI.
+    at.selectbox(key="eval_tta").set_value("crops")
+    at.run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert main(["evaluate", "--data", str(data), "--tta", "crops", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert metrics["Accuracy"] == f"{cli['accuracy']:.1%}"
+    assert metrics["Macro-F1"] == f"{cli['macro_f1']:.3f}"
 
 
 def free_port() -> int:
