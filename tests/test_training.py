@@ -35,6 +35,10 @@ def test_tiny_run_events_and_artifacts(tiny_models_dir):
     assert (run_dir / "config.json").is_file()
     assert info.card["metrics"]["validation"]["accuracy"] > 0.5
     assert info.card["training"]["epochs_run"] == 6
+    assert info.card["tflite_weights"] == "float16"
+    assert {m: info.card["tta"][m]["views"] for m in ("none", "flip", "crops")} == {"none": 1, "flip": 2, "crops": 10}
+    assert all(info.card["tta"][m]["ms_per_face_batch64"] > 0 for m in ("none", "flip", "crops"))
+    assert 0 <= info.card["tta"]["crops"]["validation"]["accuracy"] <= 1
 
 
 def _train_cmd(data: Path, run_dir: Path, models: Path, epochs: int) -> list[str]:

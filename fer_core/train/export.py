@@ -12,6 +12,8 @@ import tensorflow as tf
 from fer_core.registry import KERAS_FILE, TFLITE_FILE, write_card
 from fer_core.train.architectures import build_model
 
+TFLITE_WEIGHTS = "float16"  # stored precision of the exported weights (recorded in model cards)
+
 
 def float32_copy(model: keras.Model, architecture: str, size: int) -> keras.Model:
     """The same weights in a float32 copy of the architecture (for export and shipping)."""
@@ -25,8 +27,15 @@ def float32_copy(model: keras.Model, architecture: str, size: int) -> keras.Mode
     return clone
 
 
-def export_tflite(model: keras.Model, path: Path) -> None:
-    """Write a float32 TFLite model with a dynamic batch dimension."""
+def export_tflite(model: keras.Model, path: Path, weights: str = TFLITE_WEIGHTS) -> None:
+    """Write a TFLite model with a dynamic batch dimension.
+
+    Args:
+        weights: "float16" stores half-size weights that run in float32 (accuracy and speed
+            compared with "float32" by tests/benchmarks/bench_inference.py).
+    """
+    if weights not in ("float16", "float32"):
+        raise ValueError(f"weights must be 'float16' or 'float32'. Received: {weights!r}")
     size = model.input_shape[1]
     # Going through a SavedModel keeps the Keras 3 variables; converting a bare
     # concrete function loses them.
@@ -40,6 +49,9 @@ def export_tflite(model: keras.Model, path: Path) -> None:
         )
         archive.write_out(tmp, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serve"])
+        if weights == "float16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
         path.write_bytes(converter.convert())
 
 

@@ -29,7 +29,7 @@ from fer_core.train.architectures import build_model
 from fer_core.train.config import TrainConfig
 from fer_core.train.data import class_weights, predict_logits, training_dataset
 from fer_core.train.events import append_event
-from fer_core.train.export import float32_copy, register_model
+from fer_core.train.export import TFLITE_WEIGHTS, float32_copy, register_model
 
 STOP_FILE = "STOP"
 STATE_FILE = "state.json"
@@ -344,6 +344,7 @@ class TrainingRun:
             "architecture": cfg.architecture,
             "parameters": int(model.count_params()),
             "input_size": cfg.input_size,
+            "tflite_weights": TFLITE_WEIGHTS,
             "preprocessing": self.spec.to_dict(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "training": {

@@ -5,6 +5,9 @@ Each figure is measured against a baseline in the same run: the `fer` library's 
 the same model so only the approach differs.
 
     .venv/bin/python -m tests.benchmarks.bench_inference [--model NAME] [--frames 300] [--photos 300]
+
+It also exports the model with float32 and with float16 stored weights and compares their
+size, accuracy on --test-data and cost per face.
 """
 
 from __future__ import annotations
@@ -56,30 +59,63 @@ class FerStyleBaseline:
         return out
 
 
+def median_ms(fn, n: int) -> float:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def litert_costs(classifier: EmotionClassifier, crops: np.ndarray, repeats: int = 200) -> dict:
+    """Milliseconds per face at batch 1 and batch 64 (crops: 64 uint8 faces)."""
+    for _ in range(10):
+        classifier.logits(crops[:1])
+        classifier.logits(crops)
+    return {
+        "litert_batch1_ms_per_face": median_ms(lambda: classifier.logits(crops[:1]), repeats),
+        "litert_batch64_ms_per_face": median_ms(lambda: classifier.logits(crops), repeats // 4) / 64,
+    }
+
+
 def per_face_costs(info, classifier: EmotionClassifier, keras_model, repeats: int = 200) -> dict:
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 255, (64, info.card["input_size"], info.card["input_size"]), dtype=np.uint8)
     x64 = crops.astype(np.float32)[..., None]
     for _ in range(10):
-        classifier.logits(crops[:1])
-        classifier.logits(crops)
         keras_model.predict(x64[:1], verbose=0)
         keras_model.predict(x64, verbose=0)
-
-    def median_ms(fn, n):
-        times = []
-        for _ in range(n):
-            start = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - start) * 1000)
-        return statistics.median(times)
-
     return {
-        "litert_batch1_ms_per_face": median_ms(lambda: classifier.logits(crops[:1]), repeats),
-        "litert_batch64_ms_per_face": median_ms(lambda: classifier.logits(crops), repeats // 4) / 64,
+        **litert_costs(classifier, crops, repeats),
         "keras_predict_batch1_ms_per_face": median_ms(lambda: keras_model.predict(x64[:1], verbose=0), repeats // 4),
         "keras_predict_batch64_ms_per_face": median_ms(lambda: keras_model.predict(x64, verbose=0), repeats // 8) / 64,
     }
+
+
+def weight_precision(keras_model, test_data: Path) -> dict:
+    """float16 vs float32 stored weights of the same model: file size, accuracy on a set, cost per face."""
+    import tempfile
+
+    from fer_core.datasets import load_labeled
+    from fer_core.metrics import classification_metrics, softmax
+    from fer_core.train.export import export_tflite
+
+    data = load_labeled(test_data)
+    out: dict = {"test_data": str(test_data), "n": len(data)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for weights in ("float32", "float16"):
+            path = Path(tmp) / f"{weights}.tflite"
+            export_tflite(keras_model, path, weights)
+            classifier = EmotionClassifier(path)
+            m = classification_metrics(data.labels, softmax(classifier.logits(data.images)))
+            out[weights] = {
+                "bytes": path.stat().st_size,
+                "accuracy": m["accuracy"],
+                "macro_f1": m["macro_f1"],
+                **litert_costs(classifier, data.images[:64]),
+            }
+    return out
 
 
 def live_frames(scenes, recognizer: EmotionRecognizer, baseline: FerStyleBaseline, frames: int) -> dict:
@@ -133,6 +169,9 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=300)
     parser.add_argument("--recall-scenes", type=int, default=200)
     parser.add_argument("--mtcnn-scenes", type=int, default=60)
+    parser.add_argument(
+        "--test-data", type=Path, default=Path("../shared/datasets/fer2013/test"), help="labelled set for accuracy"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -149,6 +188,8 @@ def main() -> None:
     scenes = make_scenes(max(args.recall_scenes, 60), faces, seed=1)
     results = {"model": info.name, "cpu_count": os.cpu_count()}
     results["per_face"] = per_face_costs(info, classifier, keras_model)
+    if args.test_data.exists():
+        results["stored_weights"] = weight_precision(keras_model, args.test_data)
     results["live_640x480"] = live_frames(scenes, recognizer, baseline, args.frames)
     results["batch_640x480"] = batch_photos(scenes, recognizer, baseline, args.photos)
     mtcnn = make_detector("mtcnn")
