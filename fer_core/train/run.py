@@ -368,24 +368,30 @@ class TrainingRun:
             "ece_before": metrics["validation"]["ece"],
             "ece_after": classification_metrics(val.labels, softmax(val_logits, temperature))["ece"],
         }
-        views = {mode: EmotionClassifier(folder / "model.tflite", temperature, tta=mode) for mode in TTA_MODES}
+        # "none" reuses the loaded classifier (its temperature does not change the cost).
+        views = {
+            m: classifier if m == "none" else EmotionClassifier(folder / "model.tflite", temperature, tta=m)
+            for m in TTA_MODES
+        }
         sample = val.images[:64]
         card["tta"] = {
             mode: {"views": len(tta_views(sample[:1], mode)), "ms_per_face_batch64": measure_cost_ms(c, sample, 5)}
             for mode, c in views.items()
         }
         card["tta_note"] = "optional: --tta MODE on the CLI or the Evaluate page; costs measured where it was trained"
-        for mode in ("flip", "crops"):
-            m = classification_metrics(val.labels, views[mode].predict_proba(val.images))
-            card["tta"][mode]["validation"] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+        sets = {"validation": val}
         if cfg.test_data:
-            test = load_labeled(cfg.test_data, spec=self.spec)
-            metrics["test"] = classification_metrics(test.labels, softmax(classifier.logits(test.images), temperature))
-            for mode in ("flip", "crops"):
-                m = classification_metrics(test.labels, views[mode].predict_proba(test.images))
-                metrics[f"test_tta_{mode}"] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
-                card["tta"][mode]["test"] = metrics[f"test_tta_{mode}"]
+            sets["test"] = load_labeled(cfg.test_data, spec=self.spec)
+            metrics["test"] = classification_metrics(
+                sets["test"].labels, softmax(classifier.logits(sets["test"].images), temperature)
+            )
             card["training"]["test_data"] = cfg.test_data
+        for split, data in sets.items():
+            for mode in ("flip", "crops"):
+                m = classification_metrics(data.labels, views[mode].predict_proba(data.images))
+                card["tta"][mode][split] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+                if split == "test":
+                    metrics[f"test_tta_{mode}"] = card["tta"][mode][split]
         card["metrics"] = metrics
         write_card(folder, card)
         return cfg.register_as
