@@ -51,6 +51,73 @@ def build_vgg(size: int = 48, dropout: float = 0.5) -> keras.Model:
     return _vgg_like(size, (48, 96, 192, 384), 2, 256, dropout, "vgg")
 
 
+def _stem(x, widths: tuple[int, ...]):
+    """Full-resolution 3x3 convolutions (BN, ReLU) that every deeper family starts with."""
+    for i, width in enumerate(widths):
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"stem_conv{i}")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"stem_bn{i}")(x)
+        x = layers.ReLU(name=f"stem_relu{i}")(x)
+    return x
+
+
+def _residual_block(x, filters: int, stride: int, name: str):
+    """A ResNet basic block: two 3x3 convolutions plus a (projected) shortcut."""
+    shortcut = x
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
+        shortcut = layers.BatchNormalization(momentum=0.9, name=f"{name}_proj_bn")(shortcut)
+    y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv0")(x)
+    y = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn0")(y)
+    y = layers.ReLU(name=f"{name}_relu0")(y)
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv1")(y)
+    y = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn1")(y)
+    x = layers.Add(name=f"{name}_add")([shortcut, y])
+    return layers.ReLU(name=f"{name}_out")(x)
+
+
+def _separable_module(x, filters: int, name: str):
+    """Xception-style module: two depthwise-separable convolutions, max-pool, strided 1x1 shortcut."""
+    shortcut = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False, name=f"{name}_proj")(x)
+    shortcut = layers.BatchNormalization(momentum=0.9, name=f"{name}_proj_bn")(shortcut)
+    y = x
+    for i in range(2):
+        y = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_sep{i}")(y)
+        y = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn{i}")(y)
+        if i == 0:
+            y = layers.ReLU(name=f"{name}_relu{i}")(y)
+    y = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(y)
+    x = layers.Add(name=f"{name}_add")([shortcut, y])
+    return layers.ReLU(name=f"{name}_out")(x)
+
+
+def _head(x, dropout: float):
+    """Global average pooling, dropout and float32 logits."""
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout, name="head_drop")(x)
+    return layers.Dense(NUM_CLASSES, dtype="float32", name="logits")(x)
+
+
+def build_resnet(size: int = 48, dropout: float = 0.3) -> keras.Model:
+    """Small ResNet, about 1.9M parameters: a 48 px stem, then three stages of two basic blocks."""
+    inputs = keras.Input((size, size, 1), name="face")
+    x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
+    x = _stem(x, (32, 48))
+    for stage, width in enumerate((48, 96, 192)):
+        x = _residual_block(x, width, 2, f"s{stage}b0")
+        x = _residual_block(x, width, 1, f"s{stage}b1")
+    return keras.Model(inputs, _head(x, dropout), name="resnet")
+
+
+def build_xception(size: int = 48, dropout: float = 0.3) -> keras.Model:
+    """Xception-style net of depthwise-separable modules (a wider mini-Xception), about 0.5M parameters."""
+    inputs = keras.Input((size, size, 1), name="face")
+    x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
+    x = _stem(x, (32, 48))
+    for i, width in enumerate((96, 192, 384)):
+        x = _separable_module(x, width, f"m{i}")
+    return keras.Model(inputs, _head(x, dropout), name="xception")
+
+
 def build_tiny(size: int = 48, dropout: float = 0.2) -> keras.Model:
     """A very small net for tests and smoke runs (a few thousand parameters)."""
     return _vgg_like(size, (8, 16), 1, 0, dropout, "tiny")
@@ -59,6 +126,8 @@ def build_tiny(size: int = 48, dropout: float = 0.2) -> keras.Model:
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "compact": build_compact,
     "vgg": build_vgg,
+    "resnet": build_resnet,
+    "xception": build_xception,
     "tiny": build_tiny,
 }
 

@@ -52,7 +52,7 @@ class TrainConfig:
 
     Attributes:
         data: class-folder dataset or FER-2013 CSV to train on.
-        architecture: "compact", "vgg" or "tiny".
+        architecture: "compact", "vgg", "resnet", "xception" or "tiny".
         epochs: maximum epochs.
         batch_size: images per step.
         learning_rate: peak learning rate.
@@ -62,6 +62,7 @@ class TrainConfig:
         warmup_epochs: linear warm-up epochs for "cosine".
         plateau_patience: epochs without improvement before the rate is cut ("plateau").
         label_smoothing: smoothing of the one-hot targets.
+        mixup: alpha of the Beta distribution mixing pairs of training faces (0 = off).
         class_weighting: "none", "sqrt" or "balanced".
         augmentation: the augmentation switches.
         val_fraction: share of the data held out (stratified) for checkpoint choice.
@@ -91,6 +92,7 @@ class TrainConfig:
     warmup_epochs: int = 2
     plateau_patience: int = 4
     label_smoothing: float = 0.1
+    mixup: float = 0.0
     class_weighting: str = "sqrt"
     augmentation: Augmentation = field(default_factory=Augmentation)
     val_fraction: float = 0.1

@@ -38,11 +38,14 @@ def training_dataset(
     augmentation: Augmentation,
     label_smoothing: float,
     seed: int,
+    mixup: float = 0.0,
 ) -> tf.data.Dataset:
     """Shuffled, augmented batches of (x float32 (B,S,S,1), one-hot targets, sample weights).
 
     The uint8 crops stay in memory; augmentation runs batched in parallel map calls so
-    both cores stay busy while the model trains.
+    both cores stay busy while the model trains. With `mixup` > 0 each face is blended
+    with another face of its batch (weight drawn from Beta(mixup, mixup)), and so are
+    their targets and sample weights.
     """
     augment = augmentation.build(seed)
     sample_weights = weights[labels]
@@ -52,6 +55,8 @@ def training_dataset(
         x = augment(x, training=True)
         x = tf.clip_by_value(x, 0.0, 255.0)
         target = tf.one_hot(y, NUM_CLASSES) * (1.0 - label_smoothing) + label_smoothing / NUM_CLASSES
+        if mixup > 0:
+            x, target, w = _mix_pairs(x, target, w, mixup)
         return x, target, w
 
     ds = tf.data.Dataset.from_tensor_slices((images, labels, sample_weights))
@@ -59,6 +64,27 @@ def training_dataset(
     ds = ds.batch(batch_size, drop_remainder=len(labels) >= batch_size)
     ds = ds.map(to_training_batch, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _beta(shape, alpha: float) -> tf.Tensor:
+    """Samples of Beta(alpha, alpha), from two gamma draws."""
+    a = tf.random.gamma(shape, alpha)
+    b = tf.random.gamma(shape, alpha)
+    return a / (a + b)
+
+
+def _mix_pairs(x: tf.Tensor, target: tf.Tensor, weight: tf.Tensor, alpha: float):
+    """Mixup within a batch: face i is blended with face i of a shuffled copy of the batch."""
+    n = tf.shape(x)[0]
+    order = tf.random.shuffle(tf.range(n))
+    lam = _beta([n], alpha)
+    lam = tf.maximum(lam, 1.0 - lam)  # each face keeps the larger share, so its own label dominates
+
+    def mix(a: tf.Tensor) -> tf.Tensor:
+        share = tf.reshape(tf.cast(lam, a.dtype), [-1] + [1] * (a.shape.rank - 1))
+        return share * a + (1.0 - share) * tf.gather(a, order)
+
+    return mix(x), mix(target), mix(tf.cast(weight, tf.float32))
 
 
 _FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

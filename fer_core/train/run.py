@@ -286,6 +286,7 @@ class TrainingRun:
             cfg.augmentation,
             cfg.label_smoothing,
             cfg.seed + state["epoch"],
+            mixup=cfg.mixup,
         )
         steps = int(ds.cardinality().numpy())
         append_event(
