@@ -21,6 +21,7 @@ import numpy as np
 from fer_core.classes import EMOTIONS
 from fer_core.imageio import ImageReadError, encode_jpeg, read_image
 from fer_core.labeling import COLUMNS, label_sources
+from fer_core.names import unique_name
 from fer_core.preprocess import square_box
 from fer_core.recognizer import EmotionRecognizer
 from fer_core.render import annotate, thumbnail
@@ -81,6 +82,8 @@ def unpack_uploads(
         row.update(file=name, status="unreadable", detail=reason)
         rejected.append(row)
 
+    stored: set[str] = set()
+
     def add(name: str, data: bytes) -> None:
         rel = safe_relative_path(name)
         if rel is None:
@@ -89,9 +92,16 @@ def unpack_uploads(
             return reject(rel, f"over the limit of {limits.max_files} files per batch; skipped")
         if len(data) > budget["bytes"]:
             return reject(rel, "over the batch's total size limit; skipped")
+        # Two cameras both make IMG_0001.jpg: keep both, the later one as "IMG_0001 (2).jpg".
+        rel = unique_name(rel, stored)
+        try:
+            path = _store(work_dir, rel, data)
+        except OSError as e:  # a name too long for the disk, a file where a folder must go...
+            return reject(rel, f"cannot store this file: {e.strerror or e}")
+        stored.add(rel)
         budget["files"] -= 1
         budget["bytes"] -= len(data)
-        uploads.append(Upload(rel, _store(work_dir, rel, data)))
+        uploads.append(Upload(rel, path))
 
     for name, data in files:
         if name.lower().endswith(".zip"):

@@ -159,8 +159,9 @@ def cmd_models(args) -> int:
     from fer_core.registry import list_models, set_active_model
 
     if args.activate:
-        set_active_model(args.activate)
-        print(f"active model: {args.activate}")
+        name = args.activate.rstrip("/")  # a shell's tab completion adds the slash of a folder
+        set_active_model(name)
+        print(f"active model: {name}")
         return 0
     rows = list_models()
     if args.json:

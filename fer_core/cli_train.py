@@ -13,11 +13,13 @@ from fer_core.paths import runs_dir
 from fer_core.train.config import Augmentation, TrainConfig
 
 _HELP = {
-    "architecture": "compact (real-time, ~0.7M params), vgg (accurate, ~2.8M) or tiny (tests)",
+    "architecture": "compact (real-time, ~0.7M params), vgg (~2.7M), resnet (~1.6M), xception (~0.4M) or tiny (tests)",
     "precision": "auto picks bfloat16 where the CPU has it",
     "finetune_from": "registered model to start from",
     "register_as": "register the best checkpoint under this model name",
     "test_data": "labelled set evaluated once at the end, for the model card only",
+    "overwrite": "replace an existing model of the --register-as name (never a folder holding other files)",
+    "mixup": "mix pairs of training faces, Beta(ALPHA, ALPHA) weights (0 = off)",
 }
 
 
@@ -34,7 +36,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         flag = "--" + f.name.replace("_", "-")
         kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(str(f.type), str)
         kwargs = {"type": kind, "help": _HELP.get(f.name)}
-        if f.name == "data":
+        if str(f.type) == "bool":
+            p.add_argument(flag, action="store_true", default=None, help=_HELP.get(f.name))
+        elif f.name == "data":
             p.add_argument(flag, **kwargs)
         else:
             p.add_argument(flag, default=None, **kwargs)

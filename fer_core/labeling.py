@@ -7,9 +7,12 @@ Row columns are `file,face,x,y,w,h,emotion,confidence,p_<emotion>...,status,deta
 from __future__ import annotations
 
 import csv
+import fcntl
+import io
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -119,18 +122,60 @@ def folder_images(root: Path) -> list[Path]:
     )
 
 
-def _done_files(out_csv: Path) -> set[str]:
-    """Files already labelled in an earlier run; drops a half-written last line."""
-    if not out_csv.is_file() or out_csv.stat().st_size == 0:
-        return set()
-    lines = out_csv.read_text().splitlines(keepends=True)
-    rows = list(csv.reader(lines))
+def display_name(relative: str) -> str:
+    """A file name as it goes into results: bytes that are not UTF-8 shown as `\\xNN` escapes.
+
+    File names on Linux are bytes; Python keeps undecodable ones as surrogates, which no
+    UTF-8 CSV can hold, so one such file would otherwise stop every run at the same place.
+    """
+    return relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _complete_rows(text: str) -> tuple[list[list[str]], int]:
+    """Parse CSV text; returns the complete rows and where the last complete one ends.
+
+    Parsed as CSV (not split into lines), so names holding line breaks of any kind stay
+    whole; a row cut off by a crash (missing fields or its line end) is not complete.
+    """
+    consumed = 0
+
+    def lines():
+        nonlocal consumed
+        for line in io.StringIO(text, newline=""):
+            consumed += len(line)
+            yield line
+
+    rows, end = [], 0
+    reader = csv.reader(lines())
+    try:
+        for row in reader:
+            if len(row) != len(COLUMNS) or not text[:consumed].endswith(("\n", "\r")):
+                break
+            rows.append(row)
+            end = consumed
+    except csv.Error:
+        pass  # a quoted field cut off at the end of the file
+    return rows, end
+
+
+def _resume_point(out: BinaryIO, out_csv: Path) -> set[str]:
+    """Files already labelled in `out_csv`; a cut-off last row is truncated away in place."""
+    raw = out_csv.read_bytes()
+    text = raw.decode("utf-8", "surrogateescape")
+    rows, end = _complete_rows(text)
     if rows and rows[0] != COLUMNS:
         raise ValueError(f"{out_csv} exists with other columns; choose another --out or delete it")
-    complete = [line for line, row in zip(lines, rows) if len(row) == len(COLUMNS)]
-    if len(complete) != len(lines) or (lines and not lines[-1].endswith("\n")):
-        out_csv.write_text("".join(line if line.endswith("\n") else line + "\n" for line in complete))
-    return {row[0] for row in rows[1:] if len(row) == len(COLUMNS)}
+    keep = len(text[:end].encode("utf-8", "surrogateescape"))
+    if keep < len(raw):
+        out.truncate(keep)
+    return {row[0] for row in rows[1:]}
+
+
+def _check_output(out_csv: Path) -> None:
+    if out_csv.is_dir():
+        raise ValueError(f"--out {out_csv} is a folder; give a CSV file name")
+    if not out_csv.parent.is_dir():
+        raise ValueError(f"--out {out_csv}: the folder {out_csv.parent} does not exist")
 
 
 def label_folder(
@@ -141,19 +186,44 @@ def label_folder(
 ) -> dict[str, int]:
     """Label every image below `root` into `out_csv`, resuming where an earlier run stopped.
 
+    The output is locked while the run writes it, so a second run on the same file stops
+    with an error instead of writing the same rows again.
+
     Returns:
         Counts of rows written this time, per status.
+
+    Raises:
+        ValueError: `out_csv` is a folder, has no parent folder, has other columns, or
+            another run is writing it.
     """
+    _check_output(out_csv)
     images = folder_images(root)
-    done = _done_files(out_csv)
-    todo = [p for p in images if p.relative_to(root).as_posix() not in done]
+    with out_csv.open("a+b") as guard:
+        try:
+            fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise ValueError(f"another `label` run is writing {out_csv}; wait for it or choose another --out") from e
+        done = _resume_point(guard, out_csv)
+        todo = [(display_name(p.relative_to(root).as_posix()), p) for p in images]
+        todo = [(name, p) for name, p in todo if name not in done]
+        return _write_rows(out_csv, todo, len(images), recognizer, progress)
+
+
+def _write_rows(
+    out_csv: Path,
+    todo: list[tuple[str, Path]],
+    total: int,
+    recognizer: EmotionRecognizer,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, int]:
+    """Append the rows of the photos in `todo` to `out_csv` (header first when it is empty)."""
     counts = dict.fromkeys(STATUSES, 0)
-    new_file = not out_csv.exists() or out_csv.stat().st_size == 0
-    with out_csv.open("a", newline="") as f:
+    new_file = out_csv.stat().st_size == 0
+    with out_csv.open("a", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         if new_file:
             writer.writeheader()
-        finished = len(images) - len(todo)
+        finished = total - len(todo)
 
         def write_image(name: str, rows: list[dict]) -> None:
             nonlocal finished
@@ -161,9 +231,9 @@ def label_folder(
             f.flush()
             finished += 1
             if progress:
-                progress(finished, len(images))
+                progress(finished, total)
 
-        items = [(p.relative_to(root).as_posix(), p.read_bytes) for p in todo]
+        items = [(name, p.read_bytes) for name, p in todo]
         for row in label_sources(items, recognizer, on_image=write_image):
             counts[row["status"]] += 1
     return counts

@@ -15,16 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_core.classes import EMOTIONS
+from fer_core.names import UnsafeNameError, check_name
 from fer_core.preprocess import Preprocessing
 
 CARD_FILE = "card.json"
 TFLITE_FILE = "model.tflite"
 KERAS_FILE = "model.keras"
 ACTIVE_FILE = "active.txt"
+MODEL_FILES = frozenset({CARD_FILE, TFLITE_FILE, KERAS_FILE})
+"""Everything a registered model folder may hold; a folder with anything else is never replaced."""
 
 
 class ModelError(RuntimeError):
     """A registered model cannot be used; the message names the file and the problem."""
+
+
+class ModelExistsError(ModelError):
+    """Registering would replace an existing model without the user's consent."""
 
 
 def default_models_dir() -> Path:
@@ -110,11 +117,25 @@ def read_card(folder: Path) -> dict:
     return card
 
 
+def model_folder(name: str, models_dir: Path | None = None) -> Path:
+    """The folder of model `name` in the registry (it need not exist yet).
+
+    Raises:
+        ModelError: `name` is not a valid model name (a path, `.`, `..`, empty...).
+    """
+    try:
+        check_name(name, "model name")
+    except UnsafeNameError as e:
+        raise ModelError(str(e)) from e
+    return (models_dir or default_models_dir()) / name
+
+
 def get_model(name: str | None = None, models_dir: Path | None = None) -> ModelInfo:
     """The named model (or the active one) with its card checked.
 
     Raises:
-        ModelError: no such model, no model installed, or a bad card.
+        ModelError: an invalid name, no such model, no model installed, `active.txt`
+            naming a model that is not there, or a bad card.
     """
     models_dir = models_dir or default_models_dir()
     if name is None:
@@ -122,9 +143,9 @@ def get_model(name: str | None = None, models_dir: Path | None = None) -> ModelI
         if name is None:
             raise ModelError(
                 f"No trained model is installed in {models_dir}. Train one with "
-                "`python -m fer_core train ... --register NAME` or copy a model folder there."
+                "`python -m fer_core train ... --register-as NAME` or copy a model folder there."
             )
-    folder = models_dir / name
+    folder = model_folder(name, models_dir)
     if not folder.is_dir():
         known = ", ".join(m for m in list_model_names(models_dir)) or "none"
         raise ModelError(f"{folder}: no such model. Registered models: {known}")
@@ -136,7 +157,15 @@ def list_model_names(models_dir: Path | None = None) -> list[str]:
     models_dir = models_dir or default_models_dir()
     if not models_dir.is_dir():
         return []
-    return sorted(p.name for p in models_dir.iterdir() if (p / CARD_FILE).is_file())
+    return sorted(p.name for p in models_dir.iterdir() if (p / CARD_FILE).is_file() and _is_valid_name(p.name))
+
+
+def _is_valid_name(name: str) -> bool:
+    try:
+        check_name(name)
+    except UnsafeNameError:
+        return False
+    return True
 
 
 def list_models(models_dir: Path | None = None) -> list[dict]:
@@ -163,14 +192,16 @@ def list_models(models_dir: Path | None = None) -> list[dict]:
 
 
 def active_model_name(models_dir: Path | None = None) -> str | None:
-    """The active model's name from `active.txt`, else the only or first valid model, else None."""
+    """The name `active.txt` gives; without that file, the first registered model, else None.
+
+    The name is returned even when no such model is usable, so that loading it fails loudly
+    (`get_model` says what is wrong) instead of quietly using another model.
+    """
     models_dir = models_dir or default_models_dir()
     marker = models_dir / ACTIVE_FILE
-    names = list_model_names(models_dir)
     if marker.is_file():
-        chosen = marker.read_text().strip()
-        if chosen in names:
-            return chosen
+        return marker.read_text(errors="replace").strip()
+    names = list_model_names(models_dir)
     return names[0] if names else None
 
 
@@ -185,6 +216,73 @@ def set_active_model(name: str, models_dir: Path | None = None) -> None:
     tmp = models_dir / (ACTIVE_FILE + ".tmp")
     tmp.write_text(name + "\n")
     tmp.replace(models_dir / ACTIVE_FILE)
+
+
+def registration_folder(
+    name: str, models_dir: Path | None = None, overwrite: bool = False, run_dir: Path | None = None
+) -> Path:
+    """The folder to register model `name` into, once it is sure that nothing would be lost.
+
+    An existing model is replaced only with `overwrite` (the user's explicit consent) or when
+    the same training run registered it (a stopped run that was resumed), and never when the
+    folder holds anything but a model's files.
+
+    Raises:
+        ModelExistsError: the model exists and replacing it was not allowed.
+        ModelError: an invalid name, or a folder that is not a model folder.
+    """
+    folder = model_folder(name, models_dir)
+    if not folder.exists() and not folder.is_symlink():
+        return folder
+    if folder.is_symlink() or not folder.is_dir():
+        raise ModelError(f"{folder} exists and is not a model folder; choose another model name")
+    foreign = sorted(p.name for p in folder.iterdir() if p.name not in MODEL_FILES or not p.is_file())
+    if foreign:
+        raise ModelError(
+            f"{folder} holds files that are not a model's ({', '.join(foreign[:5])}); "
+            "it is never replaced: choose another model name"
+        )
+    if not (overwrite or (run_dir is not None and _registered_by(folder) == Path(run_dir).resolve())):
+        raise ModelExistsError(
+            f"model {name!r} already exists in {folder.parent}; choose another name, or replace it "
+            "with --overwrite (on the Train page: tick 'Replace the existing model')"
+        )
+    return folder
+
+
+def _registered_by(folder: Path) -> Path | None:
+    """The run folder that registered a model, from its card (None when unknown)."""
+    try:
+        run_dir = json.loads((folder / CARD_FILE).read_text()).get("training", {}).get("run_dir")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(run_dir).resolve() if run_dir else None
+
+
+def install_model_folder(staging: Path, folder: Path) -> None:
+    """Move a completely written model folder into place, replacing the model there.
+
+    Only a model's own files are ever deleted (see `registration_folder` for when
+    replacing is allowed); a folder that also holds anything else is left on disk.
+    """
+    old = folder.with_name(f".old-{folder.name}")
+    remove_model_files(old)
+    if folder.exists():
+        folder.rename(old)
+    staging.rename(folder)
+    remove_model_files(old)
+
+
+def remove_model_files(folder: Path) -> None:
+    """Delete a model folder's own files and then the folder, if it is left empty."""
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    for name in (*MODEL_FILES, CARD_FILE + ".tmp"):
+        (folder / name).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError as e:
+        raise ModelError(f"{folder}: holds other files, left in place ({e})") from e
 
 
 def write_card(folder: Path, card: dict) -> None:

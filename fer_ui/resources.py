@@ -62,7 +62,11 @@ def require_recognizer(detector: str = DEFAULT_DETECTOR, tta: str = "none") -> E
 
 
 def model_picker(where=st.sidebar) -> None:
-    """Sidebar select box of registered models; the choice holds for this browser session."""
+    """Sidebar select box of registered models; the choice holds for this browser session.
+
+    When the active model is unusable the page says so and nothing is chosen for the user:
+    another model is used only when the user picks it.
+    """
     every = list_models()
     rows = [r for r in every if r["ok"]]
     for row in (r for r in every if not r["ok"]):
@@ -71,12 +75,18 @@ def model_picker(where=st.sidebar) -> None:
         where.warning("No trained model is installed.")
         return
     names = [r["name"] for r in rows]
-    current = st.session_state.get(MODEL_KEY) or active_model_name()
-    index = names.index(current) if current in names else 0
+    active = active_model_name()
+    if active not in names:
+        where.error(
+            f"The active model {active!r} (models/active.txt) is not usable. Pick a model below, or set "
+            "another with `python -m fer_core models --activate NAME`."
+        )
+    current = st.session_state.get(MODEL_KEY) or active
     where.selectbox(
         "Model",
         names,
-        index=index,
+        index=names.index(current) if current in names else None,
+        placeholder="Choose a model",
         key=MODEL_KEY,
-        format_func=lambda n: n + (" (active)" if n == active_model_name() else ""),
+        format_func=lambda n: n + (" (active)" if n == active else ""),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from pathlib import Path
@@ -15,9 +16,17 @@ from fer_core.charts import confusion_heatmap, count_bars, recall_curves, traini
 from fer_core.classes import EMOTIONS
 from fer_core.datasets import DatasetError, LabeledFaces
 from fer_core.evaluation import compare_on_validation
+from fer_core.names import name_from_text
 from fer_core.paths import corrections_dir, data_dir
 from fer_core.preprocess import Preprocessing
-from fer_core.registry import active_model_name, list_models, set_active_model
+from fer_core.registry import (
+    ModelError,
+    ModelExistsError,
+    active_model_name,
+    list_models,
+    registration_folder,
+    set_active_model,
+)
 from fer_core.train.config import Augmentation, TrainConfig
 from fer_core.train.events import read_events
 from fer_core.train.jobs import JobError, JobManager
@@ -46,9 +55,12 @@ def choose_data() -> str | None:
     upload = st.file_uploader("Zip with one folder per emotion", type=["zip"], key="train_zip")
     if upload is None:
         return None
-    target = data_dir() / "uploads" / upload.name.removesuffix(".zip")
+    data = upload.getvalue()
+    # Named by content, so a corrected zip of the same name is unpacked afresh.
+    stem = name_from_text(upload.name.removesuffix(".zip"), "dataset")
+    target = data_dir() / "uploads" / f"{stem}-{hashlib.sha256(data).hexdigest()[:12]}"
     if not target.exists():
-        uploads, rejected = unpack_uploads([(upload.name, upload.getvalue())], target, UploadLimits())
+        uploads, rejected = unpack_uploads([(upload.name, data)], target, UploadLimits())
         for row in rejected[:10]:
             st.warning(f"{row['file']}: {row['detail']}")
     inner = [p for p in target.iterdir() if p.is_dir()]
@@ -189,7 +201,7 @@ def new_run_form(manager: JobManager) -> None:
     data_path = choose_data()
     data = dataset_summary(data_path) if data_path else None
     c1, c2, c3, c4 = st.columns(4)
-    architecture = c1.selectbox("Architecture", ["compact", "vgg", "tiny"], key="t_arch")
+    architecture = c1.selectbox("Architecture", ["compact", "vgg", "resnet", "xception", "tiny"], key="t_arch")
     epochs = c2.number_input("Epochs", 1, 500, 30, key="t_epochs")
     batch_size = c3.selectbox("Batch size", [32, 64, 128], index=1, key="t_batch")
     learning_rate = c4.number_input("Learning rate", 0.0001, 1.0, 0.02, format="%.4f", key="t_lr")
@@ -197,10 +209,13 @@ def new_run_form(manager: JobManager) -> None:
     weighting = c5.selectbox("Class weighting", ["sqrt", "balanced", "none"], key="t_weight")
     finetune = c6.selectbox("Fine-tune from", ["—", *[r["name"] for r in list_models() if r["ok"]]], key="t_ft")
     register_as = c7.text_input("Register model as", f"my-model-{datetime.now():%Y%m%d-%H%M}", key="t_name")
+    overwrite, name_problem = model_name_check(register_as, c7)
     augmentation = augmentation_switches()
     if data is not None and st.button("Preview augmentation", key="t_preview"):
         augmentation_preview(data, augmentation)
-    if st.button("Start training", type="primary", disabled=data is None, key="t_start"):
+    if name_problem:
+        st.error(name_problem)
+    if st.button("Start training", type="primary", disabled=data is None or bool(name_problem), key="t_start"):
         config = TrainConfig(
             data=data_path,
             architecture=architecture,
@@ -211,6 +226,7 @@ def new_run_form(manager: JobManager) -> None:
             augmentation=augmentation,
             finetune_from=None if finetune == "—" else finetune,
             register_as=register_as or None,
+            overwrite=overwrite,
         )
         try:
             job = manager.start(config, f"{datetime.now():%Y%m%d-%H%M%S}-{architecture}")
@@ -218,6 +234,21 @@ def new_run_form(manager: JobManager) -> None:
             st.success(f"Started run {st.session_state['train_run']} (process {job['pid']}).")
         except JobError as e:
             st.error(str(e))
+
+
+def model_name_check(name: str, where) -> tuple[bool, str]:
+    """(replace the existing model?, what is wrong with the name or "") for "Register model as"."""
+    if not name:
+        return False, ""
+    try:
+        registration_folder(name)
+    except ModelExistsError:
+        if where.checkbox(f"Replace the existing model {name}", key="t_overwrite"):
+            return True, ""
+        return False, f"A model named {name} already exists: choose another name or tick 'Replace'."
+    except ModelError as e:
+        return False, str(e)
+    return False, ""
 
 
 def augmentation_switches() -> Augmentation:

@@ -8,6 +8,7 @@ import fer_ui
 from fer_core.batch import UploadLimits, annotated_zip, rows_to_csv, rows_to_json, save_corrections_dataset, sorted_zip
 from fer_core.charts import count_bars
 from fer_core.classes import EMOTIONS
+from fer_core.names import UnsafeNameError, new_child_folder
 from fer_core.paths import corrections_dir
 from fer_ui.batch import STATE, gallery, results_frame, run_batch
 from fer_ui.resources import model_picker, require_recognizer
@@ -88,9 +89,13 @@ if settings.demo:
 else:
     name = st.text_input("Dataset name", f"corrections-{datetime.now():%Y%m%d-%H%M%S}", key="ds_name")
     if st.button("Save corrections as a dataset", key="save_ds"):
-        out = corrections_dir() / name
-        counts = save_corrections_dataset(label_rows, files, out)
-        st.success(f"Saved {sum(counts.values())} face crops to {out} — pick it on the Train page to fine-tune.")
+        try:
+            out = new_child_folder(corrections_dir(), name, "dataset name")
+        except UnsafeNameError as e:
+            st.error(str(e))
+        else:
+            counts = save_corrections_dataset(label_rows, files, out)
+            st.success(f"Saved {sum(counts.values())} face crops to {out} — pick it on the Train page to fine-tune.")
 
 st.subheader("Gallery")
 gallery(df, files)

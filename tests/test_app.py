@@ -54,6 +54,18 @@ def test_pages_without_any_model_say_so(tmp_path, monkeypatch):
     assert any("No trained model is installed" in w.value for w in home.warning)
 
 
+def test_active_model_naming_nothing_is_reported_not_replaced(app_env, use_models):
+    (use_models / "active.txt").write_text("ghost\n")
+    at = open_page("pages/batch.py")
+    assert not at.exception, at.exception
+    assert any("'ghost'" in e.value and "not usable" in e.value for e in at.sidebar.error)
+    assert at.sidebar.selectbox(key="selected_model").value is None  # nothing chosen behind the user's back
+    at.sidebar.selectbox(key="selected_model").set_value("tiny-test")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.sidebar.selectbox(key="selected_model").value == "tiny-test"
+
+
 def _png(image: np.ndarray) -> bytes:
     return cv2.imencode(".png", image)[1].tobytes()
 
@@ -117,17 +129,59 @@ def _correct_and_save(at: AppTest, rows: list[dict], tmp_path: Path) -> None:
     }
     at.run()
     assert any("1 corrected rows" in c.value for c in at.caption)
+    for hostile in ("../x", "/abs", "..", ""):  # typed names never become paths
+        at.text_input(key="ds_name").set_value(hostile)
+        at.button(key="save_ds").click()
+        at.run()
+        assert any("dataset name must be" in e.value for e in at.error), hostile
+    assert not (tmp_path / "x").exists() and not (tmp_path / "data" / "x").exists()
     at.text_input(key="ds_name").set_value("fixes")
     at.button(key="save_ds").click()
     at.run()
     assert not at.exception, at.exception
     out = tmp_path / "data" / "corrections" / "fixes"
+    manifest_first = (out / "manifest.csv").read_text()
+    at.button(key="save_ds").click()  # the same name again: refused, the first set is kept
+    at.run()
+    assert any("already exists" in e.value for e in at.error)
+    assert (out / "manifest.csv").read_text() == manifest_first
     manifest = (out / "manifest.csv").read_text()
     assert "scene.png" in manifest and ",True" in manifest
     assert list((out / new_label).glob("*.png"))
     from fer_core.datasets import load_class_folders
 
     assert len(load_class_folders(out)) == sum(1 for r in rows if r["file"] == "scene.png")
+
+
+def test_train_page_refuses_unsafe_model_names_and_upload_paths(app_env, tmp_path):
+    at = open_page("pages/train.py")
+    for hostile in (".", "..", "../x", str(tmp_path)):
+        at.text_input(key="t_name").set_value(hostile)
+        at.run()
+        assert any("model name must be" in e.value for e in at.error), hostile
+        assert at.button(key="t_start").disabled
+    at.text_input(key="t_name").set_value("tiny-test")  # the registry's model: replacing needs consent
+    at.run()
+    assert any("already exists" in e.value for e in at.error)
+    assert at.button(key="t_start").disabled
+    at.checkbox(key="t_overwrite").check()
+    at.run()
+    assert not at.error and not at.button(key="t_start").disabled
+    # A zip whose name a browser sent as an absolute path unpacks under the data folder only.
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as z:
+        for emotion in ("happy", "sad"):
+            z.writestr(f"{emotion}/0.png", _png(np.full((48, 48, 3), 90, np.uint8)))
+    at.radio(key="train_source").set_value("Upload a zip of class folders")
+    at.run()
+    target = tmp_path / "elsewhere"
+    at.file_uploader(key="train_zip").set_value([(f"{target}.zip", zbuf.getvalue(), "application/zip")])
+    at.run()
+    assert not at.exception, at.exception
+    assert not target.exists()
+    unpacked = list((tmp_path / "data" / "uploads").glob("elsewhere-*"))
+    assert len(unpacked) == 1
+    assert sorted(p.parent.name for p in unpacked[0].rglob("*.png")) == ["happy", "sad"]
 
 
 def test_evaluate_page_on_tiny_folder(app_env, tmp_path, capsys):

@@ -77,6 +77,7 @@ class TrainConfig:
         margin: crop margin around detected faces (recorded for inference).
         test_data: labelled set evaluated once at the end for the card (never for choices).
         register_as: model name to register the result under, or None.
+        overwrite: replace an existing model of that name (only ever a folder of model files).
         models_dir: registry folder, or None for the default.
         command: the command line that started the run.
     """
@@ -107,6 +108,7 @@ class TrainConfig:
     margin: float = 0.1
     test_data: str | None = None
     register_as: str | None = None
+    overwrite: bool = False
     models_dir: str | None = None
     command: str = ""
 

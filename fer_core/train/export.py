@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from fer_core.registry import KERAS_FILE, TFLITE_FILE, write_card
+from fer_core.registry import KERAS_FILE, TFLITE_FILE, install_model_folder, remove_model_files, write_card
 from fer_core.train.architectures import build_model
 
 TFLITE_WEIGHTS = "float16"  # stored precision of the exported weights (recorded in model cards)
@@ -56,19 +55,19 @@ def export_tflite(model: keras.Model, path: Path, weights: str = TFLITE_WEIGHTS)
 
 
 def register_model(model: keras.Model, folder: Path, card: dict) -> Path:
-    """Write model.keras, model.tflite and card.json into `folder` (replaced atomically).
+    """Write model.keras, model.tflite and card.json, then move them into `folder` at once.
+
+    `folder` comes from `registry.registration_folder`, which checks the name and whether an
+    existing model there may be replaced.
 
     Returns:
         The model folder.
     """
-    staging = folder.with_name(folder.name + ".staging")
-    if staging.exists():
-        shutil.rmtree(staging)
+    staging = folder.with_name(f".staging-{folder.name}")
+    remove_model_files(staging)  # left by a crash of an earlier registration
     staging.mkdir(parents=True)
     model.save(staging / KERAS_FILE)
     export_tflite(model, staging / TFLITE_FILE)
     write_card(staging, card)
-    if folder.exists():
-        shutil.rmtree(folder)
-    staging.rename(folder)
+    install_model_folder(staging, folder)
     return folder

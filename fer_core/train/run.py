@@ -24,7 +24,15 @@ from fer_core.classes import EMOTIONS
 from fer_core.datasets import LabeledFaces, load_labeled, train_val_split
 from fer_core.metrics import classification_metrics, fit_temperature, softmax
 from fer_core.preprocess import TTA_MODES, Preprocessing, tta_views
-from fer_core.registry import KERAS_FILE, default_models_dir, get_model, write_card
+from fer_core.registry import (
+    KERAS_FILE,
+    ModelError,
+    ModelExistsError,
+    default_models_dir,
+    get_model,
+    registration_folder,
+    write_card,
+)
 from fer_core.train.architectures import build_model
 from fer_core.train.config import TrainConfig
 from fer_core.train.data import class_weights, predict_logits, training_dataset
@@ -208,6 +216,36 @@ class TrainingRun:
         tmp.write_text(json.dumps(state))
         tmp.replace(self.run_dir / STATE_FILE)
 
+    @property
+    def models_dir(self) -> Path:
+        return Path(self.config.models_dir) if self.config.models_dir else default_models_dir()
+
+    def check_registration(self) -> None:
+        """Fail before training, not after it, when the model name cannot be registered.
+
+        Raises:
+            TrainingError: an invalid name, or an existing model that may not be replaced.
+        """
+        if self.config.register_as is None:
+            return
+        try:
+            registration_folder(self.config.register_as, self.models_dir, self.config.overwrite, self.run_dir)
+        except ModelError as e:
+            raise TrainingError(str(e)) from e
+
+    def _registration_target(self) -> Path:
+        """The folder to register into; a name taken while the run trained gets a suffix instead."""
+        cfg = self.config
+        try:
+            return registration_folder(cfg.register_as, self.models_dir, cfg.overwrite, self.run_dir)
+        except ModelExistsError:
+            n = 2
+            while True:
+                try:
+                    return registration_folder(f"{cfg.register_as}-{n}", self.models_dir, False, self.run_dir)
+                except ModelExistsError:
+                    n += 1
+
     # ----- data -----
     def load_data(self) -> tuple[LabeledFaces, LabeledFaces]:
         cfg = self.config
@@ -270,6 +308,7 @@ class TrainingRun:
         """
         cfg = self.config
         keras.mixed_precision.set_global_policy(choose_policy(cfg.precision))
+        self.check_registration()
         state = self.load_state()
         (self.run_dir / STOP_FILE).unlink(missing_ok=True)
         train, val = self.load_data()
@@ -338,10 +377,9 @@ class TrainingRun:
         cfg = self.config
         best = keras.saving.load_model(self.checkpoint_dir / "best.keras", safe_mode=True)
         model = float32_copy(best, cfg.architecture, cfg.input_size)
-        models_dir = Path(cfg.models_dir) if cfg.models_dir else default_models_dir()
-        folder = models_dir / cfg.register_as
+        folder = self._registration_target()
         card = {
-            "name": cfg.register_as,
+            "name": folder.name,
             "architecture": cfg.architecture,
             "parameters": int(model.count_params()),
             "input_size": cfg.input_size,
@@ -354,7 +392,7 @@ class TrainingRun:
                 "epochs_run": state["epoch"],
                 "best_epoch": state["best_epoch"],
                 "wall_seconds": round(state["wall_seconds"], 1),
-                "run_dir": str(self.run_dir),
+                "run_dir": str(self.run_dir.resolve()),
                 "config": cfg.to_dict(),
             },
         }
@@ -395,7 +433,7 @@ class TrainingRun:
                     metrics[f"test_tta_{mode}"] = card["tta"][mode][split]
         card["metrics"] = metrics
         write_card(folder, card)
-        return cfg.register_as
+        return folder.name
 
 
 def _install_signal_handlers(stop: _StopRequest):

@@ -1,0 +1,225 @@
+"""Regression tests for the attacks of the safety review: each reproduces one and checks nothing is lost."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_core.batch import unpack_uploads
+from fer_core.cli import main
+from fer_core.labeling import COLUMNS
+from fer_core.names import NameTakenError, UnsafeNameError, check_name, name_from_text, new_child_folder, safe_child
+from fer_core.registry import (
+    ModelError,
+    ModelExistsError,
+    get_model,
+    list_model_names,
+    registration_folder,
+    set_active_model,
+)
+
+HOSTILE_NAMES = [".", "..", "../x", "/abs/dir", "a/b", "", " ", "-rf", "x\n", "..\\x", "C:x", "name/"]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_names_are_refused(name, tmp_path):
+    with pytest.raises(UnsafeNameError, match="Received"):
+        check_name(name)
+    with pytest.raises(UnsafeNameError):
+        safe_child(tmp_path, name)
+
+
+def test_names_from_uploads_lose_their_directories():
+    assert name_from_text("/any/dir.zip") == "dir.zip"
+    assert name_from_text("C:\\Users\\me\\faces set.zip") == "faces-set.zip"
+    assert name_from_text("..") == "upload"
+    assert name_from_text("../../etc/passwd") == "passwd"
+    assert name_from_text("") == "upload"
+
+
+def test_symlink_out_of_the_root_is_refused(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "link").symlink_to(outside)
+    with pytest.raises(UnsafeNameError, match="leads outside"):
+        safe_child(root, "link")
+
+
+def _train(args: list[str], models: Path, data: Path, run: Path, capsys) -> tuple[int, str]:
+    code = main(
+        ["train", "--data", str(data), "--architecture", "tiny", "--epochs", "1", "--models-dir", str(models)]
+        + ["--run-dir", str(run), "--precision", "float32", *args]
+    )
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", [".", "..", "../x", "ABSOLUTE"])
+def test_register_as_cannot_delete_or_escape(name, use_models, pattern_dataset, tmp_path, capsys):
+    """`train --register-as .` used to delete the registry; `..` its parent; an absolute path that folder."""
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "precious.txt").write_text("keep me")
+    if name == "ABSOLUTE":
+        name = str(precious)
+    before = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    code, err = _train(["--register-as", name], use_models, pattern_dataset, tmp_path / "run", capsys)
+    assert code == 1 and "model name must be" in err
+    after = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if "run" not in p.parts)
+    assert [p for p in before if "run" not in p.split("/")] == after
+    assert (precious / "precious.txt").read_text() == "keep me"
+    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "run" / "checkpoints" / "last.keras").exists()  # refused before training
+
+
+def test_existing_model_is_replaced_only_with_consent(use_models, pattern_dataset, tmp_path, capsys):
+    card_before = (use_models / "tiny-test" / "card.json").read_text()
+    code, err = _train(["--register-as", "tiny-test"], use_models, pattern_dataset, tmp_path / "r1", capsys)
+    assert code == 1 and "already exists" in err and "--overwrite" in err
+    assert (use_models / "tiny-test" / "card.json").read_text() == card_before
+    code, err = _train(
+        ["--register-as", "tiny-test", "--overwrite"], use_models, pattern_dataset, tmp_path / "r2", capsys
+    )
+    assert code == 0, err
+    info = get_model("tiny-test", use_models)
+    assert info.card["training"]["run_dir"] == str((tmp_path / "r2").resolve())
+    info.verify()
+    assert sorted(p.name for p in use_models.iterdir()) == ["active.txt", "tiny-test"]  # no staging left
+
+
+def test_folder_with_other_files_is_never_replaced(use_models):
+    (use_models / "tiny-test" / "notes.txt").write_text("mine")
+    with pytest.raises(ModelError, match="never replaced"):
+        registration_folder("tiny-test", use_models, overwrite=True)
+    (use_models / "plain").mkdir()
+    (use_models / "plain" / "data.csv").write_text("1")
+    with pytest.raises(ModelError, match="never replaced"):
+        registration_folder("plain", use_models, overwrite=True)
+    with pytest.raises(ModelExistsError):
+        (use_models / "tiny-test" / "notes.txt").unlink()
+        registration_folder("tiny-test", use_models)
+
+
+def test_batch_dataset_names_stay_in_the_corrections_folder(tmp_path):
+    root = tmp_path / "corrections"
+    root.mkdir()
+    for name in ("../x", "/abs", "..", ""):
+        with pytest.raises(UnsafeNameError):
+            new_child_folder(root, name, "dataset name")
+    (root / "taken").mkdir()
+    with pytest.raises(NameTakenError, match="already exists"):
+        new_child_folder(root, "taken", "dataset name")
+    assert new_child_folder(root, "fine-name", "dataset name") == root / "fine-name"
+
+
+def _png(value: int) -> bytes:
+    return cv2.imencode(".png", np.full((8, 8, 3), value, np.uint8))[1].tobytes()
+
+
+def test_duplicate_upload_names_keep_both(tmp_path):
+    a, b = _png(10), _png(200)
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as z, pytest.warns(UserWarning, match="Duplicate name"):
+        z.writestr("set/IMG_0001.jpg", a)
+        z.writestr("set/IMG_0001.jpg", b)
+    uploads, rejected = unpack_uploads(
+        [("IMG_0001.jpg", a), ("IMG_0001.jpg", b), ("pack.zip", zbuf.getvalue())], tmp_path
+    )
+    assert not rejected
+    names = [u.name for u in uploads]
+    assert names == ["IMG_0001.jpg", "IMG_0001 (2).jpg", "pack/set/IMG_0001.jpg", "pack/set/IMG_0001 (2).jpg"]
+    contents = [u.path.read_bytes() for u in uploads]
+    assert contents == [a, b, a, b]
+
+
+def test_zip_name_clash_and_long_names_become_rows(tmp_path):
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as z:
+        z.writestr("x", _png(1))
+        z.writestr("x/y.png", _png(2))
+        z.writestr("a" * 260 + ".png", _png(3))
+        z.writestr("ok.png", _png(4))
+    uploads, rejected = unpack_uploads([("clash.zip", zbuf.getvalue())], tmp_path)
+    assert [u.name for u in uploads] == ["clash/x", "clash/ok.png"]
+    assert len(rejected) == 2 and all(r["status"] == "unreadable" and "cannot store" in r["detail"] for r in rejected)
+
+
+WEIRD = ["new\nline.png", "carriage\rreturn.png", "next\x85line.png", "line\u2028sep.png", "plain.png"]
+
+
+def _weird_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, name in enumerate(WEIRD):
+        (folder / name).write_bytes(_png(30 * i))
+    (folder / os.fsdecode(b"latin1-\xe9t\xe9.png")).write_bytes(_png(99))  # not valid UTF-8
+    return folder
+
+
+def _read_rows(out: Path) -> list[dict]:
+    with out.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_label_resume_survives_any_file_name(use_models, tmp_path, capsys):
+    folder, out = _weird_folder(tmp_path), tmp_path / "out.csv"
+    assert main(["label", str(folder), "--out", str(out), "--detector", "haar"]) == 0
+    first = _read_rows(out)
+    expected = sorted([*WEIRD, "latin1-\\xe9t\\xe9.png"])
+    assert sorted(r["file"] for r in first) == expected
+    # A crash in the middle of the last row, then a resume: every photo exactly once.
+    raw = out.read_bytes()
+    out.write_bytes(raw[: len(raw) - 25])
+    assert main(["label", str(folder), "--out", str(out), "--detector", "haar"]) == 0
+    again = _read_rows(out)
+    assert sorted(r["file"] for r in again) == expected
+    assert list(again[0]) == COLUMNS
+    # A third run has nothing left to do and writes nothing.
+    size = out.stat().st_size
+    assert main(["label", str(folder), "--out", str(out), "--detector", "haar"]) == 0
+    assert out.stat().st_size == size
+
+
+def test_two_label_runs_on_one_output_are_refused(use_models, tmp_path, capsys):
+    folder, out = _weird_folder(tmp_path), tmp_path / "out.csv"
+    with out.open("a+b") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        assert main(["label", str(folder), "--out", str(out), "--detector", "haar"]) == 2
+    assert "another `label` run is writing" in capsys.readouterr().err
+    assert out.stat().st_size == 0
+
+
+@pytest.mark.parametrize("out", ["DIR", "missing/out.csv"])
+def test_label_out_errors_are_messages(use_models, tmp_path, capsys, out):
+    folder = _weird_folder(tmp_path)
+    target = tmp_path if out == "DIR" else tmp_path / out
+    assert main(["label", str(folder), "--out", str(target)]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_active_file_naming_nothing_fails_loudly(use_models, capsys):
+    (use_models / "active.txt").write_text("ghost\n")
+    with pytest.raises(ModelError, match="ghost"):
+        get_model(None, use_models)
+    assert main(["predict", __file__]) == 2
+    assert "ghost" in capsys.readouterr().err
+
+
+def test_activate_with_tab_completion_slash_activates_that_model(use_models, capsys):
+    shutil.copytree(use_models / "tiny-test", use_models / "aaa-first")
+    assert list_model_names(use_models)[0] == "aaa-first"
+    assert main(["models", "--activate", "tiny-test/"]) == 0
+    assert (use_models / "active.txt").read_text().strip() == "tiny-test"
+    assert get_model(None, use_models).name == "tiny-test"
+    for bad in ("../tiny-test", ".", "/tmp"):
+        with pytest.raises(ModelError, match="model name must be"):
+            set_active_model(bad, use_models)
