@@ -47,7 +47,8 @@ def _add_tta_option(p: argparse.ArgumentParser) -> None:
         "--tta",
         default="none",
         choices=sorted(TTA_MODES),
-        help="test-time augmentation; " + "; ".join(f"{k}: {v}" for k, v in TTA_MODES.items()),
+        # argparse formats help with %: a literal one ("6% of its side") must be doubled.
+        help="test-time augmentation; " + "; ".join(f"{k}: {v}" for k, v in TTA_MODES.items()).replace("%", "%%"),
     )
 
 
@@ -137,8 +138,10 @@ def cmd_evaluate(args) -> int:
         print(f"skipped {source}: {reason}", file=sys.stderr)
     if data.unknown_classes:
         print(f"skipped folders that are not emotions: {', '.join(data.unknown_classes)}", file=sys.stderr)
+    if data.photo_note():
+        print(data.photo_note(), file=sys.stderr)
     metrics, _ = evaluate_classifier(classifier, data)
-    metrics["model"] = info.name
+    metrics.update(model=info.name, photos_cropped=data.photos_cropped, photos_without_face=data.photos_without_face)
     if args.json:
         print(json.dumps(metrics))
         return 0

@@ -19,6 +19,7 @@ _HELP = {
     "register_as": "register the best checkpoint under this model name",
     "test_data": "labelled set evaluated once at the end, for the model card only",
     "overwrite": "replace an existing model of the --register-as name (never a folder holding other files)",
+    "align": "turn faces with landmarks upright, as inference does (default on)",
     "mixup": "mix pairs of training faces, Beta(ALPHA, ALPHA) weights (0 = off)",
 }
 
@@ -36,8 +37,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         flag = "--" + f.name.replace("_", "-")
         kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(str(f.type), str)
         kwargs = {"type": kind, "help": _HELP.get(f.name)}
-        if str(f.type) == "bool":
+        if str(f.type) == "bool" and not f.default:
             p.add_argument(flag, action="store_true", default=None, help=_HELP.get(f.name))
+        elif str(f.type) == "bool":
+            p.add_argument(flag, type=_parse_bool, default=None, help=(_HELP.get(f.name) or "") + " (on/off)")
         elif f.name == "data":
             p.add_argument(flag, **kwargs)
         else:

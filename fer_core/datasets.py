@@ -1,9 +1,16 @@
-"""Labelled face sets for training and evaluation: class folders and the FER-2013 CSV."""
+"""Labelled face sets for training and evaluation: class folders and the FER-2013 CSV.
+
+Class folders may hold face crops or whole photos. The rule: an image whose longer side is at
+most CROP_MAX_SIDE pixels is a face crop and is used whole (FER-2013's are 48 px); a larger
+image is a photo, and its largest face (found by the default detector) is cropped through the
+same preprocessing as at inference. A photo with no face is left out and counted.
+"""
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +38,8 @@ class LabeledFaces:
         errors: (source, reason) for every item that was skipped.
         unknown_classes: folder names that are not an emotion or alias (skipped).
         usage: per-item split tag from a FER CSV ("Training", "PublicTest", ...), else empty.
+        photos_cropped: items that were whole photos, their largest face cropped.
+        photos_without_face: photos left out because no face was found (also in `errors`).
     """
 
     images: np.ndarray
@@ -39,6 +48,8 @@ class LabeledFaces:
     errors: list[tuple[str, str]] = field(default_factory=list)
     unknown_classes: list[str] = field(default_factory=list)
     usage: list[str] = field(default_factory=list)
+    photos_cropped: int = 0
+    photos_without_face: int = 0
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -62,22 +73,55 @@ class LabeledFaces:
             labels=self.labels[index],
             sources=[self.sources[i] for i in index],
             usage=[self.usage[i] for i in index] if self.usage else [],
+            photos_cropped=self.photos_cropped,
+            photos_without_face=self.photos_without_face,
         )
 
+    def photo_note(self) -> str:
+        """One sentence on whole photos found in the set ("" when every image was a face crop)."""
+        if not (self.photos_cropped or self.photos_without_face):
+            return ""
+        note = f"{self.photos_cropped} images were whole photos: the largest face of each was cropped"
+        if self.photos_without_face:
+            note += f"; {self.photos_without_face} photos had no face and were left out"
+        return note + f" (images over {CROP_MAX_SIDE} px are treated as photos)."
 
-def _read_crop(path: Path, spec: Preprocessing) -> np.ndarray:
-    return preprocess_face(read_image(path), None, spec)
+
+CROP_MAX_SIDE = 128
+"""Images up to this many pixels on their longer side are face crops; larger ones are photos."""
+
+NO_FACE = "no face found in this photo (left out)"
 
 
-def load_class_folders(root: str | Path, spec: Preprocessing = Preprocessing(), workers: int = 4) -> LabeledFaces:
-    """Load `root/<class>/**/*.jpg|png|...` face crops.
+class _FaceCropper:
+    """Turns a labelled image into a model crop by the module's rule (a detector made on first need)."""
 
-    Class folder names may be emotions or common aliases ("anger", "happiness", "0").
+    def __init__(self, spec: Preprocessing):
+        self.spec = spec
+        self._detector = None
+        self._lock = threading.Lock()
 
-    Raises:
-        DatasetError: root is not a folder, or no folder names a known emotion.
-    """
-    root = Path(root)
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(crop, whether the image was a photo).
+
+        Raises:
+            ValueError: a photo with no face (NO_FACE).
+        """
+        if max(image.shape[:2]) <= CROP_MAX_SIDE:
+            return preprocess_face(image, None, self.spec), False
+        with self._lock:
+            if self._detector is None:
+                from fer_core.detect import make_detector
+
+                self._detector = make_detector()
+        faces = self._detector.detect(image)
+        if not faces:
+            raise ValueError(NO_FACE)
+        return preprocess_face(image, faces[0], self.spec), True
+
+
+def _class_items(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
+    """(image path, label) for every image under emotion-named folders, and the other folder names."""
     if not root.is_dir():
         raise DatasetError(f"Dataset folder not found. Received: path={str(root)!r}")
     items: list[tuple[Path, int]] = []
@@ -95,17 +139,37 @@ def load_class_folders(root: str | Path, spec: Preprocessing = Preprocessing(), 
             f"No images in class folders named after emotions under {str(root)!r}. "
             f"Expected sub-folders such as {', '.join(EMOTIONS)}. Unrecognised folders: {found}"
         )
+    return items, unknown
+
+
+def load_class_folders(root: str | Path, spec: Preprocessing = Preprocessing(), workers: int = 4) -> LabeledFaces:
+    """Load `root/<class>/**/*.jpg|png|...` face crops or photos (see the module's rule).
+
+    Class folder names may be emotions or common aliases ("anger", "happiness", "0").
+
+    Raises:
+        DatasetError: root is not a folder, or no folder names a known emotion.
+    """
+    root = Path(root)
+    items, unknown = _class_items(root)
+    data = _load_items(items, root, spec, workers)
+    data.unknown_classes = unknown
+    return data
+
+
+def _load_items(items: list[tuple[Path, int]], root: Path, spec: Preprocessing, workers: int = 4) -> LabeledFaces:
+    cropper = _FaceCropper(spec)
 
     def load(item: tuple[Path, int]):
         try:
-            return _read_crop(item[0], spec), None
+            return *cropper(read_image(item[0])), None
         except (ImageReadError, ValueError) as e:
-            return None, str(e)
+            return None, False, str(e)
 
     with ThreadPoolExecutor(workers) as pool:
         decoded = list(pool.map(load, items, chunksize=256))
     images, labels, sources, errors = [], [], [], []
-    for (path, label), (crop, err) in zip(items, decoded):
+    for (path, label), (crop, _, err) in zip(items, decoded):
         rel = str(path.relative_to(root))
         if crop is None:
             errors.append((rel, err))
@@ -113,7 +177,50 @@ def load_class_folders(root: str | Path, spec: Preprocessing = Preprocessing(), 
         images.append(crop)
         labels.append(label)
         sources.append(rel)
-    return _assemble(images, labels, sources, errors, unknown, [], spec)
+    data = _assemble(images, labels, sources, errors, [], [], spec)
+    data.photos_cropped = sum(1 for crop, photo, _ in decoded if crop is not None and photo)
+    data.photos_without_face = sum(1 for _, _, err in decoded if err == NO_FACE)
+    return data
+
+
+@dataclass
+class SetSummary:
+    """What a labelled set holds, counted from its file names (or CSV labels) without decoding it.
+
+    Attributes:
+        counts: items per emotion, every emotion listed.
+        unknown_classes: folder names that are not an emotion (skipped).
+        samples: a few decoded items of each class (the first ones), for a look.
+    """
+
+    counts: dict[str, int]
+    unknown_classes: list[str]
+    samples: LabeledFaces
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def summarize_labelled(source: str | Path, spec: Preprocessing = Preprocessing(), per_class: int = 3) -> SetSummary:
+    """Counts per class and a few samples of a labelled set, fast even for FER-2013's 28,709 images.
+
+    Raises:
+        DatasetError: as `load_labeled`.
+    """
+    source = Path(source)
+    if source.is_file() and source.suffix.lower() == ".csv":
+        data = load_fer_csv(source, spec=spec)
+        keep = np.concatenate([np.flatnonzero(data.labels == c)[:per_class] for c in range(NUM_CLASSES)])
+        return SetSummary(data.class_counts(), [], data.subset(np.sort(keep).astype(int)))
+    items, unknown = _class_items(source)
+    counts = dict.fromkeys(EMOTIONS, 0)
+    chosen: list[tuple[Path, int]] = []
+    for path, label in items:
+        counts[EMOTIONS[label]] += 1
+        if counts[EMOTIONS[label]] <= per_class:
+            chosen.append((path, label))
+    return SetSummary(counts, unknown, _load_items(chosen, source, spec))
 
 
 def _assemble(images, labels, sources, errors, unknown, usage, spec) -> LabeledFaces:

@@ -1,7 +1,9 @@
 """Labelling many photos: one results row per face, shared by the CLI and the Batch page.
 
-Row columns are `file,face,x,y,w,h,emotion,confidence,p_<emotion>...,status,detail`;
-`status` is "ok", "low_confidence", "no_face" or "unreadable" (reason in `detail`).
+Row columns are `file,face,x,y,w,h,face_px,detector_score,emotion,confidence,p_<emotion>...,status,detail`;
+`face_px` is the shorter side of the face box in pixels and `detector_score` the detector's
+confidence, for filtering out doubtful faces; `status` is "ok", "low_confidence", "no_face" or
+"unreadable" (reason in `detail`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,26 @@ from typing import BinaryIO
 import numpy as np
 
 from fer_core.classes import EMOTIONS
-from fer_core.imageio import ImageReadError, is_image_path, read_image
-from fer_core.recognizer import EmotionRecognizer
+from fer_core.imageio import ImageReadError, is_image_path, read_image, unsupported_format
+from fer_core.recognizer import EmotionRecognizer, FoundFaces
 from fer_core.types import FaceResult
 
 PROB_COLUMNS = [f"p_{name}" for name in EMOTIONS]
-COLUMNS = ["file", "face", "x", "y", "w", "h", "emotion", "confidence", *PROB_COLUMNS, "status", "detail"]
+COLUMNS = [
+    "file",
+    "face",
+    "x",
+    "y",
+    "w",
+    "h",
+    "face_px",
+    "detector_score",
+    "emotion",
+    "confidence",
+    *PROB_COLUMNS,
+    "status",
+    "detail",
+]
 STATUSES = ("ok", "low_confidence", "no_face", "unreadable")
 
 ImageSource = Callable[[], bytes | np.ndarray]
@@ -43,6 +59,8 @@ def face_rows(name: str, faces: list[FaceResult]) -> list[dict]:
             "y": face.box.y,
             "w": face.box.w,
             "h": face.box.h,
+            "face_px": min(face.box.w, face.box.h),
+            "detector_score": round(face.box.score, 4),
             "emotion": face.emotion,
             "confidence": round(face.confidence, 4),
             "status": "low_confidence" if low else "ok",
@@ -51,6 +69,16 @@ def face_rows(name: str, faces: list[FaceResult]) -> list[dict]:
         row.update({col: round(float(p), 4) for col, p in zip(PROB_COLUMNS, face.probabilities)})
         rows.append(row)
     return rows
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet reads a cell starting with one of these as a formula (CSV injection)."""
+
+
+def spreadsheet_safe(row: dict) -> dict:
+    """The row for a CSV file: text cells that a spreadsheet would run as a formula get a
+    leading apostrophe (numbers, such as a negative coordinate, are left as they are)."""
+    return {k: "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v for k, v in row.items()}
 
 
 def _empty_row(name: str, status: str, detail: str) -> dict:
@@ -88,17 +116,28 @@ def label_sources(
         Result rows in input order. A bad photo yields an `unreadable` row; nothing raises.
     """
     items = list(items)
+
+    def find(item: tuple[str, ImageSource]) -> tuple[FoundFaces | None, str]:
+        # Each worker holds one decoded photo at a time and keeps only its face crops.
+        image, error = _safe_decode(item[1], max_pixels)
+        if image is None:
+            return None, error
+        try:
+            return recognizer.find_faces(image), ""
+        except Exception as e:  # one odd photo (e.g. a 5000x3 strip) never stops the batch
+            return None, f"face detection failed: {type(e).__name__}: {e}"
+
     with ThreadPoolExecutor(2) as pool:
         for start in range(0, len(items), chunk):
             if should_stop and should_stop():
                 return
             part = items[start : start + chunk]
-            decoded = list(pool.map(lambda it: _safe_decode(it[1], max_pixels), part))
-            good = [(i, img) for i, (img, _) in enumerate(decoded) if img is not None]
-            analyzed = dict(zip([i for i, _ in good], recognizer.analyze_many([img for _, img in good])))
+            found = list(pool.map(find, part))
+            good = [i for i, (faces, _) in enumerate(found) if faces is not None]
+            analyzed = dict(zip(good, recognizer.classify_found([found[i][0] for i in good])))
             for i, (name, _) in enumerate(part):
-                img, error = decoded[i]
-                rows = [_empty_row(name, "unreadable", error)] if img is None else face_rows(name, analyzed[i])
+                error = found[i][1]
+                rows = [_empty_row(name, "unreadable", error)] if i not in analyzed else face_rows(name, analyzed[i])
                 if on_image:
                     on_image(name, rows)
                 yield from rows
@@ -110,16 +149,36 @@ def _safe_decode(source: ImageSource, max_pixels: int | None) -> tuple[np.ndarra
     except ImageReadError as e:
         return None, str(e)
     except OSError as e:
-        return None, f"cannot read file: {e}"
+        return None, f"cannot read file: {e.strerror or e}"
+    except MemoryError:
+        return None, "not enough memory to decode this image"
 
 
 def folder_images(root: Path) -> list[Path]:
-    """Image files below `root` (recursive, sorted, hidden files skipped)."""
+    """Photo files below `root` (recursive, sorted, hidden files skipped).
+
+    Files of formats we cannot read (HEIC, raw) and image names that are not regular files
+    (a broken link, a link loop) are listed too, so each gets a row saying why it was not read.
+    """
     return sorted(
         p
         for p in root.rglob("*")
-        if p.is_file() and is_image_path(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        if (is_image_path(p) or unsupported_format(p))
+        and not p.is_dir()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
+
+
+def file_source(path: Path) -> ImageSource:
+    """A source reading the file's bytes, or raising the reason it cannot be read as a photo."""
+    reason = unsupported_format(path)
+    if reason is None:
+        return path.read_bytes
+
+    def refuse() -> bytes:
+        raise ImageReadError(reason)
+
+    return refuse
 
 
 def display_name(relative: str) -> str:
@@ -205,7 +264,8 @@ def label_folder(
             raise ValueError(f"another `label` run is writing {out_csv}; wait for it or choose another --out") from e
         done = _resume_point(guard, out_csv)
         todo = [(display_name(p.relative_to(root).as_posix()), p) for p in images]
-        todo = [(name, p) for name, p in todo if name not in done]
+        # `done` holds names as written, so compare the written (spreadsheet-safe) form
+        todo = [(name, p) for name, p in todo if spreadsheet_safe({"file": name})["file"] not in done]
         return _write_rows(out_csv, todo, len(images), recognizer, progress)
 
 
@@ -227,13 +287,13 @@ def _write_rows(
 
         def write_image(name: str, rows: list[dict]) -> None:
             nonlocal finished
-            writer.writerows(rows)
+            writer.writerows(map(spreadsheet_safe, rows))
             f.flush()
             finished += 1
             if progress:
                 progress(finished, total)
 
-        items = [(name, p.read_bytes) for name, p in todo]
+        items = [(name, file_source(p)) for name, p in todo]
         for row in label_sources(items, recognizer, on_image=write_image):
             counts[row["status"]] += 1
     return counts

@@ -186,8 +186,6 @@ class LiveProcessor:
         with self._lock:
             self.settings = settings
             self.tracker.smoothing = settings.smoothing
-            if hasattr(self.recognizer.detector, "min_face"):
-                self.recognizer.detector.min_face = settings.min_face
 
     def process(self, frame: np.ndarray, timestamp: float | None = None) -> np.ndarray:
         """Annotate one BGR frame. Errors are stored for the page, never raised into the video thread.
@@ -202,7 +200,7 @@ class LiveProcessor:
             frame = frame[:, ::-1]
         frame = np.ascontiguousarray(frame)
         try:
-            faces = self.recognizer.analyze(frame)
+            faces = self.recognizer.analyze(frame, min_face=settings.min_face)
             with self._lock:
                 tracks = self.tracker.update(faces)
             out = annotate(frame, tracks, settings.show_probabilities)

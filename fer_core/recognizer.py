@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -85,19 +86,48 @@ class EmotionRecognizer:
         probs = self.classifier.predict_proba(preprocess_faces(image, list(boxes), self.spec))
         return self.results_for(image.shape, boxes, probs)
 
-    def analyze(self, image: np.ndarray) -> list[FaceResult]:
-        """All faces in one BGR (or gray) image with their emotions; [] when there is none."""
-        return self.classify_boxes(image, self.detector.detect(image))
+    def analyze(self, image: np.ndarray, min_face: int | None = None) -> list[FaceResult]:
+        """All faces in one BGR (or gray) image with their emotions; [] when there is none.
 
-    def analyze_many(self, images: Sequence[np.ndarray]) -> list[list[FaceResult]]:
-        """Like `analyze` for many images, with every face of every image in one classifier batch."""
-        all_boxes = [self.detector.detect(image) for image in images]
-        crops = [preprocess_faces(image, boxes, self.spec) for image, boxes in zip(images, all_boxes) if boxes]
+        `min_face` (pixels) overrides the detector's smallest face for this call only.
+        """
+        return self.classify_boxes(image, self.detector.detect(image, min_face=min_face))
+
+    def find_faces(self, image: np.ndarray, min_face: int | None = None) -> FoundFaces:
+        """Detect and crop the faces of one image; the image itself can be dropped afterwards.
+
+        Keeping only the small crops is what lets a batch of big photos be labelled with one
+        decoded photo in memory per worker (see fer_core.labeling).
+        """
+        boxes = self.detector.detect(image, min_face=min_face)
+        crops = preprocess_faces(image, boxes, self.spec) if boxes else _no_crops(self.spec.size)
+        return FoundFaces(tuple(image.shape[:2]), boxes, crops)
+
+    def classify_found(self, found: Sequence[FoundFaces]) -> list[list[FaceResult]]:
+        """FaceResults for faces found in many images, classified in one batch."""
+        crops = [f.crops for f in found if f.boxes]
         if not crops:
-            return [[] for _ in images]
+            return [[] for _ in found]
         probs = self.classifier.predict_proba(np.concatenate(crops))
         out, start = [], 0
-        for image, boxes in zip(images, all_boxes):
-            out.append(self.results_for(image.shape, boxes, probs[start : start + len(boxes)]))
-            start += len(boxes)
+        for f in found:
+            out.append(self.results_for(f.shape, f.boxes, probs[start : start + len(f.boxes)]))
+            start += len(f.boxes)
         return out
+
+    def analyze_many(self, images: Sequence[np.ndarray], min_face: int | None = None) -> list[list[FaceResult]]:
+        """Like `analyze` for many images, with every face of every image in one classifier batch."""
+        return self.classify_found([self.find_faces(image, min_face) for image in images])
+
+
+def _no_crops(size: int) -> np.ndarray:
+    return np.empty((0, size, size), np.uint8)
+
+
+@dataclass(frozen=True)
+class FoundFaces:
+    """The faces of one image, ready to classify: image shape (h, w), boxes, model-input crops."""
+
+    shape: tuple[int, int]
+    boxes: list[Box]
+    crops: np.ndarray

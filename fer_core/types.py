@@ -11,13 +11,20 @@ from fer_core.classes import EMOTIONS
 
 @dataclass(frozen=True)
 class Box:
-    """A face box in pixels: top-left corner, width and height."""
+    """A face box in pixels: top-left corner, width and height.
+
+    Attributes:
+        score: the detector's confidence.
+        landmarks: five (x, y) points in pixels when the detector gives them (YuNet): right
+            eye, left eye, nose tip, right and left mouth corners (the person's right/left).
+    """
 
     x: int
     y: int
     w: int
     h: int
     score: float = 1.0
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
     def as_fractions(self, width: int, height: int) -> tuple[float, float, float, float]:
         """The box as fractions of the image's width and height."""
@@ -56,6 +63,8 @@ class FaceResult:
         """JSON-ready form."""
         return {
             "box": {"x": self.box.x, "y": self.box.y, "w": self.box.w, "h": self.box.h},
+            "face_px": min(self.box.w, self.box.h),
+            "detector_score": round(self.box.score, 4),
             "box_fraction": [round(v, 6) for v in self.box_fraction],
             "probabilities": {name: round(float(p), 6) for name, p in zip(EMOTIONS, self.probabilities)},
             "emotion": self.emotion,

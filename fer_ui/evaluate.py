@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from fer_core.batch import UploadLimits, unpack_uploads
-from fer_core.datasets import DatasetError, LabeledFaces, load_class_folders, load_labeled
+from fer_core.datasets import NO_FACE, DatasetError, LabeledFaces, load_class_folders, load_labeled
 from fer_core.evaluation import classifier_logits, measure_cost_ms
 from fer_core.metrics import classification_metrics, softmax
 from fer_core.paths import REPO_ROOT, corrections_dir
@@ -89,10 +89,13 @@ def pick_dataset(settings: AppSettings, info: ModelInfo) -> LabeledFaces | None:
             + ", ".join(data.unknown_classes)
             + ". Rename them to an emotion (or an alias such as anger, happiness, sadness, surprised)."
         )
-    if data.errors:
+    if data.photo_note():
+        st.info(data.photo_note())
+    unreadable = [e for e in data.errors if e[1] != NO_FACE]
+    if unreadable:
         st.warning(
-            f"{len(data.errors)} files could not be read and were skipped (first: {data.errors[0][0]}: "
-            f"{data.errors[0][1]})."
+            f"{len(unreadable)} files could not be read and were skipped (first: {unreadable[0][0]}: "
+            f"{unreadable[0][1]})."
         )
     if len(data) == 0:
         st.error("The labelled set holds no readable images.")

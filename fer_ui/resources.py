@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from fer_core.classifier import EmotionClassifier
-from fer_core.detect import DEFAULT_DETECTOR, make_detector
+from fer_core.detect import DEFAULT_DETECTOR, make_detector, yunet_model_path
 from fer_core.recognizer import EmotionRecognizer
 from fer_core.registry import ModelError, ModelInfo, active_model_name, get_model, list_models
 
@@ -24,9 +24,12 @@ def get_classifier(name: str, weights_hash: str, tta: str = "none") -> EmotionCl
     return _classifier(name, weights_hash, tta, info.temperature)
 
 
-@st.cache_resource(show_spinner="Loading the MTCNN detector…")
-def _shared_mtcnn():
-    return make_detector("mtcnn")
+@st.cache_resource(show_spinner="Loading the face detector…")
+def _shared_detector(name: str, live: bool, model_file: str):
+    # model_file is part of the key only, so a changed FER_YUNET_MODEL builds a new detector.
+    # Shared by every session: detectors are never changed after construction (per-call
+    # options such as min_face are arguments) and guard their networks with a lock.
+    return make_detector(name, live=live)
 
 
 def current_model() -> ModelInfo:
@@ -40,19 +43,24 @@ def current_model() -> ModelInfo:
 
 
 def get_recognizer(
-    detector: str = DEFAULT_DETECTOR, model: ModelInfo | None = None, tta: str = "none"
+    detector: str = DEFAULT_DETECTOR, model: ModelInfo | None = None, tta: str = "none", live: bool = False
 ) -> EmotionRecognizer:
-    """A recognizer for this session (classifier and MTCNN shared and cached; light detectors built fresh)."""
+    """A recognizer for this session (classifier and detector shared by all sessions and cached).
+
+    `live` picks the detector's settings for video (see fer_core.detect.LIVE_OPTIONS).
+    """
     info = model or current_model()
     classifier = _classifier(info.name, info.weights_hash, tta, info.temperature)
-    face_detector = _shared_mtcnn() if detector == "mtcnn" else make_detector(detector)
+    face_detector = _shared_detector(detector, live, str(yunet_model_path()[0]) if detector == "yunet" else "")
     return EmotionRecognizer(classifier, face_detector, info.preprocessing, model_name=info.name)
 
 
-def require_recognizer(detector: str = DEFAULT_DETECTOR, tta: str = "none") -> EmotionRecognizer | None:
+def require_recognizer(
+    detector: str = DEFAULT_DETECTOR, tta: str = "none", live: bool = False
+) -> EmotionRecognizer | None:
     """Like get_recognizer, but shows the problem on the page and returns None on failure."""
     try:
-        return get_recognizer(detector, tta=tta)
+        return get_recognizer(detector, tta=tta, live=live)
     except ModelError as e:
         st.error(f"No usable model: {e}")
         st.caption("Train one on the Train page or with `python -m fer_core train`, or pick another model.")

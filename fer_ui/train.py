@@ -14,7 +14,7 @@ import streamlit as st
 from fer_core.batch import UploadLimits, unpack_uploads
 from fer_core.charts import confusion_heatmap, count_bars, recall_curves, training_curves
 from fer_core.classes import EMOTIONS
-from fer_core.datasets import DatasetError, LabeledFaces
+from fer_core.datasets import CROP_MAX_SIDE, DatasetError, LabeledFaces, SetSummary, summarize_labelled
 from fer_core.evaluation import compare_on_validation
 from fer_core.names import name_from_text
 from fer_core.paths import corrections_dir, data_dir
@@ -30,7 +30,7 @@ from fer_core.registry import (
 from fer_core.train.config import Augmentation, TrainConfig
 from fer_core.train.events import read_events
 from fer_core.train.jobs import JobError, JobManager
-from fer_ui.evaluate import DEFAULT_SET, load_cached, path_signature
+from fer_ui.evaluate import DEFAULT_SET, path_signature
 
 MIN_PER_CLASS = 20
 
@@ -67,29 +67,38 @@ def choose_data() -> str | None:
     return str(inner[0] if len(inner) == 1 else target)
 
 
-def dataset_summary(path: str) -> LabeledFaces | None:
-    """Counts per class, sample images and warnings for a training set."""
+@st.cache_data(max_entries=8, show_spinner="Counting the training images…")
+def summary_cached(path: str, signature: str) -> SetSummary:
+    return summarize_labelled(path, Preprocessing())
+
+
+def dataset_summary(path: str) -> SetSummary | None:
+    """Counts per class (from file names: no image is decoded), sample images and warnings."""
     if not Path(path).exists():
         st.warning(f"Path not found: {path}")
         return None
     try:
-        spec = Preprocessing()
-        data = load_cached(path, path_signature(Path(path)), spec.size, spec.margin)
+        summary = summary_cached(path, path_signature(Path(path)))
     except DatasetError as e:
         st.error(str(e))
         return None
-    counts = data.class_counts()
-    st.plotly_chart(count_bars(counts, f"{len(data):,} images per class"), key="train_counts")
+    counts = summary.counts
+    st.plotly_chart(count_bars(counts, f"{summary.total:,} images in all, by class"), key="train_counts")
     few = [f"{k} ({v})" for k, v in counts.items() if v < MIN_PER_CLASS]
     if few:
         st.warning(f"Classes with fewer than {MIN_PER_CLASS} images learn poorly: {', '.join(few)}.")
-    if data.unknown_classes:
-        st.warning("Folders that are not emotions are ignored: " + ", ".join(data.unknown_classes))
-    samples = [i for c in range(len(EMOTIONS)) for i in np.flatnonzero(data.labels == c)[:2]]
+    if summary.unknown_classes:
+        st.warning("Folders that are not emotions are ignored: " + ", ".join(summary.unknown_classes))
+    st.caption(
+        f"Images over {CROP_MAX_SIDE} px are treated as photos: training crops the largest face of each "
+        "and leaves out photos with no face (the run's log reports both counts)."
+    )
+    samples = summary.samples
     cols = st.columns(14)
-    for col, i in zip(cols, samples):
-        col.image(data.images[i], caption=EMOTIONS[data.labels[i]])
-    return data
+    shown = [i for c in range(len(EMOTIONS)) for i in np.flatnonzero(samples.labels == c)[:2]]
+    for col, i in zip(cols, shown):
+        col.image(samples.images[i], caption=EMOTIONS[samples.labels[i]])
+    return summary
 
 
 def augmentation_preview(data: LabeledFaces, augmentation: Augmentation) -> None:
@@ -114,6 +123,12 @@ def progress_panel(manager: JobManager, name: str) -> None:
     total = next((e["config"]["epochs"] for e in events if e["type"] in ("started", "resumed")), 1)
     status = next((r["status"] for r in manager.runs() if r["name"] == name), "new")
     st.markdown(f"**Run `{name}`: {status}**")
+    started = next((e for e in events if e["type"] == "started"), {})
+    if started.get("photos_cropped") or started.get("photos_without_face"):
+        st.caption(
+            f"Training data: {started['photos_cropped']} whole photos had their largest face cropped; "
+            f"{started.get('photos_without_face', 0)} photos had no face and were left out."
+        )
     if batches:
         last = batches[-1]
         st.progress(
@@ -212,7 +227,7 @@ def new_run_form(manager: JobManager) -> None:
     overwrite, name_problem = model_name_check(register_as, c7)
     augmentation = augmentation_switches()
     if data is not None and st.button("Preview augmentation", key="t_preview"):
-        augmentation_preview(data, augmentation)
+        augmentation_preview(data.samples, augmentation)
     if name_problem:
         st.error(name_problem)
     if st.button("Start training", type="primary", disabled=data is None or bool(name_problem), key="t_start"):

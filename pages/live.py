@@ -15,7 +15,7 @@ fer_ui.use_router()
 st.title("Live")
 model_picker()
 with st.sidebar:
-    detector = detector_picker("live_detector")
+    detector = detector_picker("live_detector", live=True)
     settings = LiveSettings(
         min_face=st.slider("Minimum face size (px)", 20, 200, 40, key="live_min_face"),
         smoothing=st.slider("Smoothing", 0.0, 0.9, 0.6, 0.05, key="live_smoothing"),
@@ -23,7 +23,7 @@ with st.sidebar:
         show_probabilities=st.toggle("Show probabilities", True, key="live_probs"),
     )
 
-recognizer = require_recognizer(detector)
+recognizer = require_recognizer(detector, live=True)
 if recognizer is None:
     st.stop()
 state_key = f"live_processor:{recognizer.model_name}:{detector}"

@@ -70,6 +70,26 @@ def _png(image: np.ndarray) -> bytes:
     return cv2.imencode(".png", image)[1].tobytes()
 
 
+def test_corrupt_detector_file_is_reported_and_the_app_stays_up(app_env, tmp_path, monkeypatch):
+    bad = tmp_path / "broken-yunet.onnx"
+    bad.write_bytes(b"not a model" * 10)
+    monkeypatch.setenv("FER_YUNET_MODEL", str(bad))
+    at = open_page("pages/live.py")
+    assert not at.exception, at.exception
+    assert any("broken-yunet.onnx" in e.value for e in at.error), [e.value for e in at.error]
+    at = open_page("pages/batch.py")
+    at.file_uploader(key="batch_upload_Photos").set_value(
+        [("a.png", _png(np.zeros((60, 60, 3), np.uint8)), "image/png")]
+    )
+    at.run()
+    at.button(key="batch_start").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("broken-yunet.onnx" in e.value for e in at.error), [e.value for e in at.error]
+    home = open_page("pages/home.py")
+    assert not home.exception and home.title[0].value
+
+
 def test_batch_page_labels_uploads_and_matches_cli(app_env, tmp_path):
     from fer_core.labeling import label_folder
     from fer_core.recognizer import EmotionRecognizer

@@ -115,8 +115,9 @@ def test_three_live_streams_and_a_batch_upload_at_once(live_server, tmp_path):
         batch.get_by_role("button", name="Label photos").click()
         batch.get_by_text("Rows per status").wait_for(timeout=90_000)
         ok = [_wait_for_face(page) for page in live_pages]
+        retried = [not found for found in ok]
         for i, page in enumerate(live_pages):
-            if not ok[i]:  # one retry: the WebRTC connection sometimes drops right after connecting
+            if retried[i]:  # one retry: the WebRTC connection sometimes drops right after connecting
                 _start_live(page, port)
                 ok[i] = _wait_for_face(page)
         texts = [page.inner_text("body") for page in live_pages]
@@ -126,9 +127,10 @@ def test_three_live_streams_and_a_batch_upload_at_once(live_server, tmp_path):
         batch_text = batch.inner_text("body")
         browser.close()
     assert all(ok), ok
-    for text in texts:
-        # Each session tracks its own faces from #1: no tracker or results shared between sessions.
+    for text, again in zip(texts, retried):
+        # Each session tracks its own faces from #1 (a restarted stream starts new tracks, so its
+        # numbers go on from there): no tracker or results shared between sessions.
         ids = {int(m) for m in re.findall(r"face #(\d+)", text)}
-        assert ids and min(ids) == 1 and max(ids) <= 6, ids
+        assert ids and (again or min(ids) == 1) and max(ids) <= 6, ids
         assert "only-mine.png" not in text
     assert "Cancelled" not in batch_text

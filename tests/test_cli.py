@@ -110,3 +110,14 @@ def test_module_entry_point_runs(use_models):
         [sys.executable, "-m", "fer_core", "models", "--json"], capture_output=True, text=True, check=True
     )
     assert json.loads(out.stdout)[0]["name"] == "tiny-test"
+
+
+@pytest.mark.parametrize("command", ["predict", "label", "evaluate", "models", "train"])
+def test_every_subcommand_help_prints(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m fer_core " + command)
+    if command in ("predict", "label"):
+        assert "yunet: the default" in out and "--detector" in out

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
@@ -67,3 +71,38 @@ def test_real_fer_folder_sample(shared_fer, tmp_path):
         shutil.copy(path, tmp_path / emotion / path.name)
     data = load_class_folders(tmp_path)
     assert len(data) == 14 and not data.errors
+
+
+def test_labelled_folders_of_whole_photos_evaluate(use_models, pattern_dataset, tmp_path, capsys):
+    """Photos get their largest face cropped; a photo with no face is left out and counted."""
+    import json
+
+    from fer_core.cli import main
+
+    photos = sorted((Path(__file__).resolve().parents[2] / "shared" / "datasets" / "faces_in_photos").glob("*.jpg"))
+    if not photos:
+        pytest.skip("real photos not present in ../shared/datasets/faces_in_photos")
+    root = tmp_path / "mixed"
+    shutil.copytree(pattern_dataset, root)  # 48 px crops: used whole
+    for i, photo in enumerate(photos[:4]):
+        shutil.copy(photo, root / "happy" / f"photo{i}.jpg")
+    cv2.imwrite(str(root / "sad" / "wall.png"), np.full((300, 400, 3), 128, np.uint8))
+    assert main(["evaluate", "--data", str(root), "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    crops = sum(1 for _ in pattern_dataset.rglob("*.png"))
+    assert report["photos_cropped"] == 4 and report["photos_without_face"] == 1
+    assert report["n"] == crops + 4
+    assert "4 images were whole photos" in captured.err and "1 photos had no face" in captured.err
+
+
+def test_summary_counts_without_decoding_every_image(pattern_dataset, monkeypatch):
+    from fer_core import datasets
+
+    decoded = []
+    real_read = datasets.read_image
+    monkeypatch.setattr(datasets, "read_image", lambda p, *a, **k: decoded.append(p) or real_read(p, *a, **k))
+    summary = datasets.summarize_labelled(pattern_dataset, per_class=2)
+    assert summary.counts == {e: 30 for e in summary.counts} and summary.total == 210
+    assert len(decoded) == 14 and len(summary.samples) == 14  # two samples per class, nothing else read
+    assert sorted(set(summary.samples.labels.tolist())) == list(range(7))

@@ -64,7 +64,7 @@ class StillBoxes:
     def __init__(self, boxes, delay: float = 0.0, fail: bool = False):
         self.boxes, self.delay, self.fail = boxes, delay, fail
 
-    def detect(self, image):
+    def detect(self, image, min_face=None):
         if self.fail:
             raise RuntimeError("camera glitch")
         time.sleep(self.delay)

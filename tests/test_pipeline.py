@@ -22,7 +22,7 @@ class FixedBoxes:
     def __init__(self, boxes):
         self.boxes = boxes
 
-    def detect(self, image):
+    def detect(self, image, min_face=None):
         return list(self.boxes)
 
 

@@ -75,6 +75,7 @@ class TrainConfig:
         max_images: train on a stratified subset of at most this many images.
         input_size: crop side in pixels.
         margin: crop margin around detected faces (recorded for inference).
+        align: turn faces found with landmarks upright (photos in the data, and at inference).
         test_data: labelled set evaluated once at the end for the card (never for choices).
         register_as: model name to register the result under, or None.
         overwrite: replace an existing model of that name (only ever a folder of model files).
@@ -106,6 +107,7 @@ class TrainConfig:
     max_images: int | None = None
     input_size: int = 48
     margin: float = 0.1
+    align: bool = True
     test_data: str | None = None
     register_as: str | None = None
     overwrite: bool = False

@@ -191,7 +191,7 @@ class TrainingRun:
                 raise TrainingError(f"{config_path}: not a training run (no config.json)")
             config = TrainConfig.load(config_path)
         self.config = config
-        self.spec = Preprocessing(size=config.input_size, margin=config.margin)
+        self.spec = Preprocessing(size=config.input_size, margin=config.margin, align=config.align)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         if not config_path.exists():
             config.save(config_path)
@@ -334,6 +334,8 @@ class TrainingRun:
             config=cfg.to_dict(),
             train_counts=train.class_counts(),
             val_counts=val.class_counts(),
+            photos_cropped=train.photos_cropped,
+            photos_without_face=train.photos_without_face,
             start_epoch=state["epoch"],
             policy=keras.mixed_precision.global_policy().name,
             params=int(model.count_params()),

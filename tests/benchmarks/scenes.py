@@ -12,17 +12,34 @@ from fer_core.types import Box
 from tests.helpers import SHARED
 
 
-def load_faces(limit: int = 400, seed: int = 0) -> list[np.ndarray]:
-    """Gray FER-2013 test faces, shuffled (all classes)."""
-    paths = sorted(p for e in EMOTIONS for p in (SHARED / "test" / e).glob("*.jpg"))
+def load_labelled_faces(limit: int = 400, seed: int = 0) -> tuple[list[np.ndarray], list[int]]:
+    """Gray FER-2013 test faces, shuffled (all classes), with their class indices."""
+    paths = sorted((p, i) for i, e in enumerate(EMOTIONS) for p in (SHARED / "test" / e).glob("*.jpg"))
     if not paths:
         raise SystemExit(f"FER-2013 test images not found under {SHARED / 'test'}")
     order = np.random.default_rng(seed).permutation(len(paths))[:limit]
-    return [cv2.imread(str(paths[i]), cv2.IMREAD_GRAYSCALE) for i in order]
+    return [cv2.imread(str(paths[i][0]), cv2.IMREAD_GRAYSCALE) for i in order], [paths[i][1] for i in order]
 
 
-def make_scenes(n: int, faces: list[np.ndarray], seed: int = 0, size=(640, 480)) -> list[tuple[np.ndarray, list[Box]]]:
-    """n colour scenes with 1-3 faces each (100-170 px, no overlap) and their true boxes."""
+def load_faces(limit: int = 400, seed: int = 0) -> list[np.ndarray]:
+    """Gray FER-2013 test faces, shuffled (all classes)."""
+    return load_labelled_faces(limit, seed)[0]
+
+
+def make_scenes(
+    n: int,
+    faces: list[np.ndarray],
+    seed: int = 0,
+    size=(640, 480),
+    per_scene: tuple[int, int] = (1, 3),
+    sides: tuple[int, int] = (100, 170),
+    labels: list[int] | None = None,
+) -> list[tuple]:
+    """n colour scenes with `per_scene` faces each (`sides` px wide, no overlap) and their true boxes.
+
+    Faces are pasted in the order given. With `labels` (one per face), each scene is
+    (image, boxes, box_labels) instead of (image, boxes).
+    """
     rng = np.random.default_rng(seed)
     width, height = size
     scenes, k = [], 0
@@ -31,8 +48,9 @@ def make_scenes(n: int, faces: list[np.ndarray], seed: int = 0, size=(640, 480))
         image = cv2.resize(base, (width, height), interpolation=cv2.INTER_CUBIC)
         image = cv2.GaussianBlur(image, (9, 9), 0)
         boxes: list[Box] = []
-        for _ in range(int(rng.integers(1, 4))):
-            side = int(rng.integers(100, 171))
+        box_labels: list[int] = []
+        for _ in range(int(rng.integers(per_scene[0], per_scene[1] + 1))):
+            side = int(rng.integers(sides[0], sides[1] + 1))
             for _attempt in range(30):
                 x, y = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
                 box = Box(x, y, side, side)
@@ -41,10 +59,12 @@ def make_scenes(n: int, faces: list[np.ndarray], seed: int = 0, size=(640, 480))
             else:
                 continue
             face = cv2.resize(faces[k % len(faces)], (side, side), interpolation=cv2.INTER_CUBIC)
+            if labels is not None:
+                box_labels.append(labels[k % len(faces)])
             k += 1
             image[y : y + side, x : x + side] = cv2.cvtColor(face, cv2.COLOR_GRAY2BGR)
             boxes.append(box)
-        scenes.append((image, boxes))
+        scenes.append((image, boxes) if labels is None else (image, boxes, box_labels))
     return scenes
 
 
@@ -62,7 +82,7 @@ def matches(truth: Box, found: Box) -> bool:
 def recall(scenes: list[tuple[np.ndarray, list[Box]]], detections: list[list[Box]]) -> tuple[float, float]:
     """(recall, false detections per image) of detections against the true boxes."""
     hits = total = false = 0
-    for (_, truth), found in zip(scenes, detections):
+    for (_, truth, *_labels), found in zip(scenes, detections):
         used = set()
         for t in truth:
             total += 1
