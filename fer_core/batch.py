@@ -20,7 +20,7 @@ import numpy as np
 
 from fer_core.classes import EMOTIONS
 from fer_core.imageio import ImageReadError, encode_jpeg, read_image
-from fer_core.labeling import COLUMNS, label_sources
+from fer_core.labeling import COLUMNS, file_source, label_sources, spreadsheet_safe
 from fer_core.names import unique_name
 from fer_core.preprocess import square_box
 from fer_core.recognizer import EmotionRecognizer
@@ -115,7 +115,7 @@ def _unpack_zip(name: str, data: bytes, add, reject, budget: dict) -> None:
     prefix = PurePosixPath(name).stem
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return reject(name, "not a valid zip archive")
     with archive:
         entries = [e for e in archive.infolist() if not e.is_dir()]
@@ -135,8 +135,8 @@ def _unpack_zip(name: str, data: bytes, add, reject, budget: dict) -> None:
                     # Read at most the declared size + 1 so a lying header cannot inflate past the cap.
                     with archive.open(entry) as f:
                         content = f.read(entry.file_size + 1)
-                except (zipfile.BadZipFile, OSError, RuntimeError) as e:
-                    reject(entry_name, f"cannot extract: {e}")
+                except Exception as e:  # damaged deflate/LZMA data, encrypted or unknown compression...
+                    reject(entry_name, f"cannot extract: {type(e).__name__}: {e}")
                     continue
                 if len(content) > entry.file_size:
                     reject(entry_name, "zip entry larger than its header says; skipped")
@@ -152,7 +152,7 @@ def label_uploads(
     should_stop: Callable[[], bool] | None = None,
 ) -> list[dict]:
     """Label stored uploads with the same row format as `python -m fer_core label`."""
-    items = [(u.name, u.path.read_bytes) for u in uploads]
+    items = [(u.name, file_source(u.path)) for u in uploads]
     return list(label_sources(items, recognizer, max_pixels=max_pixels, on_image=on_image, should_stop=should_stop))
 
 
@@ -162,7 +162,7 @@ def rows_to_csv(rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS + extra, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(map(spreadsheet_safe, rows))
     return out.getvalue()
 
 

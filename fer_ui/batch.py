@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -26,8 +27,26 @@ def work_dir() -> Path:
     return Path(holder.name)
 
 
+DOWNLOADS = ("annotated_zip", "sorted_zip")
+"""Session keys of downloads prepared from the current batch's results."""
+
+
+def forget_previous_batch() -> None:
+    """Delete the last batch's stored photos and its prepared downloads.
+
+    A session keeps one batch on disk at a time, so repeated clicks cannot pile up copies of
+    the uploads, and a new batch never offers the previous one's zips.
+    """
+    old = st.session_state.pop(STATE, None)
+    if old and old.get("dir"):
+        shutil.rmtree(old["dir"], ignore_errors=True)
+    for key in DOWNLOADS:
+        st.session_state.pop(key, None)
+
+
 def run_batch(uploaded, recognizer: EmotionRecognizer, limits: UploadLimits) -> dict:
     """Unpack and label the uploads with a live progress bar; returns the batch state."""
+    forget_previous_batch()
     batch_dir = Path(tempfile.mkdtemp(dir=work_dir()))
     files = [(f.name, f.getvalue()) for f in uploaded]
     uploads, rejected = unpack_uploads(files, batch_dir, limits)
@@ -38,6 +57,7 @@ def run_batch(uploaded, recognizer: EmotionRecognizer, limits: UploadLimits) -> 
         "total": len(uploads),
         "finished": False,
         "model": recognizer.model_name,
+        "dir": batch_dir,
     }
     st.session_state[STATE] = state  # partial results survive a cancel (the rerun stops this loop)
     bar = st.progress(0.0, text="Starting…")

@@ -41,9 +41,11 @@ def get_settings() -> AppSettings:
     env = os.environ.get("FER_DEMO_MODE")
     demo = env.lower() in _TRUE if env is not None else str(_secret("demo_mode") or "").lower() in _TRUE
     if demo:
-        return AppSettings(
+        settings = AppSettings(
             demo=True, max_upload_files=50, max_zip_bytes=100 << 20, max_pixels=12_000_000, max_upload_mb=50
         )
+        _lock_down_server(settings)
+        return settings
     return AppSettings(
         demo=False, max_upload_files=5000, max_zip_bytes=2 << 30, max_pixels=40_000_000, max_upload_mb=None
     )
@@ -52,3 +54,20 @@ def get_settings() -> AppSettings:
 def demo_notice(what: str) -> None:
     """Show that a feature is switched off in demo mode."""
     st.info(f"{what} is switched off on this public demo. Run the app locally to use it.", icon="🔒")
+
+
+def _lock_down_server(settings: AppSettings) -> None:
+    """Make the server itself refuse what the demo does not allow, not only the browser.
+
+    The upload handler reads `server.maxUploadSize` on every request, so lowering it here
+    makes the server reject a larger upload (HTTP 413) before reading its body, even one
+    sent without the page. Streamlit offers no public call for server options, hence the
+    internal `streamlit.config.set_option`. Tracebacks and server paths are not shown to
+    the public (`client.showErrorDetails = "none"`).
+    """
+    from streamlit import config
+
+    if config.get_option("server.maxUploadSize") > settings.max_upload_mb:
+        config.set_option("server.maxUploadSize", settings.max_upload_mb)
+    if config.get_option("client.showErrorDetails") != "none":
+        st.set_option("client.showErrorDetails", "none")

@@ -17,10 +17,26 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def demo(use_models, tmp_path, monkeypatch):
+    from streamlit import config
+
     monkeypatch.setenv("FER_DEMO_MODE", "1")
     monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("FER_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path
+    # Demo mode lowers server options for the whole process; give other tests theirs back.
+    saved = {k: config.get_option(k) for k in ("server.maxUploadSize", "client.showErrorDetails")}
+    yield tmp_path
+    for key, value in saved.items():
+        config.set_option(key, value)
+
+
+def test_server_refuses_big_uploads_and_hides_tracebacks(demo):
+    from streamlit import config
+
+    at = open_page("pages/home.py")
+    assert not at.exception
+    # The server's upload handler reads this on every request (HTTP 413 above it).
+    assert config.get_option("server.maxUploadSize") == 50
+    assert config.get_option("client.showErrorDetails") == "none"
 
 
 def _keys(at: AppTest, kind: str) -> set[str]:

@@ -223,3 +223,81 @@ def test_activate_with_tab_completion_slash_activates_that_model(use_models, cap
     for bad in ("../tiny-test", ".", "/tmp"):
         with pytest.raises(ModelError, match="model name must be"):
             set_active_model(bad, use_models)
+
+
+def _png_bytes(image: np.ndarray) -> bytes:
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def test_formula_names_heic_and_link_loops_get_rows_and_resume(use_models, tmp_path, capsys):
+    """A spreadsheet must not run a file name as a formula; formats we cannot read still get a row."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    blank = _png_bytes(np.full((60, 60, 3), 90, np.uint8))
+    for name in ["=HYPERLINK(1).png", "+1.png", "-2.png", "@sum.png", "plain.png"]:
+        (folder / name).write_bytes(blank)
+    (folder / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 40)
+    os.symlink("loop.jpg", folder / "loop.jpg")
+    out = tmp_path / "out.csv"
+    assert main(["label", str(folder), "--out", str(out), "--detector", "haar"]) == 0
+    rows = {r["file"]: r for r in _read_rows(out)}
+    assert set(rows) == {
+        "'=HYPERLINK(1).png",
+        "'+1.png",
+        "'-2.png",
+        "'@sum.png",
+        "plain.png",
+        "IMG_0001.HEIC",
+        "loop.jpg",
+    }
+    assert rows["IMG_0001.HEIC"]["status"] == "unreadable"
+    assert "unsupported format: HEIC" in rows["IMG_0001.HEIC"]["detail"]
+    assert rows["loop.jpg"]["status"] == "unreadable" and "symbolic links" in rows["loop.jpg"]["detail"]
+    assert str(folder) not in rows["loop.jpg"]["detail"]  # no server paths in results
+    # Resuming compares the names as written: nothing is labelled twice.
+    size = out.stat().st_size
+    assert main(["label", str(folder), "--out", str(out), "--detector", "haar"]) == 0
+    assert out.stat().st_size == size
+
+
+def test_damaged_zip_entries_and_odd_photos_are_rows_not_crashes(use_models, tmp_path):
+    from fer_core.batch import label_uploads
+    from fer_core.recognizer import EmotionRecognizer
+
+    photo = _png_bytes(np.full((60, 60, 3), 90, np.uint8))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("good.png", photo)
+        z.writestr("bad.png", photo)
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as z:
+        info = z.getinfo("bad.png")
+    data = bytearray(buf.getvalue())
+    start = info.header_offset + 30 + len(info.filename)
+    data[start : start + 8] = b"\xff" * 8  # damage the deflate stream of one entry
+    lzma_buf = io.BytesIO()
+    with zipfile.ZipFile(lzma_buf, "w", zipfile.ZIP_LZMA) as z:
+        z.writestr("lz.png", photo)
+    lz = bytearray(lzma_buf.getvalue())
+    lz[40:48] = b"\x00" * 8  # inside the LZMA header/stream
+    strip = _png_bytes(np.full((3, 5000, 3), 120, np.uint8))  # Haar used to raise cv2.error on this
+    uploads, rejected = unpack_uploads(
+        [("set.zip", bytes(data)), ("lz.zip", bytes(lz)), ("strip.png", strip)], tmp_path / "work"
+    )
+    reasons = {r["file"]: r["detail"] for r in rejected}
+    assert reasons.get("set/bad.png", "").startswith("cannot extract"), reasons
+    assert [u.name for u in uploads if u.name.startswith("set/")] == ["set/good.png"]
+    assert "lz/lz.png" in reasons or any(u.name == "lz/lz.png" for u in uploads), (reasons, uploads)
+    recognizer = EmotionRecognizer.from_registry(detector="haar")
+    rows = label_uploads(uploads, recognizer)
+    assert {r["file"] for r in rows} == {u.name for u in uploads}
+    assert all(r["status"] in ("no_face", "unreadable", "ok", "low_confidence") for r in rows)
+
+
+def test_labelling_keeps_crops_not_photos(use_models):
+    """Each worker drops its decoded photo once the faces are cropped (memory of big batches)."""
+    from fer_core.recognizer import EmotionRecognizer
+
+    recognizer = EmotionRecognizer.from_registry(detector="haar")
+    found = recognizer.find_faces(np.full((900, 1200, 3), 100, np.uint8))
+    assert found.shape == (900, 1200) and found.boxes == [] and found.crops.shape[0] == 0
+    assert recognizer.classify_found([found, found]) == [[], []]

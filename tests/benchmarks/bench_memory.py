@@ -1,0 +1,94 @@
+"""Peak memory of labelling a batch of big photos (issue: Safety, item on memory).
+
+Writes N 12-megapixel JPEGs (a real photo from ../shared/datasets/faces_in_photos enlarged to
+4000x3000, so each holds real faces) and labels them in a fresh process per mode, reporting
+each process's peak RSS and photos/s:
+
+- `label`: the shipped path (`label_sources`: each worker decodes one photo, keeps only its face
+  crops, and the crops of a chunk are classified together);
+- `chunk-decode`: the earlier path as a same-run baseline (a chunk of 16 photos decoded and held
+  at full resolution, then `analyze_many`);
+- `idle`: the process with the recognizer loaded and no photo, for the floor.
+
+    .venv/bin/python -m tests.benchmarks.bench_memory [--photos 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PHOTOS = REPO.parent / "shared" / "datasets" / "faces_in_photos"
+
+
+def make_photos(folder: Path, count: int) -> int:
+    """Write `count` 4000x3000 JPEGs; returns their total size in bytes."""
+    import cv2
+
+    source = cv2.imread(str(sorted(PHOTOS.glob("*.jpg"))[0]))
+    big = cv2.resize(source, (4000, 3000), interpolation=cv2.INTER_CUBIC)
+    ok, data = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    for i in range(count):
+        (folder / f"photo_{i:03d}.jpg").write_bytes(data.tobytes())
+    return len(data) * count
+
+
+def child(mode: str, folder: Path) -> None:
+    """Runs in the measured process: label the folder one way and print the figures as JSON."""
+    from fer_core.imageio import read_image
+    from fer_core.labeling import label_sources
+    from fer_core.recognizer import EmotionRecognizer
+
+    recognizer = EmotionRecognizer.from_registry()
+    paths = sorted(folder.glob("*.jpg"))
+    start = time.perf_counter()
+    faces = 0
+    if mode == "label":
+        faces = sum(
+            1
+            for row in label_sources([(p.name, p.read_bytes) for p in paths], recognizer)
+            if row["status"] != "no_face"
+        )
+    elif mode == "chunk-decode":
+        for begin in range(0, len(paths), 16):
+            images = [read_image(p) for p in paths[begin : begin + 16]]
+            faces += sum(len(r) for r in recognizer.analyze_many(images))
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"mode": mode, "peak_rss_mb": round(peak_mb), "faces": faces, "seconds": round(seconds, 1)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--photos", type=int, default=50)
+    parser.add_argument("--child", nargs=2, metavar=("MODE", "FOLDER"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        total = make_photos(Path(tmp), args.photos)
+        print(f"{args.photos} photos of 4000x3000 px, {total / 1e6:.1f} MB of JPEG")
+        for mode in ("idle", "label", "chunk-decode"):
+            out = subprocess.run(
+                [sys.executable, "-m", "tests.benchmarks.bench_memory", "--child", mode, tmp],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            rate = args.photos / result["seconds"] if mode != "idle" and result["seconds"] else 0
+            print(f"{mode:>13}: peak RSS {result['peak_rss_mb']:5d} MB, faces {result['faces']}, {rate:.2f} photos/s")
+
+
+if __name__ == "__main__":
+    main()
