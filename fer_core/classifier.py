@@ -52,9 +52,16 @@ class EmotionClassifier:
 
     @classmethod
     def from_registry(cls, info: ModelInfo | str | None = None, tta: str = "none") -> EmotionClassifier:
-        """Load a registered model (the active one by default), checking its card and hash."""
+        """Load a registered model (the active one by default), checking its card and hash.
+
+        An ensemble card gives an `EnsembleClassifier`, which has the same methods.
+        """
         if not isinstance(info, ModelInfo):
             info = get_model(info)
+        if info.is_ensemble:
+            from fer_core.ensemble import EnsembleClassifier
+
+            return EnsembleClassifier.from_registry(info, tta=tta)
         return cls(info.verify(), temperature=info.temperature, tta=tta)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:

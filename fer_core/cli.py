@@ -38,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--activate", metavar="NAME", help="make NAME the active model")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("ensemble", help="register an ensemble: several models whose logits are averaged")
+    p.add_argument("name", help="model name for the ensemble")
+    p.add_argument("--members", nargs="+", required=True, metavar="MODEL", help="registered models (two or more)")
+    p.add_argument("--fit-weights", action="store_true", help="fit member weights on their shared validation split")
+    p.add_argument("--test-data", type=Path, help="labelled set measured once for the card (never for choices)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model of this name")
+    p.add_argument("--set-active", action="store_true", help="make the ensemble the active model")
+
     add_train_parser(sub)
     return parser
 
@@ -182,6 +190,30 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_ensemble(args) -> int:
+    from fer_core.ensemble import create_ensemble
+    from fer_core.registry import set_active_model
+
+    info = create_ensemble(
+        args.name,
+        args.members,
+        fit=args.fit_weights,
+        test_data=args.test_data,
+        overwrite=args.overwrite,
+        command="python -m fer_core " + " ".join(sys.argv[1:]),
+    )
+    weights = ", ".join(f"{m['name']} {m['weight']}" for m in info.card["members"])
+    metrics = info.card["metrics"]
+    print(f"registered ensemble {info.name} ({weights})")
+    for split in ("validation", "test"):
+        if split in metrics:
+            print(f"{split}: accuracy {metrics[split]['accuracy']:.4f} macro_f1 {metrics[split]['macro_f1']:.4f}")
+    if args.set_active:
+        set_active_model(info.name)
+        print(f"active model: {info.name}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; expected errors print a message and return non-zero."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -195,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         "label": cmd_label,
         "evaluate": cmd_evaluate,
         "models": cmd_models,
+        "ensemble": cmd_ensemble,
         "train": run_train_command,
     }
     try:

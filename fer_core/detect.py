@@ -173,6 +173,8 @@ class YuNetDetector:
     LARGEST_FRAME = 640  # px: faces filling a frame up to this size were all found
     SMALLEST_FACE = 12  # px at the detector's scale
     SMALLEST_PHOTO_FACE = 24  # px in the photo, found by the fine pass
+    TILE = 800  # px: larger inputs are searched in tiles of this side
+    TILE_OVERLAP = 96  # px at the pass's scale: more than the faces the fine pass is for
 
     def __init__(
         self,
@@ -214,18 +216,59 @@ class YuNetDetector:
         height, width = image.shape[:2]
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         resized = image if scale == 1.0 else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        if net == 0 or max(size) <= self.TILE:  # the main pass is never cut: its faces may be large
+            return self._run_net(net, resized, scale, (0, 0))
+        # The other passes of a big photo go through in tiles: YuNet's buffers for a 2000x1500
+        # input take about 225 MB, for an 800 px tile about 50 MB. Tiles overlap by more than
+        # the small faces the fine pass is for (larger ones are found by the main pass).
+        step = self.TILE - self.TILE_OVERLAP
+        boxes = []
+        for top in range(0, max(size[1] - self.TILE_OVERLAP, 1), step):
+            for left in range(0, max(size[0] - self.TILE_OVERLAP, 1), step):
+                tile = resized[top : top + self.TILE, left : left + self.TILE]
+                pad_y, pad_x = self.TILE - tile.shape[0], self.TILE - tile.shape[1]
+                if pad_y or pad_x:
+                    tile = cv2.copyMakeBorder(tile, 0, pad_y, 0, pad_x, cv2.BORDER_CONSTANT, value=0)
+                found = self._run_net(net, tile, scale, (left, top))
+                boxes += [b for b in found if self._whole_in_tile(b, scale, left, top, size)]
+        return _suppress_overlaps(boxes)
+
+    def _whole_in_tile(self, box: Box, scale: float, left: int, top: int, size: tuple[int, int]) -> bool:
+        """Whether a tile's face is one the tiling keeps: small enough that a tile holds it whole
+        (larger ones are the main pass's) and clear of the tile's cut edges (a face crossing a
+        cut lies whole in the neighbouring tile, so a part of a face seen here is dropped)."""
+        x0, y0 = box.x * scale - left, box.y * scale - top
+        x1, y1 = x0 + box.w * scale, y0 + box.h * scale
+        margin = 2
+        cut_left, cut_top = left > 0, top > 0
+        cut_right, cut_bottom = left + self.TILE < size[0], top + self.TILE < size[1]
+        return (
+            box.w * scale <= self.TILE_OVERLAP
+            and not (cut_left and x0 < margin)
+            and not (cut_top and y0 < margin)
+            and not (cut_right and x1 > self.TILE - margin)
+            and not (cut_bottom and y1 > self.TILE - margin)
+        )
+
+    def _run_net(self, net: int, image: np.ndarray, scale: float, offset: tuple[int, int]) -> list[Box]:
+        """YuNet on one input; boxes in the photo's pixels (`offset`: the input's place at `scale`)."""
+        size = (image.shape[1], image.shape[0])
         with self._lock:
             if self._nets[net].getInputSize() != size:
                 self._nets[net].setInputSize(size)
-            _, faces = self._nets[net].detect(resized)
+            _, faces = self._nets[net].detect(np.ascontiguousarray(image))
+        dx, dy = offset
         boxes = []
         for row in faces if faces is not None else []:
-            x, y, w, h = (float(v) / scale for v in row[:4])
-            side = h * self.FACE_SIDE_OF_HEIGHT
-            left, top = x + (w - side) / 2, y + (h - side) / 2
-            points = tuple((float(row[4 + 2 * i]) / scale, float(row[5 + 2 * i]) / scale) for i in range(5))
-            size = int(round(side))
-            boxes.append(Box(int(round(left)), int(round(top)), size, size, float(row[14]), points))
+            x, y, w, h = (float(row[0]) + dx) / scale, (float(row[1]) + dy) / scale, row[2] / scale, row[3] / scale
+            side = float(h) * self.FACE_SIDE_OF_HEIGHT
+            left, top = x + (float(w) - side) / 2, y + (float(h) - side) / 2
+            points = tuple(
+                ((float(row[4 + 2 * i]) + dx) / scale, (float(row[5 + 2 * i]) + dy) / scale) for i in range(5)
+            )
+            boxes.append(
+                Box(int(round(left)), int(round(top)), int(round(side)), int(round(side)), float(row[14]), points)
+            )
         return boxes
 
     def detect(self, image: np.ndarray, min_face: int | None = None) -> list[Box]:

@@ -9,7 +9,8 @@ import numpy as np
 
 from fer_core.classifier import EmotionClassifier
 from fer_core.datasets import LabeledFaces
-from fer_core.metrics import classification_metrics, softmax
+from fer_core.metrics import classification_metrics, fit_temperature, softmax
+from fer_core.preprocess import TTA_MODES, tta_views
 
 
 def classifier_logits(
@@ -181,3 +182,51 @@ def compare_on_validation(config: dict, model_names: list[str]) -> dict[str, dic
         )
         results[name] = evaluate_classifier(EmotionClassifier.from_registry(info), val)[0]
     return results
+
+
+def card_measurements(
+    build: Callable[[str, float], EmotionClassifier], val: LabeledFaces, test: LabeledFaces | None = None
+) -> dict:
+    """What a model card records of a model: calibration, each TTA mode's cost and metrics.
+
+    Args:
+        build: makes the model's classifier for a TTA mode and temperature.
+        val: the validation split (temperature and every choice are fitted here).
+        test: a held-out set measured for the card only, or None.
+
+    Returns:
+        {"calibration", "tta", "tta_note", "metrics"} entries for the card.
+    """
+    plain = build("none", 1.0)
+    val_logits = plain.logits(val.images)
+    temperature = fit_temperature(val.labels, val_logits)
+    metrics = {"validation": classification_metrics(val.labels, softmax(val_logits))}
+    calibration = {
+        "temperature": temperature,
+        "fitted_on": "validation split",
+        "ece_before": metrics["validation"]["ece"],
+        "ece_after": classification_metrics(val.labels, softmax(val_logits, temperature))["ece"],
+    }
+    # "none" reuses the plain classifier (a temperature does not change the cost).
+    views = {m: plain if m == "none" else build(m, temperature) for m in TTA_MODES}
+    sample = val.images[:64]
+    tta = {
+        mode: {"views": len(tta_views(sample[:1], mode)), "ms_per_face_batch64": measure_cost_ms(c, sample, 5)}
+        for mode, c in views.items()
+    }
+    sets = {"validation": val}
+    if test is not None:
+        sets["test"] = test
+        metrics["test"] = classification_metrics(test.labels, softmax(plain.logits(test.images), temperature))
+    for split, data in sets.items():
+        for mode in ("flip", "crops"):
+            m = classification_metrics(data.labels, views[mode].predict_proba(data.images))
+            tta[mode][split] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+            if split == "test":
+                metrics[f"test_tta_{mode}"] = tta[mode][split]
+    return {
+        "calibration": calibration,
+        "tta": tta,
+        "tta_note": "optional: --tta MODE on the CLI or the Evaluate page; costs measured where it was made",
+        "metrics": metrics,
+    }

@@ -74,15 +74,53 @@ class ModelInfo:
         return self.folder / KERAS_FILE
 
     @property
+    def is_ensemble(self) -> bool:
+        """Whether this card averages other registered models (no weights of its own)."""
+        return self.card.get("kind") == "ensemble"
+
+    @property
     def weights_hash(self) -> str:
+        if self.is_ensemble:  # changes whenever a member or a weight changes
+            parts = [f"{m.name}:{m.weights_hash}:{w}" for m, w in self.members()]
+            return hashlib.sha256("|".join(parts).encode()).hexdigest()
         return self.card.get("files", {}).get(TFLITE_FILE, "")
 
+    def members(self) -> list[tuple[ModelInfo, float]]:
+        """An ensemble's member models (from the same registry folder) and their weights.
+
+        Raises:
+            ModelError: not an ensemble, a member missing or unusable, or a bad weight.
+        """
+        listed = self.card.get("members") if self.is_ensemble else None
+        if not isinstance(listed, list) or not listed:
+            raise ModelError(f"{self.folder / CARD_FILE}: not an ensemble card (no members)")
+        out = []
+        for entry in listed:
+            name, weight = entry.get("name"), entry.get("weight", 1.0)
+            if not isinstance(weight, (int, float)) or weight < 0:
+                raise ModelError(f"{self.folder / CARD_FILE}: member weight must be >= 0. Received: {weight!r}")
+            try:
+                member = get_model(name, self.folder.parent)
+            except ModelError as e:
+                raise ModelError(f"ensemble {self.name!r}: member {name!r} is not usable: {e}") from e
+            if member.is_ensemble:
+                raise ModelError(f"ensemble {self.name!r}: member {name!r} is itself an ensemble")
+            out.append((member, float(weight)))
+        return out
+
     def verify(self, filename: str = TFLITE_FILE) -> Path:
-        """Check a weights file exists and matches the card's sha256.
+        """Check a weights file exists and matches the card's sha256 (for an ensemble: every member's).
+
+        Returns:
+            The checked weights file (an ensemble's card file).
 
         Raises:
             ModelError: the file is missing or its bytes differ from the card.
         """
+        if self.is_ensemble:
+            for member, _ in self.members():
+                member.verify(filename)
+            return self.folder / CARD_FILE
         path = self.folder / filename
         if not path.is_file():
             raise ModelError(f"{path}: weights file is missing")

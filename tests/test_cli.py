@@ -112,7 +112,19 @@ def test_module_entry_point_runs(use_models):
     assert json.loads(out.stdout)[0]["name"] == "tiny-test"
 
 
-@pytest.mark.parametrize("command", ["predict", "label", "evaluate", "models", "train"])
+SUBCOMMANDS = ["predict", "label", "evaluate", "models", "ensemble", "train"]
+
+
+def test_the_help_tests_cover_every_subcommand():
+    import argparse
+
+    from fer_core.cli import build_parser
+
+    actions = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert sorted(actions[0].choices) == sorted(SUBCOMMANDS)
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
 def test_every_subcommand_help_prints(command, capsys):
     with pytest.raises(SystemExit) as done:
         main([command, "--help"])

@@ -22,8 +22,8 @@ import tensorflow as tf
 
 from fer_core.classes import EMOTIONS
 from fer_core.datasets import LabeledFaces, load_labeled, train_val_split
-from fer_core.metrics import classification_metrics, fit_temperature, softmax
-from fer_core.preprocess import TTA_MODES, Preprocessing, tta_views
+from fer_core.metrics import classification_metrics, softmax
+from fer_core.preprocess import Preprocessing
 from fer_core.registry import (
     KERAS_FILE,
     ModelError,
@@ -374,7 +374,7 @@ class TrainingRun:
     def register(self, val: LabeledFaces, state: dict) -> str:
         """Register the best checkpoint under `config.register_as` with a full card."""
         from fer_core.classifier import EmotionClassifier
-        from fer_core.evaluation import measure_cost_ms
+        from fer_core.evaluation import card_measurements
 
         cfg = self.config
         best = keras.saving.load_model(self.checkpoint_dir / "best.keras", safe_mode=True)
@@ -399,41 +399,10 @@ class TrainingRun:
             },
         }
         register_model(model, folder, card)
-        classifier = EmotionClassifier(folder / "model.tflite")
-        val_logits = classifier.logits(val.images)
-        temperature = fit_temperature(val.labels, val_logits)
-        metrics = {"validation": classification_metrics(val.labels, softmax(val_logits))}
-        card["calibration"] = {
-            "temperature": temperature,
-            "fitted_on": "validation split",
-            "ece_before": metrics["validation"]["ece"],
-            "ece_after": classification_metrics(val.labels, softmax(val_logits, temperature))["ece"],
-        }
-        # "none" reuses the loaded classifier (its temperature does not change the cost).
-        views = {
-            m: classifier if m == "none" else EmotionClassifier(folder / "model.tflite", temperature, tta=m)
-            for m in TTA_MODES
-        }
-        sample = val.images[:64]
-        card["tta"] = {
-            mode: {"views": len(tta_views(sample[:1], mode)), "ms_per_face_batch64": measure_cost_ms(c, sample, 5)}
-            for mode, c in views.items()
-        }
-        card["tta_note"] = "optional: --tta MODE on the CLI or the Evaluate page; costs measured where it was trained"
-        sets = {"validation": val}
         if cfg.test_data:
-            sets["test"] = load_labeled(cfg.test_data, spec=self.spec)
-            metrics["test"] = classification_metrics(
-                sets["test"].labels, softmax(classifier.logits(sets["test"].images), temperature)
-            )
             card["training"]["test_data"] = cfg.test_data
-        for split, data in sets.items():
-            for mode in ("flip", "crops"):
-                m = classification_metrics(data.labels, views[mode].predict_proba(data.images))
-                card["tta"][mode][split] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
-                if split == "test":
-                    metrics[f"test_tta_{mode}"] = card["tta"][mode][split]
-        card["metrics"] = metrics
+        test = load_labeled(cfg.test_data, spec=self.spec) if cfg.test_data else None
+        card.update(card_measurements(lambda tta, t: EmotionClassifier(folder / "model.tflite", t, tta=tta), val, test))
         write_card(folder, card)
         return folder.name
 
