@@ -62,7 +62,7 @@ class EmotionClassifier:
             from fer_core.ensemble import EnsembleClassifier
 
             return EnsembleClassifier.from_registry(info, tta=tta)
-        return cls(info.verify(), temperature=info.temperature, tta=tta)
+        return cls(info.verify(), temperature=info.temperature_for(tta), tta=tta)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if batch.shape[0] != self._batch:

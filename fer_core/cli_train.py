@@ -21,6 +21,10 @@ _HELP = {
     "overwrite": "replace an existing model of the --register-as name (never a folder holding other files)",
     "align": "turn faces with landmarks upright, as inference does (default on)",
     "mixup": "mix pairs of training faces, Beta(ALPHA, ALPHA) weights (0 = off)",
+    "teacher": "registered model (e.g. an ensemble) to distil: its soft targets on the training faces",
+    "teacher_tta": "test-time augmentation of the teacher when it labels the training faces (none/flip/crops)",
+    "distill_temperature": "temperature softening teacher and student logits in the distillation loss",
+    "distill_weight": "share of the loss on the teacher's soft targets (0-1; the rest on the labels)",
 }
 
 

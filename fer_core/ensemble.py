@@ -64,7 +64,7 @@ class EnsembleClassifier:
         if len(specs) != 1:
             raise ModelError(f"ensemble {info.name!r}: members use different preprocessing ({specs})")
         classifiers = [EmotionClassifier(m.verify(), tta=tta) for m, _ in members]
-        return cls(classifiers, [w for _, w in members], info.temperature, tta)
+        return cls(classifiers, [w for _, w in members], info.temperature_for(tta), tta)
 
     def logits(self, crops: np.ndarray) -> np.ndarray:
         """Weighted mean of the members' logits (N, 7)."""

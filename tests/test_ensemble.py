@@ -83,3 +83,25 @@ def test_fitted_weights_favour_the_better_member():
     noise = rng.normal(0, 1, (400, 7))
     weights = fit_weights([noise, good], labels)
     assert weights[1] > 0.8 and sum(weights) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_tiny_distillation_run_lowers_its_loss_and_registers(registry, tmp_path, capsys):
+    from fer_core.train.events import read_events
+
+    create_ensemble("tiny-pair", ["tiny-test", "tiny-other"])
+    base = get_model("tiny-test").card["training"]["config"]
+    run_dir = tmp_path / "student"
+    args = ["train", "--data", base["data"], "--architecture", "tiny", "--epochs", "4", "--batch-size", "32"]
+    args += ["--learning-rate", "0.05", "--val-fraction", "0.2", "--warmup-epochs", "0", "--precision", "float32"]
+    args += ["--teacher", "tiny-pair", "--teacher-tta", "none", "--distill-temperature", "3"]
+    args += ["--register-as", "tiny-student", "--run-dir", str(run_dir)]
+    assert main(args) == 0, capsys.readouterr().err
+    losses = [e["loss"] for e in read_events(run_dir) if e["type"] == "epoch"]
+    assert len(losses) == 4 and losses[-1] < losses[0], losses
+    soft = np.load(run_dir / "teacher_targets.npy")
+    assert soft.shape[1] == 7 and np.allclose(soft.sum(axis=1), 1.0, atol=1e-4)
+    card = get_model("tiny-student").card
+    assert card["training"]["config"]["teacher"] == "tiny-pair" and "validation" in card["metrics"]
+    # A teacher that does not exist stops the run before any training, with its name.
+    assert main([*args[:-4], "--teacher", "ghost", "--run-dir", str(tmp_path / "ghost")]) != 0
+    assert "ghost" in capsys.readouterr().err

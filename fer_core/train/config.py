@@ -71,6 +71,12 @@ class TrainConfig:
         monitor: "val_accuracy", "val_macro_f1" or "val_loss" picks the best epoch.
         precision: "auto" (bfloat16 when the CPU has it), "bfloat16" or "float32".
         finetune_from: registered model to start from, or None.
+        teacher: registered model (usually an ensemble) whose soft targets the model learns
+            from (distillation), or None.
+        teacher_tta: test-time augmentation of the teacher when it labels the training faces.
+        distill_temperature: softening temperature of the teacher's and student's logits.
+        distill_weight: share of the loss given to the teacher's soft targets (the rest to
+            the labels).
         dropout: override of the architecture's dropout.
         max_images: train on a stratified subset of at most this many images.
         input_size: crop side in pixels.
@@ -103,6 +109,10 @@ class TrainConfig:
     monitor: str = "val_accuracy"
     precision: str = "auto"
     finetune_from: str | None = None
+    teacher: str | None = None
+    teacher_tta: str = "flip"
+    distill_temperature: float = 2.0
+    distill_weight: float = 0.7
     dropout: float | None = None
     max_images: int | None = None
     input_size: int = 48

@@ -39,27 +39,37 @@ def training_dataset(
     label_smoothing: float,
     seed: int,
     mixup: float = 0.0,
+    soft_targets: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """Shuffled, augmented batches of (x float32 (B,S,S,1), one-hot targets, sample weights).
+    """Shuffled, augmented batches of (x float32 (B,S,S,1), targets, sample weights).
 
     The uint8 crops stay in memory; augmentation runs batched in parallel map calls so
     both cores stay busy while the model trains. With `mixup` > 0 each face is blended
     with another face of its batch (weight drawn from Beta(mixup, mixup)), and so are
     their targets and sample weights.
+
+    Targets are the smoothed one-hot labels (B, 7), or with `soft_targets` (a teacher's
+    probabilities per image, (N, 7)) those followed by the teacher's: (B, 14), as
+    `DistillationLoss` expects.
     """
     augment = augmentation.build(seed)
     sample_weights = weights[labels]
 
-    def to_training_batch(x, y, w):
+    def to_training_batch(x, y, w, soft=None):
         x = tf.cast(x, tf.float32)[..., None]
         x = augment(x, training=True)
         x = tf.clip_by_value(x, 0.0, 255.0)
         target = tf.one_hot(y, NUM_CLASSES) * (1.0 - label_smoothing) + label_smoothing / NUM_CLASSES
+        if soft is not None:
+            target = tf.concat([target, tf.cast(soft, tf.float32)], axis=-1)
         if mixup > 0:
             x, target, w = _mix_pairs(x, target, w, mixup)
         return x, target, w
 
-    ds = tf.data.Dataset.from_tensor_slices((images, labels, sample_weights))
+    columns = (images, labels, sample_weights)
+    if soft_targets is not None:
+        columns += (np.asarray(soft_targets, np.float32),)
+    ds = tf.data.Dataset.from_tensor_slices(columns)
     ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=len(labels) >= batch_size)
     ds = ds.map(to_training_batch, num_parallel_calls=tf.data.AUTOTUNE)
@@ -85,6 +95,32 @@ def _mix_pairs(x: tf.Tensor, target: tf.Tensor, weight: tf.Tensor, alpha: float)
         return share * a + (1.0 - share) * tf.gather(a, order)
 
     return mix(x), mix(target), mix(tf.cast(weight, tf.float32))
+
+
+@keras.saving.register_keras_serializable(package="fer_core")
+class DistillationLoss(keras.losses.Loss):
+    """Knowledge distillation: (1 - weight) * cross-entropy with the labels
+    + weight * T^2 * cross-entropy between the teacher's and the student's logits softened by T.
+
+    `y_true` holds the label targets and the teacher's probabilities at temperature T side
+    by side (B, 14); `y_pred` the student's logits (B, 7). T^2 keeps the soft term's gradients
+    on the scale of the hard term's (Hinton et al., 2015).
+    """
+
+    def __init__(self, temperature: float = 2.0, weight: float = 0.7, name: str = "distillation", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.temperature = float(temperature)
+        self.weight = float(weight)
+
+    def call(self, y_true, y_pred):
+        y_pred = tf.cast(y_pred, tf.float32)
+        hard, soft = y_true[:, :NUM_CLASSES], y_true[:, NUM_CLASSES:]
+        hard_loss = keras.losses.categorical_crossentropy(hard, y_pred, from_logits=True)
+        soft_loss = keras.losses.categorical_crossentropy(soft, y_pred / self.temperature, from_logits=True)
+        return (1.0 - self.weight) * hard_loss + self.weight * self.temperature**2 * soft_loss
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "temperature": self.temperature, "weight": self.weight}
 
 
 _FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

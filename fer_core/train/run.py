@@ -35,12 +35,13 @@ from fer_core.registry import (
 )
 from fer_core.train.architectures import build_model
 from fer_core.train.config import TrainConfig
-from fer_core.train.data import class_weights, predict_logits, training_dataset
+from fer_core.train.data import DistillationLoss, class_weights, predict_logits, training_dataset
 from fer_core.train.events import append_event
 from fer_core.train.export import TFLITE_WEIGHTS, float32_copy, register_model
 
 STOP_FILE = "STOP"
 STATE_FILE = "state.json"
+TEACHER_FILE = "teacher_targets.npy"
 CONFIG_FILE = "config.json"
 
 
@@ -273,8 +274,52 @@ class TrainingRun:
             opt = keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
         else:
             raise TrainingError(f"optimizer must be 'sgd' or 'adam'. Received: {cfg.optimizer!r}")
-        model.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+        if cfg.teacher:
+            loss = DistillationLoss(cfg.distill_temperature, cfg.distill_weight)
+        else:
+            loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+        model.compile(optimizer=opt, loss=loss)
         return model
+
+    def teacher_targets(self, train: LabeledFaces) -> np.ndarray | None:
+        """The teacher's probabilities at the distillation temperature for every training face.
+
+        Computed once per run and kept in the run folder, so a resumed run learns from the
+        same targets (the teacher may have changed since).
+
+        Raises:
+            TrainingError: bad distillation settings, an unusable teacher, or one whose
+                preprocessing differs from the run's.
+        """
+        from fer_core.classifier import EmotionClassifier
+
+        cfg = self.config
+        if not cfg.teacher:
+            return None
+        if not 0.0 <= cfg.distill_weight <= 1.0 or cfg.distill_temperature <= 0:
+            raise TrainingError(
+                "distill_weight must be in [0, 1] and distill_temperature > 0. "
+                f"Received: distill_weight={cfg.distill_weight}, distill_temperature={cfg.distill_temperature}"
+            )
+        cache = self.run_dir / TEACHER_FILE
+        if cache.is_file():
+            soft = np.load(cache)
+            if soft.shape == (len(train), len(EMOTIONS)):
+                return soft
+        try:
+            info = get_model(cfg.teacher, self.models_dir)
+            teacher = EmotionClassifier.from_registry(info, tta=cfg.teacher_tta)
+        except (ModelError, ValueError) as e:
+            raise TrainingError(f"teacher {cfg.teacher!r} cannot be used: {e}") from e
+        if info.preprocessing != self.spec:
+            raise TrainingError(
+                f"teacher {cfg.teacher!r} was trained on other crops ({info.preprocessing}); "
+                f"this run uses {self.spec}: set --input-size/--margin/--align to match"
+            )
+        logits = np.concatenate([teacher.logits(train.images[i : i + 512]) for i in range(0, len(train), 512)])
+        soft = softmax(logits, cfg.distill_temperature).astype(np.float32)
+        np.save(cache, soft)
+        return soft
 
     def _resume_model(self) -> keras.Model:
         path = self.checkpoint_dir / "last.keras"
@@ -316,6 +361,7 @@ class TrainingRun:
             raise TrainingError("validation split is empty: raise --val-fraction or add images")
         model = self._resume_model() if resume and state["epoch"] > 0 else self._new_model()
         weights = class_weights(train.labels, cfg.class_weighting)
+        soft = self.teacher_targets(train)
         tf.keras.utils.set_random_seed(cfg.seed + state["epoch"])
         ds = training_dataset(
             train.images,
@@ -326,6 +372,7 @@ class TrainingRun:
             cfg.label_smoothing,
             cfg.seed + state["epoch"],
             mixup=cfg.mixup,
+            soft_targets=soft,
         )
         steps = int(ds.cardinality().numpy())
         append_event(
