@@ -63,7 +63,18 @@ class ModelInfo:
 
     @property
     def temperature(self) -> float:
-        return float(self.card.get("calibration", {}).get("temperature", 1.0))
+        """The softmax temperature of plain predictions (no test-time augmentation)."""
+        return self.temperature_for("none")
+
+    def temperature_for(self, tta: str) -> float:
+        """The temperature fitted for a TTA mode; modes without their own use the plain one.
+
+        A temperature is fitted on one kind of logits: averaging views changes how sharp the
+        logits are, so one fitted on TTA logits is stored for that mode only.
+        """
+        calibration = self.card.get("calibration", {})
+        own = calibration.get("by_tta", {}).get(tta) if tta != "none" else None
+        return float((own or calibration).get("temperature", 1.0))
 
     @property
     def tflite_path(self) -> Path:
@@ -335,13 +346,52 @@ def write_card(folder: Path, card: dict) -> None:
     tmp.replace(folder / CARD_FILE)
 
 
-def save_calibration(name: str, calibration: dict, models_dir: Path | None = None) -> None:
-    """Store a fitted temperature (and its before/after figures) in a model's card.
+def save_calibration(name: str, calibration: dict, tta: str = "none", models_dir: Path | None = None) -> None:
+    """Store a fitted temperature (with its set, size and figures) for one TTA mode of a model.
+
+    The calibration it replaces is kept in `calibration_history`, so `undo_calibration`
+    can put it back.
 
     Raises:
         ModelError: the model is missing or its card is bad.
     """
     info = get_model(name, models_dir)
     card = dict(info.card)
-    card["calibration"] = calibration
+    current = dict(card.get("calibration", {}))
+    by_tta = dict(current.get("by_tta", {}))
+    previous = by_tta.get(tta) if tta != "none" else {k: v for k, v in current.items() if k != "by_tta"}
+    card.setdefault("calibration_history", []).append({"tta": tta, "calibration": previous or None})
+    if tta == "none":
+        card["calibration"] = {**calibration, **({"by_tta": by_tta} if by_tta else {})}
+    else:
+        by_tta[tta] = calibration
+        card["calibration"] = {**current, "by_tta": by_tta}
     write_card(info.folder, card)
+
+
+def undo_calibration(name: str, models_dir: Path | None = None) -> str | None:
+    """Put back the calibration that the last `save_calibration` replaced.
+
+    Returns:
+        The TTA mode restored, or None when there was nothing to undo.
+    """
+    info = get_model(name, models_dir)
+    card = dict(info.card)
+    history = list(card.get("calibration_history", []))
+    if not history:
+        return None
+    last = history.pop()
+    tta, previous = last["tta"], last["calibration"]
+    current = dict(card.get("calibration", {}))
+    by_tta = dict(current.get("by_tta", {}))
+    if tta == "none":
+        card["calibration"] = {**(previous or {}), **({"by_tta": by_tta} if by_tta else {})}
+    else:
+        if previous:
+            by_tta[tta] = previous
+        else:
+            by_tta.pop(tta, None)
+        card["calibration"] = {**current, "by_tta": by_tta}
+    card["calibration_history"] = history
+    write_card(info.folder, card)
+    return tta

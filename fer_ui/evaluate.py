@@ -10,13 +10,14 @@ import numpy as np
 import streamlit as st
 
 from fer_core.batch import UploadLimits, unpack_uploads
+from fer_core.charts import reliability_diagram
 from fer_core.datasets import NO_FACE, DatasetError, LabeledFaces, load_class_folders, load_labeled
-from fer_core.evaluation import classifier_logits, measure_cost_ms
+from fer_core.evaluation import MIN_CALIBRATION_SET, calibration_report, classifier_logits, measure_cost_ms
 from fer_core.metrics import classification_metrics, softmax
 from fer_core.paths import REPO_ROOT, corrections_dir
-from fer_core.registry import ModelInfo
+from fer_core.registry import ModelInfo, get_model, save_calibration, undo_calibration
 from fer_ui.resources import get_classifier
-from fer_ui.settings import AppSettings
+from fer_ui.settings import AppSettings, demo_notice
 
 DEFAULT_SET = REPO_ROOT.parent / "shared" / "datasets" / "fer2013" / "test"
 
@@ -116,7 +117,7 @@ def cached_logits(model_name: str, weights_hash: str, tta: str, fingerprint: str
 def evaluate(info: ModelInfo, data: LabeledFaces, tta: str) -> tuple[dict, np.ndarray, np.ndarray]:
     """(metrics, probabilities, logits) of a registered model on a set, through the inference path."""
     logits = cached_logits(info.name, info.weights_hash, tta, data.fingerprint(), data)
-    probs = softmax(logits, info.temperature)
+    probs = softmax(logits, info.temperature_for(tta))
     return classification_metrics(data.labels, probs), probs, logits
 
 
@@ -124,3 +125,50 @@ def evaluate(info: ModelInfo, data: LabeledFaces, tta: str) -> tuple[dict, np.nd
 def cost_per_face_ms(model_name: str, weights_hash: str, tta: str, _crops: np.ndarray) -> float:
     """Classifier cost per face on a batch, measured once per (model weights, TTA) rather than every rerun."""
     return measure_cost_ms(get_classifier(model_name, weights_hash, tta), _crops)
+
+
+def calibration_panel(info: ModelInfo, data: LabeledFaces, logits: np.ndarray, tta: str, settings: AppSettings) -> None:
+    """Fit a temperature on half of the set, judge it on the other half, and save it only if it helps."""
+    if len(data) < MIN_CALIBRATION_SET:
+        st.caption(f"Calibration needs at least {MIN_CALIBRATION_SET} labelled faces; this set has {len(data)}.")
+        return
+    report = calibration_report(data, logits, info.temperature_for(tta))
+    now, fitted = st.columns(2)
+    now.plotly_chart(
+        reliability_diagram(
+            report["bins_current"], f"Now (T={report['current_temperature']:.2f}): ECE {report['ece_current']:.3f}"
+        ),
+        key="rel_now",
+    )
+    fitted.plotly_chart(
+        reliability_diagram(
+            report["bins_after"], f"Fitted T={report['temperature']:.2f}: ECE {report['ece_after']:.3f}"
+        ),
+        key="rel_fit",
+    )
+    st.caption(
+        f"Both measured on the same {report['n_eval']} held-out faces; the temperature was fitted on the other "
+        f"{report['n_fit']}. TTA mode: {tta} (a temperature is saved for this mode only)."
+    )
+    if not report["improves"]:
+        st.info("The fitted temperature does not lower the error on the held-out half: nothing to save.")
+    elif settings.demo:
+        demo_notice("Saving calibration into a model card")
+    elif st.button("Save this temperature into the model card", key="save_temp"):
+        record = {
+            "temperature": report["temperature"],
+            "fitted_on": f"Evaluate page: {len(data)} labelled faces (set {data.fingerprint()[:12]})",
+            "n_fit": report["n_fit"],
+            "n_eval": report["n_eval"],
+            "ece_before": report["ece_current"],
+            "ece_after": report["ece_after"],
+        }
+        save_calibration(info.name, record, tta)
+        st.success(
+            f"Saved for TTA {tta}: held-out ECE {report['ece_current']:.3f} -> {report['ece_after']:.3f}. "
+            "Every page now uses it; 'Undo' puts the previous one back."
+        )
+    if get_model(info.name).card.get("calibration_history") and not settings.demo:
+        if st.button("Undo the last saved calibration", key="undo_temp"):
+            mode = undo_calibration(info.name)
+            st.success(f"Restored the previous calibration (TTA {mode}).")

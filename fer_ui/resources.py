@@ -21,7 +21,7 @@ def _classifier(name: str, weights_hash: str, tta: str, temperature: float) -> E
 def get_classifier(name: str, weights_hash: str, tta: str = "none") -> EmotionClassifier:
     """The shared classifier of a registered model (thread-safe; cached)."""
     info = get_model(name)
-    return _classifier(name, weights_hash, tta, info.temperature)
+    return _classifier(name, weights_hash, tta, info.temperature_for(tta))
 
 
 @st.cache_resource(show_spinner="Loading the face detector…")
@@ -50,7 +50,7 @@ def get_recognizer(
     `live` picks the detector's settings for video (see fer_core.detect.LIVE_OPTIONS).
     """
     info = model or current_model()
-    classifier = _classifier(info.name, info.weights_hash, tta, info.temperature)
+    classifier = _classifier(info.name, info.weights_hash, tta, info.temperature_for(tta))
     face_detector = _shared_detector(detector, live, str(yunet_model_path()[0]) if detector == "yunet" else "")
     return EmotionRecognizer(classifier, face_detector, info.preprocessing, model_name=info.name)
 

@@ -7,13 +7,13 @@ import pandas as pd
 import streamlit as st
 
 import fer_ui
-from fer_core.charts import confusion_heatmap, per_class_bars, reliability_diagram
+from fer_core.charts import confusion_heatmap, per_class_bars
 from fer_core.classes import EMOTIONS
-from fer_core.evaluation import calibration_report, cell_examples, compare_metrics, metrics_table
+from fer_core.evaluation import cell_examples, compare_metrics, metrics_table
 from fer_core.preprocess import TTA_MODES
-from fer_core.registry import ModelError, get_model, list_models, save_calibration
-from fer_ui.evaluate import cost_per_face_ms, evaluate, pick_dataset
-from fer_ui.settings import demo_notice, get_settings
+from fer_core.registry import ModelError, get_model, list_models
+from fer_ui.evaluate import calibration_panel, cost_per_face_ms, evaluate, pick_dataset
+from fer_ui.settings import get_settings
 
 fer_ui.use_router()
 
@@ -48,7 +48,12 @@ metrics, probs, logits = evaluate(info, data, tta)
 a, b, c, d = st.columns(4)
 a.metric("Accuracy", f"{metrics['accuracy']:.1%}")
 b.metric("Macro-F1", f"{metrics['macro_f1']:.3f}")
-c.metric("ECE", f"{metrics['ece']:.3f}")
+c.metric(
+    "ECE",
+    f"{metrics['ece']:.3f}",
+    help=f"Expected calibration error: how far the shown confidences are from how often they are right, "
+    f"on this whole set, as the model runs now (temperature {info.temperature_for(tta):.2f} for TTA {tta}).",
+)
 cost = cost_per_face_ms(info.name, info.weights_hash, tta, data.images[:64])
 d.metric("Cost per face", f"{cost:.2f} ms", help=f"Batch of 64, this machine, TTA: {tta}")
 
@@ -73,34 +78,7 @@ for i, ex in enumerate(examples[:32]):
         st.caption(ex["source"])
 
 st.subheader("Calibration")
-if len(data) >= 20:
-    report = calibration_report(data, logits)
-    before_col, after_col = st.columns(2)
-    before_col.plotly_chart(
-        reliability_diagram(report["bins_before"], f"Before: ECE {report['ece_before']:.3f}"), key="rel_b"
-    )
-    after_col.plotly_chart(
-        reliability_diagram(
-            report["bins_after"], f"After T={report['temperature']:.2f}: ECE {report['ece_after']:.3f}"
-        ),
-        key="rel_a",
-    )
-    st.caption(f"Temperature fitted on {report['n_fit']} images, measured on the other {report['n_eval']}.")
-    if settings.demo:
-        demo_notice("Saving calibration into a model card")
-    elif st.button("Save this temperature into the model card", key="save_temp"):
-        save_calibration(
-            info.name,
-            {
-                "temperature": report["temperature"],
-                "fitted_on": "Evaluate page set",
-                "ece_before": report["ece_before"],
-                "ece_after": report["ece_after"],
-            },
-        )
-        st.success("Saved: every page now uses the calibrated confidences.")
-else:
-    st.caption("Calibration needs at least 20 images.")
+calibration_panel(info, data, logits, tta, settings)
 
 if name_b != "—":
     st.subheader(f"Compare: A = {name_a}, B = {name_b}")

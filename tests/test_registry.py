@@ -69,3 +69,45 @@ def test_active_model_switch(tiny_models_dir, tmp_path):
     assert {r["name"]: r["active"] for r in list_models(models)} == {"second": True, "tiny-test": False}
     with pytest.raises(ModelError):
         set_active_model("ghost", models)
+
+
+def test_a_temperature_belongs_to_one_tta_mode_and_can_be_undone(use_models):
+    from fer_core.classifier import EmotionClassifier
+    from fer_core.registry import get_model, save_calibration, undo_calibration
+
+    plain = get_model("tiny-test").temperature
+    crops_before = get_model("tiny-test").temperature_for("crops")  # fitted at registration
+    assert "crops" in get_model("tiny-test").card["calibration"]["by_tta"]
+    save_calibration("tiny-test", {"temperature": 0.5, "fitted_on": "test"}, tta="crops")
+    info = get_model("tiny-test")
+    assert info.temperature_for("crops") == 0.5
+    assert info.temperature == plain and info.temperature_for("none") == plain  # plain predictions unchanged
+    assert EmotionClassifier.from_registry(info, tta="crops").temperature == 0.5
+    assert EmotionClassifier.from_registry(info).temperature == plain
+    save_calibration("tiny-test", {"temperature": 2.0, "fitted_on": "test"})
+    assert get_model("tiny-test").temperature == 2.0 and get_model("tiny-test").temperature_for("crops") == 0.5
+    assert undo_calibration("tiny-test") == "none"
+    assert get_model("tiny-test").temperature == plain
+    assert undo_calibration("tiny-test") == "crops"
+    assert get_model("tiny-test").temperature_for("crops") == crops_before
+    assert undo_calibration("tiny-test") is None
+
+
+def test_calibration_needs_a_real_set_and_says_when_it_does_not_help():
+    import numpy as np
+    import pytest
+
+    from fer_core.datasets import LabeledFaces
+    from fer_core.evaluation import MIN_CALIBRATION_SET, calibration_report
+
+    rng = np.random.default_rng(0)
+    n = 600
+    clean = rng.normal(0, 1.5, (n, 7))
+    labels = np.array([rng.choice(7, p=np.exp(c) / np.exp(c).sum()) for c in clean])
+    data = LabeledFaces(np.zeros((n, 48, 48), np.uint8), labels, [str(i) for i in range(n)])
+    with pytest.raises(ValueError, match=f"at least {MIN_CALIBRATION_SET}"):
+        calibration_report(data.subset(np.arange(50)), clean[:50])
+    overconfident = calibration_report(data, clean * 3)  # fitting T near 3 clearly helps
+    assert overconfident["improves"] and overconfident["ece_after"] < overconfident["ece_current"]
+    already = calibration_report(data, clean * 3, current_temperature=overconfident["temperature"])
+    assert not already["improves"]
