@@ -22,7 +22,7 @@ from fer_core.classes import EMOTIONS
 from fer_core.imageio import ImageReadError, encode_jpeg, read_image
 from fer_core.labeling import COLUMNS, file_source, label_sources, spreadsheet_safe
 from fer_core.names import unique_name
-from fer_core.preprocess import square_box
+from fer_core.preprocess import Preprocessing, preprocess_face
 from fer_core.recognizer import EmotionRecognizer
 from fer_core.render import annotate, thumbnail
 from fer_core.types import Box
@@ -227,16 +227,14 @@ def sorted_zip(rows: list[dict], files: dict[str, Path]) -> bytes:
     return buf.getvalue()
 
 
-def face_crop(image: np.ndarray, box: Box, margin: float = 0.2, side: int = 96) -> np.ndarray:
-    """A square colour crop around a face (with margin, padded at edges), `side` pixels wide."""
-    x, y, size = square_box(box, margin)
-    padded = cv2.copyMakeBorder(image, size, size, size, size, cv2.BORDER_REPLICATE)
-    crop = padded[y + size : y + 2 * size, x + size : x + 2 * size]
-    return cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
-
-
-def save_corrections_dataset(rows: list[dict], files: dict[str, Path], out_dir: Path) -> dict[str, int]:
+def save_corrections_dataset(
+    rows: list[dict], files: dict[str, Path], out_dir: Path, spec: Preprocessing = Preprocessing()
+) -> dict[str, int]:
     """Write each labelled face crop into `out_dir/<emotion>/`, with a manifest.csv.
+
+    Crops are made by the one preprocessing function inference uses (`preprocess_face` with
+    the model's `spec`), so a model trained on them sees faces exactly as it will in use; the
+    dataset loader takes such small crops as they are.
 
     `rows` carry the final label in `emotion` and the model's in `predicted` (when corrected).
 
@@ -258,7 +256,7 @@ def save_corrections_dataset(rows: list[dict], files: dict[str, Path], out_dir: 
         stem = PurePosixPath(row["file"]).with_suffix("").as_posix().replace("/", "__")
         rel = f"{row['emotion']}/{stem}__face{row['face']}.png"
         (out_dir / row["emotion"]).mkdir(exist_ok=True)
-        cv2.imwrite(str(out_dir / rel), face_crop(image, box))
+        cv2.imwrite(str(out_dir / rel), preprocess_face(image, box, spec))
         counts[row["emotion"]] += 1
         manifest.append(
             {

@@ -57,6 +57,7 @@ def run_batch(uploaded, recognizer: EmotionRecognizer, limits: UploadLimits) -> 
         "total": len(uploads),
         "finished": False,
         "model": recognizer.model_name,
+        "spec": recognizer.spec,  # saved corrections are cropped as this model's inputs
         "dir": batch_dir,
     }
     st.session_state[STATE] = state  # partial results survive a cancel (the rerun stops this loop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from fer_core.render import annotate
 from fer_core.video import VideoError, process_video
 
 
-def camera_snapshot(recognizer: EmotionRecognizer) -> None:
-    """Take one photo with the browser camera and label its faces."""
+def camera_snapshot(recognizer: EmotionRecognizer, min_face: int | None = None) -> None:
+    """Take one photo with the browser camera and label its faces (no smaller than `min_face` px)."""
     shot = st.camera_input("Take a snapshot", key="live_camera")
     if shot is None:
         return
@@ -26,7 +27,7 @@ def camera_snapshot(recognizer: EmotionRecognizer) -> None:
     except ImageReadError as e:
         st.error(f"Could not read the snapshot: {e}")
         return
-    faces = recognizer.analyze(image)
+    faces = recognizer.analyze(image, min_face=min_face)
     st.image(annotate(image, faces, True), channels="BGR")
     if not faces:
         st.warning("No face found in the snapshot.")
@@ -37,18 +38,14 @@ def camera_snapshot(recognizer: EmotionRecognizer) -> None:
     )
 
 
-def video_clip(
-    recognizer: EmotionRecognizer, settings: LiveSettings, max_frames: int = 1500, max_upload_mb: int | None = None
-) -> None:
-    """Upload a short clip; process it frame by frame into a timeline, a CSV and an annotated video."""
-    upload = st.file_uploader(
-        "Short video clip", type=["mp4", "mov", "avi", "mkv", "webm"], key="live_clip", max_upload_size=max_upload_mb
-    )
-    if upload is None:
-        return
+CLIP_STATE = "live_clip_result"
+
+
+def _process_clip(data: bytes, suffix: str, recognizer: EmotionRecognizer, settings: LiveSettings, max_frames: int):
+    """(VideoResult, annotated MP4 bytes) for a clip, with a progress bar; None after an error shown."""
     with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / ("clip" + Path(upload.name).suffix.lower())
-        source.write_bytes(upload.getvalue())
+        source = Path(tmp) / ("clip" + suffix)
+        source.write_bytes(data)
         bar = st.progress(0.0, text="Processing frames…")
         try:
             result = process_video(
@@ -61,9 +58,33 @@ def video_clip(
             )
         except VideoError as e:
             st.error(str(e))
+            return None
+        finally:
+            bar.empty()
+        return result, result.annotated_path.read_bytes()
+
+
+def video_clip(
+    recognizer: EmotionRecognizer, settings: LiveSettings, max_frames: int = 1500, max_upload_mb: int | None = None
+) -> None:
+    """Upload a short clip; process it frame by frame into a timeline, a CSV and an annotated video."""
+    upload = st.file_uploader(
+        "Short video clip", type=["mp4", "mov", "avi", "mkv", "webm"], key="live_clip", max_upload_size=max_upload_mb
+    )
+    if upload is None:
+        return
+    data = upload.getvalue()
+    # One result per clip, model and settings: downloads and other reruns do not redo the clip.
+    key = (hashlib.sha256(data).hexdigest(), recognizer.model_name, recognizer.detector.name, settings)
+    cached = st.session_state.get(CLIP_STATE)
+    if cached and cached[0] == key:
+        result, video_bytes = cached[1]
+    else:
+        outcome = _process_clip(data, Path(upload.name).suffix.lower(), recognizer, settings, max_frames)
+        if outcome is None:
             return
-        bar.empty()
-        video_bytes = result.annotated_path.read_bytes()
+        result, video_bytes = outcome
+        st.session_state[CLIP_STATE] = (key, outcome)
     tracks = len({r["track"] for r in result.rows})
     st.success(f"Processed {result.frames} frames at {result.fps:.0f} fps; {tracks} faces tracked.")
     if result.rows:

@@ -94,7 +94,7 @@ else:
         except UnsafeNameError as e:
             st.error(str(e))
         else:
-            counts = save_corrections_dataset(label_rows, files, out)
+            counts = save_corrections_dataset(label_rows, files, out, state["spec"])
             st.success(f"Saved {sum(counts.values())} face crops to {out} — pick it on the Train page to fine-tune.")
 
 st.subheader("Gallery")

@@ -44,6 +44,6 @@ with webcam:
     with right:
         live_panel(processor)
 with snapshot:
-    camera_snapshot(recognizer)
+    camera_snapshot(recognizer, settings.min_face)
 with clip:
     video_clip(recognizer, settings, max_upload_mb=get_settings().max_upload_mb)

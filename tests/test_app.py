@@ -306,3 +306,62 @@ def test_server_health(app_env):
 
     proc = start_server(free_port(), dict(os.environ))
     stop_server(proc)
+
+
+def test_evaluate_page_calibration_saves_only_what_helps_and_can_undo(app_env, pattern_dataset, tmp_path):
+    from fer_core.registry import get_model, save_calibration
+
+    small = open_page("pages/evaluate.py")
+    small.text_input(key="eval_path").set_value(str(write_class_folders(tmp_path / "small", per_class=3)))
+    small.run()
+    assert not small.exception and not any(b.key == "save_temp" for b in small.button)
+    assert any("needs at least 200 labelled faces" in c.value for c in small.caption)
+    # A badly underconfident temperature for TTA "flip": a fitted one must do better on held-out faces.
+    plain = get_model("tiny-test").card["calibration"]["temperature"]
+    save_calibration("tiny-test", {"temperature": 20.0, "fitted_on": "a bad fit"}, tta="flip")
+    at = open_page("pages/evaluate.py")
+    at.selectbox(key="eval_tta").set_value("flip")
+    at.text_input(key="eval_path").set_value(str(pattern_dataset))
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Both measured on the same" in c.value for c in at.caption)
+    at.button(key="save_temp").click()
+    at.run()
+    assert not at.exception, at.exception
+    saved = get_model("tiny-test").card["calibration"]["by_tta"]["flip"]
+    assert saved["temperature"] < 20.0 and saved["n_fit"] + saved["n_eval"] == 210
+    assert saved["ece_after"] < saved["ece_before"] and "210 labelled faces" in saved["fitted_on"]
+    assert get_model("tiny-test").card["calibration"]["temperature"] == plain  # plain predictions keep theirs
+    at.button(key="undo_temp").click()
+    at.run()
+    assert get_model("tiny-test").temperature_for("flip") == 20.0
+    # Right after saving, the same fit no longer improves anything: no save button is offered.
+    save_calibration("tiny-test", saved, tta="flip")
+    again = open_page("pages/evaluate.py")
+    again.selectbox(key="eval_tta").set_value("flip")
+    again.text_input(key="eval_path").set_value(str(pattern_dataset))
+    again.run()
+    assert not again.exception, again.exception
+    assert any("nothing to save" in i.value for i in again.info)
+    assert not any(b.key == "save_temp" for b in again.button)
+
+
+def test_live_video_clip_uses_min_face_and_is_processed_once(app_env, shared_fer, tmp_path):
+    samples = fer_samples("test", per_class=1)[:2]
+    scene, _ = compose_scene([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p, _ in samples], face_px=120)
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (scene.shape[1], scene.shape[0]))
+    for _ in range(8):
+        writer.write(scene)
+    writer.release()
+    at = open_page("pages/live.py")
+    at.file_uploader(key="live_clip").set_value([("clip.mp4", clip.read_bytes(), "video/mp4")])
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Processed 8 frames" in s.value and "2 faces tracked" in s.value for s in at.success), at.success
+    first = at.session_state["live_clip_result"]
+    at.run()  # any rerun (a download click, a widget) reuses the result
+    assert at.session_state["live_clip_result"] is first
+    at.slider(key="live_min_face").set_value(200)
+    at.run()
+    assert any("0 faces tracked" in s.value for s in at.success), [s.value for s in at.success]

@@ -14,7 +14,6 @@ import pytest
 from fer_core.batch import (
     UploadLimits,
     annotated_zip,
-    face_crop,
     rows_to_csv,
     rows_to_json,
     safe_relative_path,
@@ -139,7 +138,19 @@ def test_exports_and_corrections_dataset(tmp_path):
     assert len(loaded) == 1 and loaded.labels[0] == 5
 
 
-def test_face_crop_pads_at_edges():
-    image = np.full((50, 50, 3), 200, np.uint8)
-    crop = face_crop(image, Box(30, 30, 30, 30), side=64)
-    assert crop.shape == (64, 64, 3) and (crop == 200).all()
+def test_corrections_are_cropped_as_inference_crops(tmp_path):
+    """A model fine-tuned on saved corrections sees the same crops as it does in use."""
+    from fer_core.preprocess import Preprocessing, preprocess_face
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    path = tmp_path / "p.png"
+    cv2.imwrite(str(path), image)
+    box = Box(100, 60, 50, 50)  # reaches past the border: padded as at inference
+    row = _rows_for("p.png", box, "fear")
+    spec = Preprocessing(size=48, margin=0.1)
+    save_corrections_dataset([row], {"p.png": path}, tmp_path / "set", spec)
+    saved = cv2.imread(str(next((tmp_path / "set" / "fear").glob("*.png"))), cv2.IMREAD_GRAYSCALE)
+    np.testing.assert_array_equal(saved, preprocess_face(image, box, spec))
+    loaded = load_class_folders(tmp_path / "set", spec)
+    np.testing.assert_array_equal(loaded.images[0], preprocess_face(image, box, spec))
