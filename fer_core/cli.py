@@ -149,7 +149,13 @@ def cmd_evaluate(args) -> int:
     if data.photo_note():
         print(data.photo_note(), file=sys.stderr)
     metrics, _ = evaluate_classifier(classifier, data)
-    metrics.update(model=info.name, photos_cropped=data.photos_cropped, photos_without_face=data.photos_without_face)
+    metrics.update(
+        model=info.name,
+        tta=args.tta,
+        data=str(args.data),
+        photos_cropped=data.photos_cropped,
+        photos_without_face=data.photos_without_face,
+    )
     if args.json:
         print(json.dumps(metrics))
         return 0

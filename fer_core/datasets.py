@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from fer_core.classes import EMOTIONS, NUM_CLASSES, canonical_emotion
-from fer_core.imageio import ImageReadError, is_image_path, read_image
+from fer_core.imageio import MAX_PIXELS, ImageReadError, is_image_path, read_image
 from fer_core.preprocess import Preprocessing, preprocess_face
 
 
@@ -120,10 +120,27 @@ class _FaceCropper:
         return preprocess_face(image, faces[0], self.spec), True
 
 
+def find_class_root(folder: Path, depth: int = 3) -> Path:
+    """The folder that holds the emotion-named class folders.
+
+    That is `folder` itself, or the single folder it wraps them in, followed down a few levels:
+    zipping a folder ("compress this folder") puts the class folders one level down, and an
+    upload adds the zip's own name as another.
+    """
+    current = folder
+    for _ in range(depth):
+        subs = [p for p in current.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
+        if len(subs) != 1 or any(canonical_emotion(p.name) for p in subs):
+            return current
+        current = subs[0]
+    return current
+
+
 def _class_items(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     """(image path, label) for every image under emotion-named folders, and the other folder names."""
     if not root.is_dir():
         raise DatasetError(f"Dataset folder not found. Received: path={str(root)!r}")
+    root = find_class_root(root)
     items: list[tuple[Path, int]] = []
     unknown: list[str] = []
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -142,7 +159,9 @@ def _class_items(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     return items, unknown
 
 
-def load_class_folders(root: str | Path, spec: Preprocessing = Preprocessing(), workers: int = 4) -> LabeledFaces:
+def load_class_folders(
+    root: str | Path, spec: Preprocessing = Preprocessing(), workers: int = 4, max_pixels: int = MAX_PIXELS
+) -> LabeledFaces:
     """Load `root/<class>/**/*.jpg|png|...` face crops or photos (see the module's rule).
 
     Class folder names may be emotions or common aliases ("anger", "happiness", "0").
@@ -152,17 +171,19 @@ def load_class_folders(root: str | Path, spec: Preprocessing = Preprocessing(), 
     """
     root = Path(root)
     items, unknown = _class_items(root)
-    data = _load_items(items, root, spec, workers)
+    data = _load_items(items, root, spec, workers, max_pixels)
     data.unknown_classes = unknown
     return data
 
 
-def _load_items(items: list[tuple[Path, int]], root: Path, spec: Preprocessing, workers: int = 4) -> LabeledFaces:
+def _load_items(
+    items: list[tuple[Path, int]], root: Path, spec: Preprocessing, workers: int = 4, max_pixels: int = MAX_PIXELS
+) -> LabeledFaces:
     cropper = _FaceCropper(spec)
 
     def load(item: tuple[Path, int]):
         try:
-            return *cropper(read_image(item[0])), None
+            return *cropper(read_image(item[0], max_pixels)), None
         except (ImageReadError, ValueError) as e:
             return None, False, str(e)
 

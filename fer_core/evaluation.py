@@ -121,17 +121,15 @@ def compare_metrics(a: dict, b: dict) -> list[dict]:
             row[f"{key} A"], row[f"{key} B"] = round(pa[key], 4), round(pb[key], 4)
             row[f"{key} Δ"] = round(pb[key] - pa[key], 4)
         rows.append(row)
-    for key in ("accuracy", "macro_f1", "ece"):
-        rows.append(
-            {
-                "class": f"[{key}]",
-                "support": a["n"],
-                "f1 A": round(a[key], 4),
-                "f1 B": round(b[key], 4),
-                "f1 Δ": round(b[key] - a[key], 4),
-            }
-        )
     return rows
+
+
+def compare_overall(a: dict, b: dict) -> list[dict]:
+    """Accuracy, macro-F1 and ECE of two models on one set, and the difference (b - a)."""
+    return [
+        {"measure": key, "A": round(a[key], 4), "B": round(b[key], 4), "Δ (B - A)": round(b[key] - a[key], 4)}
+        for key in ("accuracy", "macro_f1", "ece")
+    ]
 
 
 def metrics_table(metrics: dict) -> list[dict]:

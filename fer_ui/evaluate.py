@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from fer_core.datasets import NO_FACE, DatasetError, LabeledFaces, load_class_fo
 from fer_core.evaluation import MIN_CALIBRATION_SET, calibration_report, classifier_logits, measure_cost_ms
 from fer_core.metrics import classification_metrics, softmax
 from fer_core.paths import REPO_ROOT, corrections_dir
+from fer_core.preprocess import Preprocessing
 from fer_core.registry import ModelInfo, get_model, save_calibration, undo_calibration
 from fer_ui.resources import get_classifier
 from fer_ui.settings import AppSettings, demo_notice
@@ -33,22 +36,43 @@ def path_signature(path: Path) -> str:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the labelled set…")
-def load_cached(path: str, signature: str, size: int, margin: float) -> LabeledFaces:
-    from fer_core.preprocess import Preprocessing
+def load_cached(path: str, signature: str, spec_json: str) -> LabeledFaces:
+    """A labelled set read once per path, content signature and preprocessing (as JSON)."""
+    return load_labeled(path, spec=Preprocessing.from_dict(json.loads(spec_json)))
 
-    return load_labeled(path, spec=Preprocessing(size, margin))
+
+ZIP_STATE = "eval_zip_set"
+DATA_SOURCE_KEY = "eval_data_source"
+"""Session key: a description of the labelled set chosen last (path, corrections set or zip name)."""
 
 
-def _load_zip(upload, info: ModelInfo, limits: UploadLimits) -> LabeledFaces:
-    holder = st.session_state.setdefault("eval_tmp", tempfile.TemporaryDirectory(prefix="fer-eval-"))
-    folder = Path(tempfile.mkdtemp(dir=holder.name))
-    uploads, rejected = unpack_uploads([(upload.name, upload.getvalue())], folder, limits)
+def _load_zip(upload, info: ModelInfo, settings: AppSettings) -> LabeledFaces:
+    """The labelled set of an uploaded zip, unpacked and read once per zip and model preprocessing.
+
+    Reruns reuse it; a new zip replaces the previous one's files.
+    """
+    data = upload.getvalue()
+    key = (hashlib.sha256(data).hexdigest(), json.dumps(info.preprocessing.to_dict(), sort_keys=True))
+    cached = st.session_state.get(ZIP_STATE)
+    if cached and cached["key"] == key:
+        rejected, faces = cached["rejected"], cached["faces"]
+    else:
+        if cached:
+            shutil.rmtree(cached["folder"], ignore_errors=True)
+            st.session_state.pop(ZIP_STATE)
+        folder = Path(tempfile.mkdtemp(prefix="fer-eval-"))
+        limits = UploadLimits(settings.max_upload_files, settings.max_zip_bytes, settings.max_pixels)
+        try:
+            _, rejected = unpack_uploads([(upload.name, data)], folder, limits)
+            # The class folders may sit inside one top folder (load_class_folders finds them).
+            faces = load_class_folders(folder, spec=info.preprocessing, max_pixels=settings.max_pixels)
+        except DatasetError:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        st.session_state[ZIP_STATE] = {"key": key, "folder": folder, "rejected": rejected, "faces": faces}
     for row in rejected[:10]:
         st.warning(f"{row['file']}: {row['detail']}")
-    roots = {u.name.split("/")[0] for u in uploads}
-    root = folder / roots.pop() if len(roots) == 1 else folder
-    # A zip of one top folder holding the class folders, or of the class folders themselves.
-    return load_class_folders(root, spec=info.preprocessing)
+    return faces
 
 
 def pick_dataset(settings: AppSettings, info: ModelInfo) -> LabeledFaces | None:
@@ -64,7 +88,8 @@ def pick_dataset(settings: AppSettings, info: ModelInfo) -> LabeledFaces | None:
                 st.warning(f"Path not found: {path}")
                 return None
             spec = info.preprocessing
-            data = load_cached(path, path_signature(Path(path)), spec.size, spec.margin)
+            data = load_cached(path, path_signature(Path(path)), json.dumps(spec.to_dict(), sort_keys=True))
+            st.session_state[DATA_SOURCE_KEY] = f"path: {path}"
         elif how.startswith("Corrections"):
             sets = (
                 sorted(p.name for p in corrections_dir().glob("*") if p.is_dir()) if corrections_dir().is_dir() else []
@@ -74,13 +99,15 @@ def pick_dataset(settings: AppSettings, info: ModelInfo) -> LabeledFaces | None:
                 return None
             name = st.selectbox("Dataset", sets, key="eval_corrections")
             data = load_class_folders(corrections_dir() / name, spec=info.preprocessing)
+            st.session_state[DATA_SOURCE_KEY] = f"corrections dataset: {name}"
         else:
             upload = st.file_uploader(
                 "Zip with one folder per emotion", type=["zip"], key="eval_zip", max_upload_size=settings.max_upload_mb
             )
             if upload is None:
                 return None
-            data = _load_zip(upload, info, UploadLimits(settings.max_upload_files, settings.max_zip_bytes))
+            data = _load_zip(upload, info, settings)
+            st.session_state[DATA_SOURCE_KEY] = f"uploaded zip: {upload.name}"
     except DatasetError as e:
         st.error(str(e))
         return None
@@ -172,3 +199,15 @@ def calibration_panel(info: ModelInfo, data: LabeledFaces, logits: np.ndarray, t
         if st.button("Undo the last saved calibration", key="undo_temp"):
             mode = undo_calibration(info.name)
             st.success(f"Restored the previous calibration (TTA {mode}).")
+
+
+def data_description(data: LabeledFaces) -> dict:
+    """What a metrics export says about the set it was measured on."""
+    return {
+        "source": st.session_state.get(DATA_SOURCE_KEY, ""),
+        "n": len(data),
+        "fingerprint": data.fingerprint(),
+        "per_class": data.class_counts(),
+        "photos_cropped": data.photos_cropped,
+        "photos_without_face": data.photos_without_face,
+    }

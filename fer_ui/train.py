@@ -63,8 +63,7 @@ def choose_data() -> str | None:
         uploads, rejected = unpack_uploads([(upload.name, data)], target, UploadLimits())
         for row in rejected[:10]:
             st.warning(f"{row['file']}: {row['detail']}")
-    inner = [p for p in target.iterdir() if p.is_dir()]
-    return str(inner[0] if len(inner) == 1 else target)
+    return str(target)  # the class folders may sit a level or two down: the loader finds them
 
 
 @st.cache_data(max_entries=8, show_spinner="Counting the training images…")

@@ -9,10 +9,11 @@ import streamlit as st
 import fer_ui
 from fer_core.charts import confusion_heatmap, per_class_bars
 from fer_core.classes import EMOTIONS
-from fer_core.evaluation import cell_examples, compare_metrics, metrics_table
+from fer_core.evaluation import cell_examples, compare_metrics, compare_overall, metrics_table
 from fer_core.preprocess import TTA_MODES
 from fer_core.registry import ModelError, get_model, list_models
-from fer_ui.evaluate import calibration_panel, cost_per_face_ms, evaluate, pick_dataset
+from fer_ui.evaluate import calibration_panel, cost_per_face_ms, data_description, evaluate, pick_dataset
+from fer_ui.resources import current_model, model_picker
 from fer_ui.settings import get_settings
 
 fer_ui.use_router()
@@ -23,8 +24,14 @@ names = [r["name"] for r in list_models() if r["ok"]]
 if not names:
     st.warning("No usable model is registered. Train one on the Train page.")
     st.stop()
-c1, c2, c3 = st.columns([2, 2, 1])
-name_a = c1.selectbox("Model", names, key="eval_model")
+model_picker()  # the sidebar's model, as on every page: this session's choice, else the active one
+try:
+    info = current_model()
+except ModelError as e:
+    st.error(str(e))
+    st.stop()
+name_a = info.name
+c2, c3 = st.columns([3, 1])
 name_b = c2.selectbox("Compare with (optional)", ["—", *[n for n in names if n != name_a]], key="eval_compare")
 tta = c3.selectbox(
     "Test-time augmentation",
@@ -32,18 +39,18 @@ tta = c3.selectbox(
     key="eval_tta",
     help="; ".join(f"{k}: {v}" for k, v in TTA_MODES.items()),
 )
-try:
-    info = get_model(name_a)
-except ModelError as e:
-    st.error(str(e))
-    st.stop()
+st.caption(f"Model: **{name_a}** (change it in the sidebar)")
 data = pick_dataset(settings, info)
 if data is None:
     st.stop()
 st.caption(
     f"{len(data):,} labelled faces · per class: " + ", ".join(f"{k} {v}" for k, v in data.class_counts().items())
 )
-metrics, probs, logits = evaluate(info, data, tta)
+try:
+    metrics, probs, logits = evaluate(info, data, tta)
+except ModelError as e:
+    st.error(str(e))
+    st.stop()
 
 a, b, c, d = st.columns(4)
 a.metric("Accuracy", f"{metrics['accuracy']:.1%}")
@@ -82,13 +89,19 @@ calibration_panel(info, data, logits, tta, settings)
 
 if name_b != "—":
     st.subheader(f"Compare: A = {name_a}, B = {name_b}")
-    metrics_b = evaluate(get_model(name_b), data, tta)[0]
-    st.dataframe(pd.DataFrame(compare_metrics(metrics, metrics_b)), hide_index=True)
+    try:
+        metrics_b = evaluate(get_model(name_b), data, tta)[0]
+    except ModelError as e:
+        st.error(f"Cannot compare with {name_b}: {e}")
+    else:
+        st.dataframe(pd.DataFrame(compare_overall(metrics, metrics_b)), hide_index=True, key="cmp_overall")
+        st.dataframe(pd.DataFrame(compare_metrics(metrics, metrics_b)), hide_index=True, key="cmp_classes")
 
 st.subheader("Downloads")
 st.caption("Each chart has a camera button (top right of the chart) that saves it as PNG.")
 x, y, z = st.columns(3)
-x.download_button("Metrics (JSON)", json.dumps({"model": info.name, **metrics}, indent=1), "metrics.json", key="dl_mj")
+report = {"model": info.name, "tta": tta, "dataset": data_description(data), **metrics}
+x.download_button("Metrics (JSON)", json.dumps(report, indent=1), "metrics.json", key="dl_mj")
 y.download_button("Metrics (CSV)", pd.DataFrame(metrics_table(metrics)).to_csv(index=False), "metrics.csv", key="dl_mc")
 z.download_button(
     "Confusion matrix (CSV)",

@@ -365,3 +365,41 @@ def test_live_video_clip_uses_min_face_and_is_processed_once(app_env, shared_fer
     at.slider(key="live_min_face").set_value(200)
     at.run()
     assert any("0 faces tracked" in s.value for s in at.success), [s.value for s in at.success]
+
+
+def test_evaluate_follows_the_sidebar_model_takes_a_wrapped_zip_and_drops_a_broken_compare(
+    app_env, use_models, pattern_dataset
+):
+    import shutil
+
+    from fer_core.registry import get_model
+
+    # A second model, registered later, whose weights then break on disk.
+    shutil.copytree(use_models / "tiny-test", use_models / "aaa-broken")
+    card = get_model("aaa-broken").card
+    (use_models / "aaa-broken" / "card.json").write_text(__import__("json").dumps({**card, "name": "aaa-broken"}))
+    at = open_page("pages/evaluate.py")
+    # It opens on the active model (not the first name alphabetically), as the sidebar says.
+    assert at.sidebar.selectbox(key="selected_model").value == "tiny-test"
+    assert any("Model: **tiny-test**" in c.value for c in at.caption)
+    # "Compress this folder" wraps the class folders in one top folder.
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as z:
+        for path in sorted(pattern_dataset.rglob("*.png"))[::5]:
+            z.write(path, f"my-set/{path.relative_to(pattern_dataset)}")
+    at.radio(key="eval_source").set_value("Upload a zip of class folders")
+    at.run()
+    at.file_uploader(key="eval_zip").set_value([("my-set.zip", zbuf.getvalue(), "application/zip")])
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert {m.label for m in at.metric} >= {"Accuracy", "Macro-F1"}
+    at.selectbox(key="eval_compare").set_value("aaa-broken")
+    at.run()
+    assert not at.exception and any("measure" in d.value.columns for d in at.dataframe)
+    # Its weights break on disk: it is reported, no longer offered, and the page stays up.
+    (use_models / "aaa-broken" / "model.tflite").write_bytes(b"broken")
+    at.run()
+    assert not at.exception, at.exception
+    assert any("aaa-broken is unusable" in w.value for w in at.sidebar.warning)
+    assert "aaa-broken" not in at.selectbox(key="eval_compare").options

@@ -106,3 +106,20 @@ def test_summary_counts_without_decoding_every_image(pattern_dataset, monkeypatc
     assert summary.counts == {e: 30 for e in summary.counts} and summary.total == 210
     assert len(decoded) == 14 and len(summary.samples) == 14  # two samples per class, nothing else read
     assert sorted(set(summary.samples.labels.tolist())) == list(range(7))
+
+
+def test_class_folders_wrapped_in_one_or_two_top_folders_are_found(pattern_dataset, tmp_path):
+    import shutil
+
+    from fer_core.datasets import find_class_root, load_class_folders
+
+    wrapped = tmp_path / "upload-name" / "my-photos"
+    shutil.copytree(pattern_dataset, wrapped)
+    assert find_class_root(tmp_path / "upload-name") == wrapped
+    assert find_class_root(tmp_path) == wrapped
+    direct = load_class_folders(pattern_dataset)
+    found = load_class_folders(tmp_path)
+    assert len(found) == len(direct) and found.class_counts() == direct.class_counts()
+    (tmp_path / "other").mkdir()  # two folders, neither an emotion: no guessing, a clear error
+    with pytest.raises(DatasetError, match="Unrecognised folders: other, upload-name"):
+        load_class_folders(tmp_path)
