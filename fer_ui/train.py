@@ -23,6 +23,7 @@ from fer_core.registry import (
     ModelError,
     ModelExistsError,
     active_model_name,
+    get_model,
     list_models,
     registration_folder,
     set_active_model,
@@ -113,22 +114,33 @@ def augmentation_preview(data: LabeledFaces, augmentation: Augmentation) -> None
         cols[i % 8].image(np.clip(img[..., 0], 0, 255).astype(np.uint8))
 
 
-@st.fragment(run_every=2.0)
-def progress_panel(manager: JobManager, name: str) -> None:
-    """Live view of one run: progress, ETA, curves, per-class recall, confusion matrix, log tail."""
+PHASE_NOTES = {
+    "running": "",
+    "stopping": "Stopping: finishing the current batch; the best checkpoint is kept.",
+    "exporting": "Exporting the best checkpoint to the app's model format…",
+    "evaluating": "Measuring the new model (calibration, TTA modes, validation and test sets)…",
+}
+
+
+def progress_panel(manager: JobManager, name: str, status: str) -> None:
+    """One run: status and phase, progress and ETA (while training), curves, recall, confusion matrix, log."""
     events = read_events(manager.root / name)
     epochs = [e for e in events if e["type"] == "epoch"]
     batches = [e for e in events if e["type"] == "batch"]
     total = next((e["config"]["epochs"] for e in events if e["type"] in ("started", "resumed")), 1)
-    status = next((r["status"] for r in manager.runs() if r["name"] == name), "new")
     st.markdown(f"**Run `{name}`: {status}**")
+    if PHASE_NOTES.get(status):
+        st.info(PHASE_NOTES[status])
+    final = next((e for e in reversed(events) if e["type"] in ("finished", "stopped")), None)
+    if status in ("finished", "stopped") and final:
+        st.success(f"Registered as model {final['model']}." if final.get("model") else "Ended; no model registered.")
     started = next((e for e in events if e["type"] == "started"), {})
     if started.get("photos_cropped") or started.get("photos_without_face"):
         st.caption(
             f"Training data: {started['photos_cropped']} whole photos had their largest face cropped; "
             f"{started.get('photos_without_face', 0)} photos had no face and were left out."
         )
-    if batches:
+    if batches and status == "running":
         last = batches[-1]
         st.progress(
             last["batch"] / last["batches"],
@@ -183,13 +195,58 @@ def finished_model(manager: JobManager, name: str) -> None:
             for n, m in st.session_state[key].items()
         ]
         st.dataframe(pd.DataFrame(rows), hide_index=True)
-    if model != active and st.button(f"Make {model} the active model", key=f"activate:{model}"):
+    if model != active:
+        activation(model, active)
+
+
+def _card_figures(name: str | None) -> dict | None:
+    """Validation (and test) accuracy and macro-F1 a model's card records, or None."""
+    try:
+        metrics = get_model(name).card.get("metrics", {}) if name else {}
+    except ModelError:
+        return None
+    return {split: metrics[split] for split in ("validation", "test") if split in metrics} or None
+
+
+def activation(model: str, active: str | None) -> None:
+    """'Make MODEL the active model' for every user, with both models' figures; a worse model needs a confirm."""
+    new, old = _card_figures(model), _card_figures(active)
+    lines = []
+    for label, name, figures in (("New", model, new), ("Active now", active, old)):
+        if name:
+            shown = "; ".join(
+                f"{split} accuracy {m['accuracy']:.1%}, macro-F1 {m['macro_f1']:.3f}"
+                for split, m in (figures or {}).items()
+            )
+            lines.append(f"{label}: **{name}**: {shown or 'no figures in its card'}")
+    st.markdown("  \n".join(lines))
+    worse = bool(
+        new
+        and old
+        and "validation" in new
+        and "validation" in old
+        and new["validation"]["accuracy"] < old["validation"]["accuracy"]
+    )
+    confirmed = not worse or st.checkbox(
+        f"{model} is less accurate than {active}: make it the active model for every user anyway",
+        key=f"confirm_activate:{model}",
+    )
+    if st.button(f"Make {model} the active model", key=f"activate:{model}", disabled=not confirmed):
         set_active_model(model)
         st.success(f"{model} is now the active model on every page.")
 
 
-def show_runs(manager: JobManager, runs: list[dict], job: dict | None) -> None:
-    """Runs history, the chosen run's controls (stop, resume) and its live progress."""
+@st.fragment(run_every=2.0)
+def runs_section(manager: JobManager) -> None:
+    """Runs table, the chosen run's Stop/Resume and its live progress, refreshed together every 2 s.
+
+    Table, buttons and panel read one status (`JobManager.runs`), so they never disagree.
+    """
+    job = manager.active()
+    runs = manager.runs()
+    if not runs:
+        st.info("No runs yet: start one below.")
+        return
     st.subheader("Runs")
     st.dataframe(pd.DataFrame(runs), hide_index=True)
     names = [r["name"] for r in runs]
@@ -199,14 +256,14 @@ def show_runs(manager: JobManager, runs: list[dict], job: dict | None) -> None:
     stop_col, resume_col = st.columns(2)
     if status == "running" and stop_col.button("Stop (keeps the best checkpoint)", key="t_stop"):
         manager.stop()
-        st.info("Stopping after the current batch…")
+        st.rerun()
     if status in ("interrupted", "stopped") and resume_col.button("Resume from the last checkpoint", key="t_resume"):
         try:
             manager.resume(name)
             st.rerun()
         except JobError as e:
             st.error(str(e))
-    progress_panel(manager, name)
+    progress_panel(manager, name, status)
     finished_model(manager, name)
 
 
@@ -244,10 +301,11 @@ def new_run_form(manager: JobManager) -> None:
         )
         try:
             job = manager.start(config, f"{datetime.now():%Y%m%d-%H%M%S}-{architecture}")
-            st.session_state["train_run"] = Path(job["run_dir"]).name
-            st.success(f"Started run {st.session_state['train_run']} (process {job['pid']}).")
         except JobError as e:
             st.error(str(e))
+        else:
+            st.session_state["train_run"] = Path(job["run_dir"]).name
+            st.rerun()  # the runs section above shows the new run at once
 
 
 def model_name_check(name: str, where) -> tuple[bool, str]:

@@ -3,9 +3,10 @@
 import streamlit as st
 
 import fer_ui
+from fer_core.registry import default_models_dir
 from fer_core.train.jobs import JobManager
 from fer_ui.settings import demo_notice, get_settings
-from fer_ui.train import new_run_form, show_runs
+from fer_ui.train import new_run_form, runs_section
 
 fer_ui.use_router()
 
@@ -15,11 +16,10 @@ if settings.demo:
     demo_notice("Training")
     st.stop()
 manager = JobManager()
-job = manager.active()
-runs = manager.runs()
-if runs:
-    show_runs(manager, runs, job)
-else:
-    st.info("No runs yet: start one below.")
-with st.expander("New run", expanded=job is None):
+st.caption(
+    f"Runs are kept in `{manager.root}`; trained models are registered in `{default_models_dir()}` "
+    "(ignored by git: `git add -f models/NAME` commits one)."
+)
+runs_section(manager)
+with st.expander("New run", expanded=manager.active() is None):
     new_run_form(manager)

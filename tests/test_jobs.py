@@ -112,9 +112,12 @@ def test_train_page_end_to_end(use_models, pattern_dataset, tmp_path, monkeypatc
     assert at.get("plotly_chart"), "the dataset summary chart is shown before start"
     at.button(key="t_start").click()
     at.run()
-    assert any("Started run" in s.value for s in at.success), [e.value for e in at.error]
+    assert not at.exception, at.exception
     manager = JobManager(tmp_path / "runs")
     run_name = manager.runs()[0]["name"]
+    # The new run shows at once, running, with its Stop button (no reload needed).
+    assert any(f"Run `{run_name}`: running" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    assert at.button(key="t_stop")
     # A second start is refused with a message naming the running job.
     at.button(key="t_start").click()
     at.run()
@@ -124,11 +127,22 @@ def test_train_page_end_to_end(use_models, pattern_dataset, tmp_path, monkeypatc
     assert any("running" in m.value for m in at.markdown)
     at.button(key="t_stop").click()
     at.run()
+    # Each phase shows as it happens; table, panel and buttons agree on it.
+    shown = {m.value for m in at.markdown if m.value.startswith(f"**Run `{run_name}`")}
+    assert shown & {f"**Run `{run_name}`: {p}**" for p in ("stopping", "exporting", "evaluating", "stopped")}, shown
+    assert not any(b.key == "t_stop" for b in at.button)
     _wait(lambda: manager.active() is None, what="stop")
     at.run()
     assert not at.exception, at.exception
     assert manager.runs()[0]["status"] == "stopped"
+    assert at.dataframe[0].value.iloc[0]["status"] == "stopped"
+    assert any(f"**Run `{run_name}`: stopped**" == m.value for m in at.markdown)
+    assert any("Registered as model page-model" in s.value for s in at.success)
+    assert not any(b.key == "t_stop" for b in at.button)
+    assert not any("ETA" in str(p.value) for p in at.get("progress"))
     assert "page-model" in list_model_names(use_models)
+    # Activating shows both models' figures first.
+    assert any("Active now: **tiny-test**" in m.value and "New: **page-model**" in m.value for m in at.markdown)
     # The Batch page can now choose and use the new model.
     batch = AppTest.from_file(str(repo / "app.py"), default_timeout=120)
     batch.run()
@@ -143,3 +157,41 @@ def test_train_page_end_to_end(use_models, pattern_dataset, tmp_path, monkeypatc
     batch.run()
     assert not batch.exception, batch.exception
     assert batch.data_editor[0].value.iloc[0]["status"] == "unreadable"
+
+
+def test_activating_a_less_accurate_model_needs_a_confirm(use_models, tmp_path, monkeypatch):
+    """The Train page shows both models' figures; a worse one is not promoted by one click."""
+    import json
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    from fer_core.registry import active_model_name, get_model
+
+    shutil.copytree(use_models / "tiny-test", use_models / "worse-model")
+    card = get_model("worse-model").card
+    worse = json.loads(json.dumps(card["metrics"]))
+    worse["validation"]["accuracy"] = card["metrics"]["validation"]["accuracy"] - 0.3
+    (use_models / "worse-model" / "card.json").write_text(json.dumps({**card, "name": "worse-model", "metrics": worse}))
+    runs = tmp_path / "runs"
+    run = runs / "old-run"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"data": "x", "architecture": "tiny", "epochs": 1}))
+    (run / "events.jsonl").write_text(
+        json.dumps({"type": "started", "time": 1.0, "config": {"epochs": 1}})
+        + "\n"
+        + json.dumps({"type": "finished", "time": 2.0, "model": "worse-model"})
+        + "\n"
+    )
+    monkeypatch.setenv("FER_RUNS_DIR", str(runs))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.button(key="activate:worse-model").disabled
+    at.checkbox(key="confirm_activate:worse-model").check()
+    at.run()
+    at.button(key="activate:worse-model").click()
+    at.run()
+    assert active_model_name() == "worse-model"

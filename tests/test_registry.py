@@ -111,3 +111,21 @@ def test_calibration_needs_a_real_set_and_says_when_it_does_not_help():
     assert overconfident["improves"] and overconfident["ece_after"] < overconfident["ece_current"]
     already = calibration_report(data, clean * 3, current_temperature=overconfident["temperature"])
     assert not already["improves"]
+
+
+def test_user_trained_models_stay_out_of_git_status():
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (repo / ".git").exists():
+        import pytest
+
+        pytest.skip("not a git checkout")
+
+    def ignored(path: str) -> bool:
+        return subprocess.run(["git", "check-ignore", "-q", path], cwd=repo).returncode == 0
+
+    assert ignored("models/my-model-20261130-1200/card.json")
+    assert not ignored("models/fer2013-compact-r2/card.json") and not ignored("models/active.txt")

@@ -50,14 +50,28 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+ENDS = ("finished", "stopped", "failed")
+PHASES = ("stopping", "exporting", "evaluating")
+"""Events a live run writes after training proper, shown as its status until it ends."""
+
+
 def run_status(run_dir: Path, alive: bool) -> str:
-    """ "running", "finished", "stopped", "failed", "interrupted" or "new" from a run's events."""
+    """The one status of a run, for every place that shows it.
+
+    While its process lives: "running", or the phase it is in ("stopping", "exporting",
+    "evaluating"). Afterwards: "finished", "stopped" or "failed" from its last event,
+    "interrupted" when it ended without one, "new" when it never started.
+    """
     events = read_events(run_dir)
-    last = next((e["type"] for e in reversed(events) if e["type"] != "batch" and e["type"] != "epoch"), None)
-    if last in ("finished", "stopped", "failed"):
-        return last
+    milestones = [e["type"] for e in events if e["type"] not in ("batch", "epoch")]
     if alive:
-        return "running"
+        # A phase counts only when nothing came after it: after an end event a new process
+        # is resuming the run, and after "started"/"resumed" it is training.
+        latest = milestones[-1] if milestones else None
+        return latest if latest in PHASES else "running"
+    last = next((t for t in reversed(milestones) if t not in PHASES), None)
+    if last in ENDS:
+        return last
     return "interrupted" if events else "new"
 
 

@@ -110,9 +110,10 @@ class _RunCallback(keras.callbacks.Callback):
         self._epoch_start = time.time()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.stop():
+        if self.stop() and not self.stopped_by_user:
             self.model.stop_training = True
             self.stopped_by_user = True
+            append_event(self.run.run_dir, "stopping", epoch=self.state["epoch"] + 1)
         now = time.time()
         if now - self._last_batch_event >= 2.0 or batch + 1 == self.steps:
             self._last_batch_event = now
@@ -426,6 +427,7 @@ class TrainingRun:
         cfg = self.config
         best = keras.saving.load_model(self.checkpoint_dir / "best.keras", safe_mode=True)
         model = float32_copy(best, cfg.architecture, cfg.input_size)
+        append_event(self.run_dir, "exporting", note="best checkpoint -> LiteRT model")
         folder = self._registration_target()
         card = {
             "name": folder.name,
@@ -446,6 +448,7 @@ class TrainingRun:
             },
         }
         register_model(model, folder, card)
+        append_event(self.run_dir, "evaluating", note="calibration, TTA modes, validation and test metrics")
         if cfg.test_data:
             card["training"]["test_data"] = cfg.test_data
         test = load_labeled(cfg.test_data, spec=self.spec) if cfg.test_data else None
