@@ -1,9 +1,6 @@
-"""Labelling many photos: one results row per face, shared by the CLI and the Batch page.
+"""Labelling many photos into result rows (`fer_core.rows`), shared by the CLI and the Batch page.
 
-Row columns are `file,face,x,y,w,h,face_px,detector_score,emotion,confidence,p_<emotion>...,status,detail`;
-`face_px` is the shorter side of the face box in pixels and `detector_score` the detector's
-confidence, for filtering out doubtful faces; `status` is "ok", "low_confidence", "no_face" or
-"unreadable" (reason in `detail`).
+`label_sources` labels any photos; `label_folder` labels a folder into a CSV, resumably.
 """
 
 from __future__ import annotations
@@ -18,73 +15,12 @@ from typing import BinaryIO
 
 import numpy as np
 
-from fer_core.classes import EMOTIONS
 from fer_core.imageio import ImageReadError, is_image_path, read_image, unsupported_format
 from fer_core.recognizer import EmotionRecognizer, FoundFaces
-from fer_core.types import FaceResult
-
-PROB_COLUMNS = [f"p_{name}" for name in EMOTIONS]
-COLUMNS = [
-    "file",
-    "face",
-    "x",
-    "y",
-    "w",
-    "h",
-    "face_px",
-    "detector_score",
-    "emotion",
-    "confidence",
-    *PROB_COLUMNS,
-    "status",
-    "detail",
-]
-STATUSES = ("ok", "low_confidence", "no_face", "unreadable")
+from fer_core.rows import COLUMNS, STATUSES, empty_row, face_rows, spreadsheet_safe
 
 ImageSource = Callable[[], bytes | np.ndarray]
 """Something that yields a photo's bytes (or an already decoded BGR image) when called."""
-
-
-def face_rows(name: str, faces: list[FaceResult]) -> list[dict]:
-    """Result rows for one decoded photo (a single `no_face` row when it has none)."""
-    if not faces:
-        return [_empty_row(name, "no_face", "no face detected")]
-    rows = []
-    for i, face in enumerate(faces):
-        low = "low_confidence" in face.flags
-        row = {
-            "file": name,
-            "face": i,
-            "x": face.box.x,
-            "y": face.box.y,
-            "w": face.box.w,
-            "h": face.box.h,
-            "face_px": min(face.box.w, face.box.h),
-            "detector_score": round(face.box.score, 4),
-            "emotion": face.emotion,
-            "confidence": round(face.confidence, 4),
-            "status": "low_confidence" if low else "ok",
-            "detail": f"top probability {face.confidence:.2f}" if low else "",
-        }
-        row.update({col: round(float(p), 4) for col, p in zip(PROB_COLUMNS, face.probabilities)})
-        rows.append(row)
-    return rows
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-"""A spreadsheet reads a cell starting with one of these as a formula (CSV injection)."""
-
-
-def spreadsheet_safe(row: dict) -> dict:
-    """The row for a CSV file: text cells that a spreadsheet would run as a formula get a
-    leading apostrophe (numbers, such as a negative coordinate, are left as they are)."""
-    return {k: "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v for k, v in row.items()}
-
-
-def _empty_row(name: str, status: str, detail: str) -> dict:
-    row = dict.fromkeys(COLUMNS, "")
-    row.update(file=name, status=status, detail=detail)
-    return row
 
 
 def _decode(source: ImageSource, max_pixels: int | None) -> np.ndarray:
@@ -137,7 +73,7 @@ def label_sources(
             analyzed = dict(zip(good, recognizer.classify_found([found[i][0] for i in good])))
             for i, (name, _) in enumerate(part):
                 error = found[i][1]
-                rows = [_empty_row(name, "unreadable", error)] if i not in analyzed else face_rows(name, analyzed[i])
+                rows = [empty_row(name, "unreadable", error)] if i not in analyzed else face_rows(name, analyzed[i])
                 if on_image:
                     on_image(name, rows)
                 yield from rows

@@ -28,16 +28,20 @@ def draw_face(
     image: np.ndarray,
     box: Box,
     emotion: str,
-    confidence: float,
+    confidence: float | None,
     probabilities: np.ndarray | None = None,
     track_id: int | None = None,
 ) -> None:
-    """Draw one face's box, label and (optionally) a bar per emotion, in place."""
+    """Draw one face's box, label and (optionally) a bar per emotion, in place.
+
+    `confidence` None marks a label a person gave (a correction): it is drawn without a figure.
+    """
     color = COLORS_BGR.get(emotion, (255, 255, 255))
     height, width = image.shape[:2]
     thickness = max(2, round(min(width, height) / 300))
     cv2.rectangle(image, (box.x, box.y), (box.x + box.w, box.y + box.h), color, thickness)
-    label = f"{emotion} {confidence:.0%}" + (f"  #{track_id}" if track_id is not None else "")
+    figure = f"{confidence:.0%}" if confidence is not None else "(corrected)"
+    label = f"{emotion} {figure}" + (f"  #{track_id}" if track_id is not None else "")
     scale = max(0.45, min(1.2, box.w / 220))
     (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     top = max(0, box.y - th - base - 6)

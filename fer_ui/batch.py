@@ -10,10 +10,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from fer_core.batch import UploadLimits, annotated_image, label_uploads, unpack_uploads
 from fer_core.classes import EMOTIONS
+from fer_core.exports import annotated_image
 from fer_core.imageio import ImageReadError
 from fer_core.recognizer import EmotionRecognizer
+from fer_core.rows import typed
+from fer_core.uploads import UploadLimits, label_uploads, unpack_uploads
 
 STATE = "batch_state"
 
@@ -83,12 +85,49 @@ def run_batch(uploaded, recognizer: EmotionRecognizer, limits: UploadLimits) -> 
 
 
 def results_frame(state: dict) -> pd.DataFrame:
-    """The rows as a table, with the model's label kept in `predicted` for corrections."""
-    df = pd.DataFrame(state["rows"])
+    """The batch's rows as a table sorted by photo and face, with review columns after `confidence`.
+
+    `label` starts as the model's emotion and `reviewed` as False; numeric columns are numbers
+    (gaps are empty), so the table and its exports keep their types.
+    """
+    df = pd.DataFrame([typed(r) for r in state["rows"]])
     if df.empty:
         return df
-    df.insert(df.columns.get_loc("emotion") + 1, "predicted", df["emotion"])
+    df = df.sort_values(["file", "face"], na_position="first", kind="stable").reset_index(drop=True)
+    faces = df["status"].isin(["ok", "low_confidence"])
+    at = df.columns.get_loc("confidence") + 1
+    df.insert(at, "label", df["emotion"].where(faces, None))
+    df.insert(at + 1, "reviewed", False)
     return df
+
+
+def review_applied(edited: pd.DataFrame) -> pd.DataFrame:
+    """The edited table with `corrected` set, and corrected faces counted as reviewed."""
+    out = edited.copy()
+    faces = out["status"].isin(["ok", "low_confidence"])
+    out["corrected"] = faces & (out["label"] != out["emotion"])
+    out["reviewed"] = out["reviewed"].fillna(False).astype(bool) | out["corrected"]
+    return out
+
+
+def status_summary(df: pd.DataFrame, detector: str) -> None:
+    """What happened to the photos, at the top: faces found, photos without a face, unreadable files."""
+    photos = df.groupby("file")["status"].first()
+    faces = int(df["status"].isin(["ok", "low_confidence"]).sum())
+    no_face, unreadable = int((photos == "no_face").sum()), int((photos == "unreadable").sum())
+    with_faces = len(photos) - no_face - unreadable
+    st.markdown(
+        f"**{faces} faces** in {with_faces} of {len(photos)} photos · **{no_face}** photos without a face · "
+        f"**{unreadable}** files could not be read"
+    )
+    if unreadable:
+        reasons = df[df["status"] == "unreadable"].groupby("detail")["file"].count().sort_values(ascending=False)
+        st.warning("Not read: " + "; ".join(f"{n} × {why}" for why, n in reasons.head(3).items()))
+    if no_face and no_face >= max(3, len(photos) // 4) and detector != "mtcnn":
+        st.info(
+            f"{no_face} photos have no face found. If they do show faces, try the thorough detector "
+            "(mtcnn in the sidebar; slower) on them."
+        )
 
 
 def gallery(df: pd.DataFrame, files: dict[str, Path], per_page: int = 24) -> None:
@@ -96,13 +135,13 @@ def gallery(df: pd.DataFrame, files: dict[str, Path], per_page: int = 24) -> Non
     if df.empty:
         return
     c1, c2, c3 = st.columns(3)
-    emotions = c1.multiselect("Emotion", list(EMOTIONS), key="gal_emotion")
+    emotions = c1.multiselect("Label", list(EMOTIONS), key="gal_emotion")
     statuses = c2.multiselect("Status", sorted(df["status"].unique()), key="gal_status")
     low, high = c3.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.05, key="gal_conf")
     view = df.copy()
     view["conf"] = pd.to_numeric(view["confidence"], errors="coerce")
     if emotions:
-        view = view[view["emotion"].isin(emotions)]
+        view = view[view["label"].isin(emotions)]
     if statuses:
         view = view[view["status"].isin(statuses)]
     view = view[view["conf"].isna() | view["conf"].between(low, high)]

@@ -11,14 +11,15 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from fer_core.batch import UploadLimits, unpack_uploads
 from fer_core.charts import reliability_diagram
+from fer_core.corrections import unreviewed_share
 from fer_core.datasets import NO_FACE, DatasetError, LabeledFaces, load_class_folders, load_labeled
 from fer_core.evaluation import MIN_CALIBRATION_SET, calibration_report, classifier_logits, measure_cost_ms
 from fer_core.metrics import classification_metrics, softmax
 from fer_core.paths import REPO_ROOT, corrections_dir
 from fer_core.preprocess import Preprocessing
 from fer_core.registry import ModelInfo, get_model, save_calibration, undo_calibration
+from fer_core.uploads import UploadLimits, unpack_uploads
 from fer_ui.resources import get_classifier
 from fer_ui.settings import AppSettings, demo_notice
 
@@ -100,6 +101,12 @@ def pick_dataset(settings: AppSettings, info: ModelInfo) -> LabeledFaces | None:
             name = st.selectbox("Dataset", sets, key="eval_corrections")
             data = load_class_folders(corrections_dir() / name, spec=info.preprocessing)
             st.session_state[DATA_SOURCE_KEY] = f"corrections dataset: {name}"
+            unreviewed, total = unreviewed_share(corrections_dir() / name)
+            if unreviewed:
+                st.warning(
+                    f"{unreviewed} of {total} labels in this set came from a model and were never reviewed: "
+                    "on those faces the figures below measure agreement with that model, not accuracy."
+                )
         else:
             upload = st.file_uploader(
                 "Zip with one folder per emotion", type=["zip"], key="eval_zip", max_upload_size=settings.max_upload_mb

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from fer_core.batch import UploadLimits, unpack_uploads
 from fer_core.charts import confusion_heatmap, count_bars, recall_curves, training_curves
 from fer_core.classes import EMOTIONS
 from fer_core.datasets import CROP_MAX_SIDE, DatasetError, LabeledFaces, SetSummary, summarize_labelled
@@ -31,6 +30,7 @@ from fer_core.registry import (
 from fer_core.train.config import Augmentation, TrainConfig
 from fer_core.train.events import read_events
 from fer_core.train.jobs import JobError, JobManager
+from fer_core.uploads import UploadLimits, unpack_uploads
 from fer_ui.evaluate import DEFAULT_SET, path_signature
 
 MIN_PER_CLASS = 20

@@ -5,12 +5,14 @@ from datetime import datetime
 import streamlit as st
 
 import fer_ui
-from fer_core.batch import UploadLimits, annotated_zip, rows_to_csv, rows_to_json, save_corrections_dataset, sorted_zip
 from fer_core.charts import count_bars
 from fer_core.classes import EMOTIONS
+from fer_core.corrections import save_corrections_dataset
+from fer_core.exports import annotated_zip, rows_to_csv, rows_to_json, sorted_zip
 from fer_core.names import UnsafeNameError, new_child_folder
 from fer_core.paths import corrections_dir
-from fer_ui.batch import STATE, gallery, results_frame, run_batch
+from fer_core.uploads import UploadLimits
+from fer_ui.batch import STATE, gallery, results_frame, review_applied, run_batch, status_summary
 from fer_ui.resources import model_picker, require_recognizer
 from fer_ui.settings import demo_notice, get_settings
 from fer_ui.widgets import detector_picker
@@ -48,25 +50,34 @@ if not state or not state["rows"]:
 if not state["finished"]:
     st.warning(f"Cancelled after {state['done']} of {state['total']} photos; results so far are below.")
 df = results_frame(state)
+status_summary(df, detector)
+
+st.subheader("Results: review the labels")
+st.caption(
+    "`emotion` and `confidence` are the model's answer. Change `label` where it is wrong, tick `reviewed` "
+    "for the faces you checked; charts, gallery and exports follow the labels."
+)
+edited = review_applied(
+    st.data_editor(
+        df,
+        key="batch_editor",
+        hide_index=True,
+        disabled=[c for c in df.columns if c not in ("label", "reviewed")],
+        column_config={
+            "label": st.column_config.SelectboxColumn("label", options=list(EMOTIONS)),
+            "reviewed": st.column_config.CheckboxColumn("reviewed"),
+        },
+    )
+)
+st.caption(f"{int(edited['corrected'].sum())} corrected, {int(edited['reviewed'].sum())} reviewed faces.")
 left, right = st.columns(2)
-faces = df[df["status"].isin(["ok", "low_confidence"])]
+faces = edited[edited["status"].isin(["ok", "low_confidence"])]
 if faces.empty:
     left.info("No faces found in these photos.")
 else:
-    left.plotly_chart(count_bars(faces["emotion"].value_counts().to_dict(), "Faces per emotion"), key="batch_emotions")
-right.plotly_chart(count_bars(df["status"].value_counts().to_dict(), "Rows per status"), key="batch_statuses")
-
-st.subheader("Results — change any label in the emotion column")
-edited = st.data_editor(
-    df,
-    key="batch_editor",
-    hide_index=True,
-    disabled=[c for c in df.columns if c != "emotion"],
-    column_config={"emotion": st.column_config.SelectboxColumn("emotion", options=list(EMOTIONS))},
-)
-edited["corrected"] = (edited["emotion"] != edited["predicted"]) & edited["x"].astype(str).ne("")
-st.caption(f"{int(edited['corrected'].sum())} corrected rows.")
-rows = edited.drop(columns=["predicted"]).to_dict("records")
+    left.plotly_chart(count_bars(faces["label"].value_counts().to_dict(), "Faces per label"), key="batch_emotions")
+right.plotly_chart(count_bars(edited["status"].value_counts().to_dict(), "Rows per status"), key="batch_statuses")
+rows = edited.to_dict("records")
 files = state["files"]
 
 st.subheader("Downloads")
@@ -82,20 +93,30 @@ if d4.button("Prepare photos sorted by emotion (zip)", key="prep_sorted"):
 if "sorted_zip" in st.session_state:
     d4.download_button("Sorted photos", st.session_state["sorted_zip"], "sorted.zip", "application/zip")
 
-st.subheader("Save corrections as a training set")
-label_rows = edited.to_dict("records")
+st.subheader("Save reviewed faces as a training set")
 if settings.demo:
     demo_notice("Saving datasets on the server")
 else:
     name = st.text_input("Dataset name", f"corrections-{datetime.now():%Y%m%d-%H%M%S}", key="ds_name")
-    if st.button("Save corrections as a dataset", key="save_ds"):
+    which = st.radio(
+        "Faces to save",
+        ["Reviewed faces only", "All faces (unreviewed ones keep the model's label)"],
+        key="ds_which",
+        horizontal=True,
+    )
+    if not which.startswith("Reviewed"):
+        st.warning(
+            "Unreviewed faces carry the model's own answers: a model trained or evaluated on them learns or "
+            "scores agreement with this model, not the truth. They are marked in the manifest."
+        )
+    if st.button("Save as a dataset", key="save_ds"):
         try:
             out = new_child_folder(corrections_dir(), name, "dataset name")
         except UnsafeNameError as e:
             st.error(str(e))
         else:
-            counts = save_corrections_dataset(label_rows, files, out, state["spec"])
+            counts = save_corrections_dataset(rows, files, out, state["spec"], which.startswith("Reviewed"))
             st.success(f"Saved {sum(counts.values())} face crops to {out} — pick it on the Train page to fine-tune.")
 
 st.subheader("Gallery")
-gallery(df, files)
+gallery(edited, files)

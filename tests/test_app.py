@@ -90,15 +90,14 @@ def test_corrupt_detector_file_is_reported_and_the_app_stays_up(app_env, tmp_pat
     assert not home.exception and home.title[0].value
 
 
-def test_batch_page_labels_uploads_and_matches_cli(app_env, tmp_path):
+def test_batch_page_labels_uploads_and_matches_cli(app_env, shared_fer, tmp_path):
     from fer_core.labeling import label_folder
     from fer_core.recognizer import EmotionRecognizer
 
     files = {"blank.png": _png(np.full((80, 80, 3), 200, np.uint8)), "broken.jpg": b"not an image"}
     samples = fer_samples("test", per_class=1)
-    if samples:
-        scene, _ = compose_scene([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p, _ in samples[:2]])
-        files["scene.png"] = _png(scene)
+    scene, _ = compose_scene([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p, _ in samples[:2]])
+    files["scene.png"] = _png(scene)
     zbuf = io.BytesIO()
     with zipfile.ZipFile(zbuf, "w") as z:
         z.writestr("happy/inner.png", files["blank.png"])
@@ -121,6 +120,8 @@ def test_batch_page_labels_uploads_and_matches_cli(app_env, tmp_path):
     assert by_file["set/nested.zip"]["detail"] == "nested zip ignored"
     assert by_file["set/happy/inner.png"]["status"] == "no_face"
     assert not (tmp_path / "evil.png").exists()
+    # What happened is summed up at the top.
+    assert any("faces** in 1 of" in m.value and "files could not be read" in m.value for m in at.markdown)
     # The same photos through the CLI's labelling give the same rows.
     folder = tmp_path / "same"
     folder.mkdir()
@@ -131,11 +132,15 @@ def test_batch_page_labels_uploads_and_matches_cli(app_env, tmp_path):
     import pandas as pd
 
     cli = pd.read_csv(out, keep_default_na=False).astype(str)
-    page = pd.DataFrame([r for r in rows if r["file"] in files]).drop(columns=["predicted"])[cli.columns].astype(str)
-    norm = lambda df: df.replace({r"\.0$": ""}, regex=True).sort_values(["file", "face"]).reset_index(drop=True)  # noqa: E731
+    page = pd.DataFrame([r for r in rows if r["file"] in files])[cli.columns]
+
+    def norm(df):
+        text = df.astype(object).where(df.notna(), "").astype(str)
+        text = text.replace({r"\.0$": "", r"^(nan|None)$": ""}, regex=True)
+        return text.sort_values(["file", "face"]).reset_index(drop=True)
+
     pd.testing.assert_frame_equal(norm(cli), norm(page))
-    if "scene.png" in files:
-        _correct_and_save(at, rows, tmp_path)
+    _correct_and_save(at, rows, tmp_path)
 
 
 def _correct_and_save(at: AppTest, rows: list[dict], tmp_path: Path) -> None:
@@ -143,12 +148,15 @@ def _correct_and_save(at: AppTest, rows: list[dict], tmp_path: Path) -> None:
     index = next(i for i, r in enumerate(rows) if r["file"] == "scene.png")
     new_label = "surprise" if rows[index]["emotion"] != "surprise" else "sad"
     at.session_state["batch_editor"] = {
-        "edited_rows": {index: {"emotion": new_label}},
+        "edited_rows": {index: {"label": new_label}},
         "added_rows": [],
         "deleted_rows": [],
     }
     at.run()
-    assert any("1 corrected rows" in c.value for c in at.caption)
+    assert any("1 corrected, 1 reviewed faces" in c.value for c in at.caption)
+    # The model's answer stays beside the correction; the chart counts the label.
+    table = at.data_editor[0].value
+    assert table.loc[index, "emotion"] == rows[index]["emotion"]
     for hostile in ("../x", "/abs", "..", ""):  # typed names never become paths
         at.text_input(key="ds_name").set_value(hostile)
         at.button(key="save_ds").click()
@@ -170,7 +178,22 @@ def _correct_and_save(at: AppTest, rows: list[dict], tmp_path: Path) -> None:
     assert list((out / new_label).glob("*.png"))
     from fer_core.datasets import load_class_folders
 
-    assert len(load_class_folders(out)) == sum(1 for r in rows if r["file"] == "scene.png")
+    assert len(load_class_folders(out)) == 1  # by default only the reviewed face
+    at.radio(key="ds_which").set_value("All faces (unreviewed ones keep the model's label)")
+    at.text_input(key="ds_name").set_value("everything")
+    at.run()
+    assert any("Unreviewed faces carry the model's own answers" in w.value for w in at.warning)
+    at.button(key="save_ds").click()
+    at.run()
+    every = tmp_path / "data" / "corrections" / "everything"
+    faces = sum(1 for r in rows if r["file"] == "scene.png")
+    assert len(load_class_folders(every)) == faces
+    evaluate = open_page("pages/evaluate.py")
+    evaluate.radio(key="eval_source").set_value("Corrections dataset from the Batch page")
+    evaluate.run()
+    evaluate.selectbox(key="eval_corrections").set_value("everything")
+    evaluate.run()
+    assert any(f"{faces - 1} of {faces} labels in this set came from a model" in w.value for w in evaluate.warning)
 
 
 def test_train_page_refuses_unsafe_model_names_and_upload_paths(app_env, tmp_path):

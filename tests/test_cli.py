@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from fer_core.cli import main
-from fer_core.labeling import COLUMNS
+from fer_core.rows import COLUMNS
 from tests.helpers import compose_scene, fer_samples, write_class_folders
 
 

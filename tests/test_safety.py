@@ -14,9 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core.batch import unpack_uploads
 from fer_core.cli import main
-from fer_core.labeling import COLUMNS
 from fer_core.names import NameTakenError, UnsafeNameError, check_name, name_from_text, new_child_folder, safe_child
 from fer_core.registry import (
     ModelError,
@@ -26,6 +24,8 @@ from fer_core.registry import (
     registration_folder,
     set_active_model,
 )
+from fer_core.rows import COLUMNS
+from fer_core.uploads import unpack_uploads
 
 HOSTILE_NAMES = [".", "..", "../x", "/abs/dir", "a/b", "", " ", "-rf", "x\n", "..\\x", "C:x", "name/"]
 
@@ -135,10 +135,9 @@ def test_duplicate_upload_names_keep_both(tmp_path):
         [("IMG_0001.jpg", a), ("IMG_0001.jpg", b), ("pack.zip", zbuf.getvalue())], tmp_path
     )
     assert not rejected
-    names = [u.name for u in uploads]
-    assert names == ["IMG_0001.jpg", "IMG_0001 (2).jpg", "pack/set/IMG_0001.jpg", "pack/set/IMG_0001 (2).jpg"]
-    contents = [u.path.read_bytes() for u in uploads]
-    assert contents == [a, b, a, b]
+    # Both kept under distinct names (rows come sorted by name; the zip's one folder names its files).
+    stored = {u.name: u.path.read_bytes() for u in uploads}
+    assert stored == {"IMG_0001.jpg": a, "IMG_0001 (2).jpg": b, "set/IMG_0001.jpg": a, "set/IMG_0001 (2).jpg": b}
 
 
 def test_zip_name_clash_and_long_names_become_rows(tmp_path):
@@ -149,7 +148,7 @@ def test_zip_name_clash_and_long_names_become_rows(tmp_path):
         z.writestr("a" * 260 + ".png", _png(3))
         z.writestr("ok.png", _png(4))
     uploads, rejected = unpack_uploads([("clash.zip", zbuf.getvalue())], tmp_path)
-    assert [u.name for u in uploads] == ["clash/x", "clash/ok.png"]
+    assert sorted(u.name for u in uploads) == ["clash/ok.png", "clash/x"]
     assert len(rejected) == 2 and all(r["status"] == "unreadable" and "cannot store" in r["detail"] for r in rejected)
 
 
@@ -261,8 +260,8 @@ def test_formula_names_heic_and_link_loops_get_rows_and_resume(use_models, tmp_p
 
 
 def test_damaged_zip_entries_and_odd_photos_are_rows_not_crashes(use_models, tmp_path):
-    from fer_core.batch import label_uploads
     from fer_core.recognizer import EmotionRecognizer
+    from fer_core.uploads import label_uploads
 
     photo = _png_bytes(np.full((60, 60, 3), 90, np.uint8))
     buf = io.BytesIO()

@@ -11,19 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core.batch import (
-    UploadLimits,
-    annotated_zip,
-    rows_to_csv,
-    rows_to_json,
-    safe_relative_path,
-    save_corrections_dataset,
-    sorted_zip,
-    unpack_uploads,
-)
+from fer_core.corrections import save_corrections_dataset
 from fer_core.datasets import load_class_folders
-from fer_core.labeling import COLUMNS
+from fer_core.exports import annotated_zip, rows_to_csv, rows_to_json, sorted_zip
+from fer_core.rows import COLUMNS
 from fer_core.types import Box
+from fer_core.uploads import UploadLimits, safe_relative_path, unpack_uploads
 
 PNG = cv2.imencode(".png", np.full((100, 120, 3), 120, np.uint8))[1].tobytes()
 
@@ -79,6 +72,15 @@ def test_unpack_keeps_folders_and_refuses_traversal(tmp_path):
     assert not (tmp_path / "escape.png").exists()
 
 
+def test_a_zipped_folder_keeps_its_own_name_once_and_rows_come_sorted(tmp_path):
+    data = _zip({"scenes20/b.png": PNG, "scenes20/a.png": PNG, "scenes20/sub/c.png": PNG, "__MACOSX/x": b"j"})
+    uploads, _ = unpack_uploads([("scenes20.zip", data), ("z.png", PNG), ("m.png", PNG)], tmp_path / "w")
+    assert [u.name for u in uploads] == ["m.png", "scenes20/a.png", "scenes20/b.png", "scenes20/sub/c.png", "z.png"]
+    loose = _zip({"b.png": PNG, "a.png": PNG})  # no top folder: the zip's name groups them
+    uploads, _ = unpack_uploads([("loose.zip", loose)], tmp_path / "w2")
+    assert [u.name for u in uploads] == ["loose/a.png", "loose/b.png"]
+
+
 def test_zip_bomb_and_file_count_limits(tmp_path):
     bomb = _zip({f"f{i}.png": b"\0" * 2_000_000 for i in range(5)})  # ~10 MB uncompressed, tiny zipped
     uploads, rejected = unpack_uploads([("bomb.zip", bomb)], tmp_path, UploadLimits(max_total_bytes=1_000_000))
@@ -117,12 +119,17 @@ def test_exports_and_corrections_dataset(tmp_path):
     blank.write_bytes(PNG)
     files = {"sub/one.png": photo, "none.png": blank}
     face = _rows_for("sub/one.png", Box(10, 10, 60, 60), "happy")
-    face.update(predicted="happy")
-    fixed = dict(face, emotion="sad", corrected=True)
+    fixed = dict(face, label="sad", reviewed=True, corrected=True)  # the model's "happy" stays in `emotion`
     rows = [fixed, _rows_for("none.png", None, "", status="no_face")]
     text = rows_to_csv(rows)
     assert text.splitlines()[0].startswith(",".join(COLUMNS))
-    assert json.loads(rows_to_json(rows))[1]["x"] is None
+    exported = json.loads(rows_to_json(rows))
+    assert exported[1]["x"] is None
+    assert exported[0]["emotion"] == "happy" and exported[0]["label"] == "sad" and exported[0]["corrected"] is True
+    # Rows that went through the table widget come back as text: the JSON still has numbers.
+    as_text = [{k: ("" if v is None else str(v)) for k, v in r.items()} for r in rows]
+    again = json.loads(rows_to_json(as_text))
+    assert again[0]["x"] == 10 and again[0]["confidence"] == 0.7 and again[0]["corrected"] is True
     with zipfile.ZipFile(io.BytesIO(annotated_zip(rows, files))) as z:
         assert sorted(z.namelist()) == ["none.jpg", "sub/one.jpg"]
     with zipfile.ZipFile(io.BytesIO(sorted_zip(rows, files))) as z:
@@ -136,6 +143,15 @@ def test_exports_and_corrections_dataset(tmp_path):
     assert json.loads((out / "dataset.json").read_text())["corrected"] == 1
     loaded = load_class_folders(out)  # the Train page can use it as it is
     assert len(loaded) == 1 and loaded.labels[0] == 5
+    # An unreviewed face is left out by default; saved on request, marked, and counted.
+    other = dict(_rows_for("sub/one.png", Box(70, 20, 30, 30), "fear"), face=1)
+    assert sum(save_corrections_dataset([fixed, other], files, tmp_path / "reviewed").values()) == 1
+    save_corrections_dataset([fixed, other], files, tmp_path / "all", reviewed_only=False)
+    marked = {m["label"]: m["reviewed"] for m in csv.DictReader((tmp_path / "all" / "manifest.csv").open())}
+    assert marked == {"sad": "True", "fear": "False"}
+    from fer_core.corrections import unreviewed_share
+
+    assert unreviewed_share(tmp_path / "all") == (1, 2)
 
 
 def test_corrections_are_cropped_as_inference_crops(tmp_path):
@@ -147,7 +163,7 @@ def test_corrections_are_cropped_as_inference_crops(tmp_path):
     path = tmp_path / "p.png"
     cv2.imwrite(str(path), image)
     box = Box(100, 60, 50, 50)  # reaches past the border: padded as at inference
-    row = _rows_for("p.png", box, "fear")
+    row = dict(_rows_for("p.png", box, "fear"), reviewed=True)
     spec = Preprocessing(size=48, margin=0.1)
     save_corrections_dataset([row], {"p.png": path}, tmp_path / "set", spec)
     saved = cv2.imread(str(next((tmp_path / "set" / "fear").glob("*.png"))), cv2.IMREAD_GRAYSCALE)
