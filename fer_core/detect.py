@@ -14,7 +14,6 @@ Every detector takes `min_face` per call, so one shared detector serves every se
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 
 from fer_core.preprocess import to_gray
+from fer_core.settings import Environment
 from fer_core.types import Box
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -135,7 +135,7 @@ def yunet_model_path(override: str | Path | None = None) -> tuple[Path, bool]:
 
     `override` (or the FER_YUNET_MODEL environment variable) names another YuNet ONNX file.
     """
-    chosen = override or os.environ.get("FER_YUNET_MODEL")
+    chosen = override or Environment.read().yunet_model
     return (Path(chosen), False) if chosen else (ASSETS / YUNET_FILE, True)
 
 

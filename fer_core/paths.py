@@ -1,16 +1,17 @@
-"""Where the app keeps its working data (datasets, runs); configurable by environment variables."""
+"""Where the app keeps its working data (datasets, runs): see fer_core.settings for the variables."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from fer_core.settings import REPO_ROOT, Environment
+
+__all__ = ["REPO_ROOT", "corrections_dir", "data_dir", "runs_dir"]
 
 
 def data_dir() -> Path:
     """`$FER_DATA_DIR`, else `data/` in the repository (ignored by git)."""
-    return Path(os.environ.get("FER_DATA_DIR") or REPO_ROOT / "data")
+    return Environment.read().data_dir
 
 
 def corrections_dir() -> Path:
@@ -20,4 +21,4 @@ def corrections_dir() -> Path:
 
 def runs_dir() -> Path:
     """`$FER_RUNS_DIR`, else `runs/` in the repository: one folder per training run."""
-    return Path(os.environ.get("FER_RUNS_DIR") or REPO_ROOT / "runs")
+    return Environment.read().runs_dir

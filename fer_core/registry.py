@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from fer_core.classes import EMOTIONS
 from fer_core.names import UnsafeNameError, check_name
 from fer_core.preprocess import Preprocessing
+from fer_core.settings import Environment
 
 CARD_FILE = "card.json"
 TFLITE_FILE = "model.tflite"
@@ -36,8 +36,7 @@ class ModelExistsError(ModelError):
 
 def default_models_dir() -> Path:
     """`$FER_MODELS_DIR`, else the repository's `models/` folder."""
-    env = os.environ.get("FER_MODELS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+    return Environment.read().models_dir
 
 
 def sha256_file(path: Path) -> str:

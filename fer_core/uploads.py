@@ -12,19 +12,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from fer_core.imageio import MAX_PIXELS
 from fer_core.labeling import file_source, label_sources
 from fer_core.names import unique_name
 from fer_core.recognizer import EmotionRecognizer
 from fer_core.rows import COLUMNS
+from fer_core.settings import LOCAL_LIMITS, UploadLimits
 
-
-@dataclass(frozen=True)
-class UploadLimits:
-    """Caps on what one batch may unpack."""
-
-    max_files: int = 5000
-    max_total_bytes: int = 2 << 30
-    max_pixels: int = 40_000_000
+__all__ = ["Upload", "UploadLimits", "label_uploads", "safe_relative_path", "unpack_uploads"]
 
 
 @dataclass
@@ -56,7 +51,7 @@ def _store(work_dir: Path, rel: str, data: bytes) -> Path:
 
 
 def unpack_uploads(
-    files: Iterable[tuple[str, bytes]], work_dir: Path, limits: UploadLimits = UploadLimits()
+    files: Iterable[tuple[str, bytes]], work_dir: Path, limits: UploadLimits = LOCAL_LIMITS
 ) -> tuple[list[Upload], list[dict]]:
     """Store uploaded files (zips unpacked, folders kept) in `work_dir`.
 
@@ -139,7 +134,7 @@ def _unpack_zip(name: str, data: bytes, add, reject, budget: dict) -> None:
 def label_uploads(
     uploads: list[Upload],
     recognizer: EmotionRecognizer,
-    max_pixels: int = 40_000_000,
+    max_pixels: int = MAX_PIXELS,
     on_image: Callable[[str, list[dict]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> list[dict]:

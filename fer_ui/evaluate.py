@@ -19,7 +19,7 @@ from fer_core.metrics import classification_metrics, softmax
 from fer_core.paths import REPO_ROOT, corrections_dir
 from fer_core.preprocess import Preprocessing
 from fer_core.registry import ModelInfo, get_model, save_calibration, undo_calibration
-from fer_core.uploads import UploadLimits, unpack_uploads
+from fer_core.uploads import unpack_uploads
 from fer_ui.resources import get_classifier
 from fer_ui.settings import AppSettings, demo_notice
 
@@ -62,11 +62,11 @@ def _load_zip(upload, info: ModelInfo, settings: AppSettings) -> LabeledFaces:
             shutil.rmtree(cached["folder"], ignore_errors=True)
             st.session_state.pop(ZIP_STATE)
         folder = Path(tempfile.mkdtemp(prefix="fer-eval-"))
-        limits = UploadLimits(settings.max_upload_files, settings.max_zip_bytes, settings.max_pixels)
+        limits = settings.limits
         try:
             _, rejected = unpack_uploads([(upload.name, data)], folder, limits)
             # The class folders may sit inside one top folder (load_class_folders finds them).
-            faces = load_class_folders(folder, spec=info.preprocessing, max_pixels=settings.max_pixels)
+            faces = load_class_folders(folder, spec=info.preprocessing, max_pixels=settings.limits.max_pixels)
         except DatasetError:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -109,7 +109,10 @@ def pick_dataset(settings: AppSettings, info: ModelInfo) -> LabeledFaces | None:
                 )
         else:
             upload = st.file_uploader(
-                "Zip with one folder per emotion", type=["zip"], key="eval_zip", max_upload_size=settings.max_upload_mb
+                "Zip with one folder per emotion",
+                type=["zip"],
+                key="eval_zip",
+                max_upload_size=settings.limits.max_upload_mb,
             )
             if upload is None:
                 return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pandas as pd
 import streamlit as st
@@ -11,6 +10,7 @@ import streamlit as st
 from fer_core.charts import emotion_timeline
 from fer_core.imageio import encode_jpeg
 from fer_core.live import LiveProcessor
+from fer_core.settings import Environment
 
 
 def rtc_configuration() -> dict:
@@ -19,7 +19,7 @@ def rtc_configuration() -> dict:
     With no servers, browser and app connect on the same machine or LAN. A hosted app
     needs a TURN server (see the README).
     """
-    raw = os.environ.get("FER_ICE_SERVERS")
+    raw = Environment.read().ice_servers
     servers = []
     if raw:
         try:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import streamlit as st
 
-_TRUE = ("1", "true", "yes", "on")
+from fer_core.settings import DEMO_LIMITS, LOCAL_LIMITS, Environment, UploadLimits, is_true
 
 
 def _secret(name: str):
@@ -23,32 +22,22 @@ class AppSettings:
 
     Attributes:
         demo: public demo mode: uploads only, nothing written on the server.
-        max_upload_files: photos per batch.
-        max_zip_bytes: total uncompressed size allowed from one zip.
-        max_pixels: largest photo accepted, in pixels.
-        max_upload_mb: per-file upload cap in MB (None: `.streamlit/config.toml`'s maxUploadSize).
+        limits: caps on uploads (fer_core.settings: LOCAL_LIMITS or DEMO_LIMITS).
     """
 
     demo: bool
-    max_upload_files: int
-    max_zip_bytes: int
-    max_pixels: int
-    max_upload_mb: int | None
+    limits: UploadLimits
 
 
 def get_settings() -> AppSettings:
     """Settings from the environment (FER_DEMO_MODE) or `.streamlit/secrets.toml` (demo_mode)."""
-    env = os.environ.get("FER_DEMO_MODE")
-    demo = env.lower() in _TRUE if env is not None else str(_secret("demo_mode") or "").lower() in _TRUE
+    env = Environment.read().demo_mode
+    demo = env if env is not None else is_true(_secret("demo_mode"))
     if demo:
-        settings = AppSettings(
-            demo=True, max_upload_files=50, max_zip_bytes=100 << 20, max_pixels=12_000_000, max_upload_mb=50
-        )
+        settings = AppSettings(demo=True, limits=DEMO_LIMITS)
         _lock_down_server(settings)
         return settings
-    return AppSettings(
-        demo=False, max_upload_files=5000, max_zip_bytes=2 << 30, max_pixels=40_000_000, max_upload_mb=None
-    )
+    return AppSettings(demo=False, limits=LOCAL_LIMITS)
 
 
 def demo_notice(what: str) -> None:
@@ -67,7 +56,7 @@ def _lock_down_server(settings: AppSettings) -> None:
     """
     from streamlit import config
 
-    if config.get_option("server.maxUploadSize") > settings.max_upload_mb:
-        config.set_option("server.maxUploadSize", settings.max_upload_mb)
+    if config.get_option("server.maxUploadSize") > settings.limits.max_upload_mb:
+        config.set_option("server.maxUploadSize", settings.limits.max_upload_mb)
     if config.get_option("client.showErrorDetails") != "none":
         st.set_option("client.showErrorDetails", "none")

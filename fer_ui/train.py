@@ -27,10 +27,11 @@ from fer_core.registry import (
     registration_folder,
     set_active_model,
 )
+from fer_core.settings import LOCAL_LIMITS
 from fer_core.train.config import Augmentation, TrainConfig
 from fer_core.train.events import read_events
 from fer_core.train.jobs import JobError, JobManager
-from fer_core.uploads import UploadLimits, unpack_uploads
+from fer_core.uploads import unpack_uploads
 from fer_ui.evaluate import DEFAULT_SET, path_signature
 
 MIN_PER_CLASS = 20
@@ -61,7 +62,7 @@ def choose_data() -> str | None:
     stem = name_from_text(upload.name.removesuffix(".zip"), "dataset")
     target = data_dir() / "uploads" / f"{stem}-{hashlib.sha256(data).hexdigest()[:12]}"
     if not target.exists():
-        uploads, rejected = unpack_uploads([(upload.name, data)], target, UploadLimits())
+        uploads, rejected = unpack_uploads([(upload.name, data)], target, LOCAL_LIMITS)
         for row in rejected[:10]:
             st.warning(f"{row['file']}: {row['detail']}")
     return str(target)  # the class folders may sit a level or two down: the loader finds them

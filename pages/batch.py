@@ -11,7 +11,6 @@ from fer_core.corrections import save_corrections_dataset
 from fer_core.exports import annotated_zip, rows_to_csv, rows_to_json, sorted_zip
 from fer_core.names import UnsafeNameError, new_child_folder
 from fer_core.paths import corrections_dir
-from fer_core.uploads import UploadLimits
 from fer_ui.batch import STATE, gallery, results_frame, review_applied, run_batch, status_summary
 from fer_ui.resources import model_picker, require_recognizer
 from fer_ui.settings import demo_notice, get_settings
@@ -30,10 +29,10 @@ uploaded = st.file_uploader(
     accept_multiple_files=mode,
     key=f"batch_upload_{how}",
     type=["zip"] if how == "A zip of folders" else None,
-    max_upload_size=settings.max_upload_mb,
+    max_upload_size=settings.limits.max_upload_mb,
 )
 uploaded = [uploaded] if uploaded and not isinstance(uploaded, list) else (uploaded or [])
-limits = UploadLimits(settings.max_upload_files, settings.max_zip_bytes, settings.max_pixels)
+limits = settings.limits
 
 if st.button("Label photos", type="primary", disabled=not uploaded, key="batch_start"):
     recognizer = require_recognizer(detector)

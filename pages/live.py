@@ -46,4 +46,4 @@ with webcam:
 with snapshot:
     camera_snapshot(recognizer, settings.min_face)
 with clip:
-    video_clip(recognizer, settings, max_upload_mb=get_settings().max_upload_mb)
+    video_clip(recognizer, settings, max_upload_mb=get_settings().limits.max_upload_mb)
