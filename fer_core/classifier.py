@@ -9,8 +9,9 @@ import numpy as np
 
 from fer_core.classes import NUM_CLASSES
 from fer_core.metrics import softmax
-from fer_core.preprocess import check_tta_mode, to_model_input, tta_views
+from fer_core.preprocess import to_model_input
 from fer_core.registry import ModelError, ModelInfo, get_model
+from fer_core.tta import check_tta_mode, tta_views
 
 _BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fer_core.cli_train import add_train_parser, run_train_command
 from fer_core.detect import DEFAULT_DETECTOR, DETECTOR_NOTES
-from fer_core.preprocess import TTA_MODES
+from fer_core.tta import TTA_MODES
 
 
 def build_parser() -> argparse.ArgumentParser:

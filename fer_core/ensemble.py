@@ -16,7 +16,6 @@ import numpy as np
 from fer_core.classes import NUM_CLASSES
 from fer_core.classifier import EmotionClassifier
 from fer_core.metrics import softmax
-from fer_core.preprocess import check_tta_mode
 from fer_core.registry import (
     ModelError,
     ModelInfo,
@@ -26,6 +25,7 @@ from fer_core.registry import (
     remove_model_files,
     write_card,
 )
+from fer_core.tta import check_tta_mode
 
 
 class EnsembleClassifier:

@@ -10,7 +10,7 @@ import numpy as np
 from fer_core.classifier import EmotionClassifier
 from fer_core.datasets import LabeledFaces
 from fer_core.metrics import classification_metrics, fit_temperature, softmax
-from fer_core.preprocess import TTA_MODES, tta_views
+from fer_core.tta import TTA_MODES, tta_views
 
 
 def classifier_logits(

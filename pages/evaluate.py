@@ -10,8 +10,8 @@ import fer_ui
 from fer_core.charts import confusion_heatmap, per_class_bars
 from fer_core.classes import EMOTIONS
 from fer_core.evaluation import cell_examples, compare_metrics, compare_overall, metrics_table
-from fer_core.preprocess import TTA_MODES
 from fer_core.registry import ModelError, get_model, list_models
+from fer_core.tta import TTA_MODES
 from fer_ui.evaluate import calibration_panel, cost_per_face_ms, data_description, evaluate, pick_dataset
 from fer_ui.resources import current_model, model_picker
 from fer_ui.settings import get_settings

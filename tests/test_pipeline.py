@@ -7,9 +7,9 @@ import pytest
 
 from fer_core.classes import EMOTIONS
 from fer_core.classifier import EmotionClassifier
-from fer_core.preprocess import tta_views
 from fer_core.recognizer import EmotionRecognizer
 from fer_core.registry import get_model
+from fer_core.tta import tta_views
 from fer_core.types import Box
 from tests.helpers import pattern_face
 

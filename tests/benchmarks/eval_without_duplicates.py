@@ -15,8 +15,8 @@ import numpy as np
 from fer_core.classifier import EmotionClassifier
 from fer_core.datasets import load_class_folders
 from fer_core.evaluation import evaluate_classifier
-from fer_core.preprocess import TTA_MODES
 from fer_core.registry import get_model
+from fer_core.tta import TTA_MODES
 
 
 def file_hashes(root: Path) -> set[str]:
