@@ -68,7 +68,10 @@ def run_status(run_dir: Path, alive: bool) -> str:
         # A phase counts only when nothing came after it: after an end event a new process
         # is resuming the run, and after "started"/"resumed" it is training.
         latest = milestones[-1] if milestones else None
-        return latest if latest in PHASES else "running"
+        if latest in PHASES:
+            return latest
+        # A stop was asked for and the run has not yet seen it (it checks between batches).
+        return "stopping" if (run_dir / "STOP").exists() else "running"
     last = next((t for t in reversed(milestones) if t not in PHASES), None)
     if last in ENDS:
         return last
@@ -154,6 +157,7 @@ class JobManager:
         run_dir = self.root / name
         if not (run_dir / "config.json").is_file():
             raise JobError(f"No run named {name!r} in {self.root}")
+        (run_dir / "STOP").unlink(missing_ok=True)  # the last stop request is done with
         return self._spawn(run_dir, ["--resume", str(run_dir)])
 
     def stop(self) -> bool:

@@ -13,7 +13,6 @@ import signal
 import threading
 import time
 import traceback
-from datetime import UTC, datetime
 from pathlib import Path
 
 import keras
@@ -21,23 +20,21 @@ import numpy as np
 import tensorflow as tf
 
 from fer_core.classes import EMOTIONS
-from fer_core.datasets import LabeledFaces, load_labeled, train_val_split
+from fer_core.datasets import LabeledFaces, train_val_split
 from fer_core.metrics import classification_metrics, softmax
 from fer_core.preprocess import Preprocessing
 from fer_core.registry import (
     KERAS_FILE,
     ModelError,
-    ModelExistsError,
     default_models_dir,
     get_model,
     registration_folder,
-    write_card,
 )
 from fer_core.train.architectures import build_model
 from fer_core.train.config import TrainConfig
 from fer_core.train.data import DistillationLoss, class_weights, predict_logits, training_dataset
 from fer_core.train.events import append_event
-from fer_core.train.export import TFLITE_WEIGHTS, float32_copy, register_model
+from fer_core.train.registration import register_best_checkpoint
 
 STOP_FILE = "STOP"
 STATE_FILE = "state.json"
@@ -235,19 +232,6 @@ class TrainingRun:
         except ModelError as e:
             raise TrainingError(str(e)) from e
 
-    def _registration_target(self) -> Path:
-        """The folder to register into; a name taken while the run trained gets a suffix instead."""
-        cfg = self.config
-        try:
-            return registration_folder(cfg.register_as, self.models_dir, cfg.overwrite, self.run_dir)
-        except ModelExistsError:
-            n = 2
-            while True:
-                try:
-                    return registration_folder(f"{cfg.register_as}-{n}", self.models_dir, False, self.run_dir)
-                except ModelExistsError:
-                    n += 1
-
     # ----- data -----
     def load_data(self) -> tuple[LabeledFaces, LabeledFaces]:
         cfg = self.config
@@ -408,7 +392,11 @@ class TrainingRun:
                 epochs_done=state["epoch"],
                 note="no epoch finished, nothing to register",
             )
-        model_name = self.register(val, state) if cfg.register_as else None
+        model_name = (
+            register_best_checkpoint(self.run_dir, cfg, self.spec, val, state, self.models_dir)
+            if cfg.register_as
+            else None
+        )
         return append_event(
             self.run_dir,
             status,
@@ -418,43 +406,6 @@ class TrainingRun:
             early_stopped=callback.stopped_early,
             wall_seconds=state["wall_seconds"],
         )
-
-    def register(self, val: LabeledFaces, state: dict) -> str:
-        """Register the best checkpoint under `config.register_as` with a full card."""
-        from fer_core.classifier import EmotionClassifier
-        from fer_core.evaluation import card_measurements
-
-        cfg = self.config
-        best = keras.saving.load_model(self.checkpoint_dir / "best.keras", safe_mode=True)
-        model = float32_copy(best, cfg.architecture, cfg.input_size)
-        append_event(self.run_dir, "exporting", note="best checkpoint -> LiteRT model")
-        folder = self._registration_target()
-        card = {
-            "name": folder.name,
-            "architecture": cfg.architecture,
-            "parameters": int(model.count_params()),
-            "input_size": cfg.input_size,
-            "tflite_weights": TFLITE_WEIGHTS,
-            "preprocessing": self.spec.to_dict(),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "training": {
-                "data": cfg.data,
-                "command": cfg.command,
-                "epochs_run": state["epoch"],
-                "best_epoch": state["best_epoch"],
-                "wall_seconds": round(state["wall_seconds"], 1),
-                "run_dir": str(self.run_dir.resolve()),
-                "config": cfg.to_dict(),
-            },
-        }
-        register_model(model, folder, card)
-        append_event(self.run_dir, "evaluating", note="calibration, TTA modes, validation and test metrics")
-        if cfg.test_data:
-            card["training"]["test_data"] = cfg.test_data
-        test = load_labeled(cfg.test_data, spec=self.spec) if cfg.test_data else None
-        card.update(card_measurements(lambda tta, t: EmotionClassifier(folder / "model.tflite", t, tta=tta), val, test))
-        write_card(folder, card)
-        return folder.name
 
 
 def _install_signal_handlers(stop: _StopRequest):
