@@ -1,4 +1,4 @@
-"""Small shared widgets: the model card, the responsible-use note, CSV/JSON downloads."""
+"""Small shared widgets: the model card, the responsible-use note, the face-detector picker."""
 
 from __future__ import annotations
 

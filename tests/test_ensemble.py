@@ -85,6 +85,7 @@ def test_fitted_weights_favour_the_better_member():
     assert weights[1] > 0.8 and sum(weights) == pytest.approx(1.0, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_tiny_distillation_run_lowers_its_loss_and_registers(registry, tmp_path, capsys):
     from fer_core.train.events import read_events
 

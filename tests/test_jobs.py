@@ -50,6 +50,7 @@ def test_stale_lock_is_cleared(tmp_path):
     assert not process_alive(dead.pid)
 
 
+@pytest.mark.slow
 def test_one_run_at_a_time_stop_and_resume(pattern_dataset, tmp_path):
     models = tmp_path / "models"
     models.mkdir()
@@ -77,6 +78,7 @@ def test_one_run_at_a_time_stop_and_resume(pattern_dataset, tmp_path):
     assert "finished" in manager.log_tail("first")
 
 
+@pytest.mark.slow
 def test_killed_job_shows_as_interrupted(pattern_dataset, tmp_path):
     import os
     import signal

@@ -38,7 +38,9 @@ def test_tiny_run_events_and_artifacts(tiny_models_dir):
     assert info.card["tflite_weights"] == "float16"
     assert {m: info.card["tta"][m]["views"] for m in ("none", "flip", "crops")} == {"none": 1, "flip": 2, "crops": 10}
     assert all(info.card["tta"][m]["ms_per_face_batch64"] > 0 for m in ("none", "flip", "crops"))
-    assert 0 <= info.card["tta"]["crops"]["validation"]["accuracy"] <= 1
+    # The learnable patterns are learnt, whichever way the faces are viewed.
+    assert info.card["tta"]["crops"]["validation"]["accuracy"] > 0.5
+    assert info.card["calibration"]["by_tta"]["crops"]["temperature"] > 0
 
 
 def _train_cmd(data: Path, run_dir: Path, models: Path, epochs: int) -> list[str]:
@@ -124,6 +126,7 @@ def test_stop_then_resume(pattern_dataset, tmp_path, how):
     assert events[-1]["type"] == "finished"
 
 
+@pytest.mark.slow
 def test_corrupted_checkpoint_gives_clear_error(pattern_dataset, tmp_path):
     from fer_core.train.config import TrainConfig
     from fer_core.train.run import TrainingError, TrainingRun
@@ -135,6 +138,7 @@ def test_corrupted_checkpoint_gives_clear_error(pattern_dataset, tmp_path):
         run.execute(resume=True)
 
 
+@pytest.mark.slow
 def test_finetune_from_registered_model(use_models, pattern_dataset, tmp_path):
     from fer_core.registry import get_model
     from fer_core.train.config import TrainConfig
