@@ -146,6 +146,16 @@ class LiveSnapshot:
     timeline: list[dict] = field(default_factory=list)
     current: list[dict] = field(default_factory=list)
     error: str = ""
+    seconds_since_frame: float | None = None
+
+    @property
+    def streaming(self) -> bool:
+        """Whether frames are arriving (the last one under STALE_SECONDS ago)."""
+        return self.seconds_since_frame is not None and self.seconds_since_frame < STALE_SECONDS
+
+
+STALE_SECONDS = 2.0
+"""A stream whose last frame is older than this is shown as stopped (STOP pressed or a dropped connection)."""
 
 
 class LiveProcessor:
@@ -248,8 +258,11 @@ class LiveProcessor:
             fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
             durations = sorted(self._durations)
             median = durations[len(durations) // 2] * 1000 if durations else 0.0
+            age = time.time() - times[-1] if times else None
+            if age is not None and age >= STALE_SECONDS:  # no video now: nothing is "current"
+                return LiveSnapshot(self._frames, 0.0, median, 0, list(self._timeline), [], self._error, age)
             return LiveSnapshot(
-                self._frames, fps, median, self._faces, list(self._timeline), list(self._current), self._error
+                self._frames, fps, median, self._faces, list(self._timeline), list(self._current), self._error, age
             )
 
     def last_frame(self) -> np.ndarray | None:

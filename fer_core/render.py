@@ -57,10 +57,14 @@ def _draw_bars(image: np.ndarray, box: Box, probabilities: np.ndarray) -> None:
     y = box.y + box.h + 4
     if y + bar_h * len(EMOTIONS) > height:
         y = max(0, box.y + box.h - bar_h * len(EMOTIONS))
+    scale = (bar_h - 2) / 22  # text as tall as a bar
     for name, p in zip(EMOTIONS, probabilities):
         length = int(box.w * float(p))
         cv2.rectangle(image, (box.x, y), (box.x + box.w, y + bar_h - 1), (40, 40, 40), -1)
         cv2.rectangle(image, (box.x, y), (box.x + length, y + bar_h - 1), COLORS_BGR[name], -1)
+        if bar_h >= 9:  # the class name on its bar, when there is room to read it
+            origin = (box.x + 2, y + bar_h - 2)
+            cv2.putText(image, name[:3], origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
         y += bar_h
 
 

@@ -55,7 +55,8 @@ def start_stream(processor: LiveProcessor, key: str) -> None:
             mode=WebRtcMode.SENDRECV,
             rtc_configuration=rtc_configuration(),
             video_frame_callback=make_frame_callback(processor),
-            media_stream_constraints={"video": True, "audio": False},
+            # Ask for the camera's 640x480 (browsers otherwise may start at 320x240).
+            media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False},
             async_processing=True,
         )
     except Exception as e:  # e.g. no Streamlit server behind the script (tests) or a broken WebRTC stack
@@ -68,6 +69,8 @@ def start_stream(processor: LiveProcessor, key: str) -> None:
 def live_panel(processor: LiveProcessor) -> None:
     """Frames per second, ms per frame, faces and the timeline, refreshed every second."""
     snap = processor.snapshot()
+    if snap.frames and not snap.streaming:
+        st.info(f"No video is arriving (last frame {snap.seconds_since_frame:.0f} s ago): press START to go on.")
     a, b, c = st.columns(3)
     a.metric("Frames/s", f"{snap.fps:.1f}")
     b.metric("ms per frame", f"{snap.ms_per_frame:.1f}")

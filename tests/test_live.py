@@ -164,3 +164,33 @@ def test_video_clip_processing(recognizer_factory, tmp_path):
     (tmp_path / "bad.mp4").write_bytes(b"nope")
     with pytest.raises(VideoError):
         process_video(tmp_path / "bad.mp4", tmp_path / "o2.mp4", recognizer_factory(StillBoxes([])))
+
+
+def test_a_stopped_stream_shows_no_current_faces(recognizer_factory, monkeypatch):
+    import time as real_time
+
+    import fer_core.live as live
+
+    processor = LiveProcessor(recognizer_factory(StillBoxes([Box(20, 20, 100, 100)])))
+    frame = np.zeros((240, 320, 3), np.uint8)
+    for _ in range(3):
+        processor.process(frame)
+    snap = processor.snapshot()
+    assert snap.streaming and snap.faces == 1 and snap.current
+    now = real_time.time()
+    monkeypatch.setattr(live.time, "time", lambda: now + live.STALE_SECONDS + 1)  # STOP pressed: no more frames
+    later = processor.snapshot()
+    assert not later.streaming and later.faces == 0 and later.current == [] and later.fps == 0.0
+    assert later.frames == 3 and later.timeline  # the history stays
+
+
+def test_probability_bars_name_their_class():
+    from fer_core.render import draw_face
+
+    with_bars = np.zeros((400, 400, 3), np.uint8)
+    draw_face(with_bars, Box(50, 20, 200, 200), "happy", 0.9, np.zeros(7))  # empty bars: only names are white
+    without = np.zeros((400, 400, 3), np.uint8)
+    draw_face(without, Box(50, 20, 200, 200), "happy", 0.9, None)
+    region = (slice(224, 400), slice(50, 250))
+    assert (with_bars[region] > 200).all(axis=2).sum() > 50
+    assert (without[region] > 200).all(axis=2).sum() == 0
