@@ -16,24 +16,14 @@ from fer_core.corrections import unreviewed_share
 from fer_core.datasets import NO_FACE, DatasetError, LabeledFaces, load_class_folders, load_labeled
 from fer_core.evaluation import MIN_CALIBRATION_SET, calibration_report, classifier_logits, measure_cost_ms
 from fer_core.metrics import classification_metrics, softmax
-from fer_core.paths import REPO_ROOT, corrections_dir
 from fer_core.preprocess import Preprocessing
 from fer_core.registry import ModelInfo, get_model, save_calibration, undo_calibration
 from fer_core.uploads import unpack_uploads
+from fer_ui.labelled_sets import FER2013, path_signature, pick_labelled_set
 from fer_ui.resources import get_classifier
 from fer_ui.settings import AppSettings, demo_notice
 
-DEFAULT_SET = REPO_ROOT.parent / "shared" / "datasets" / "fer2013" / "test"
-
-
-def path_signature(path: Path) -> str:
-    """Cheap change detector for a folder or file: names, sizes and times."""
-    h = hashlib.sha256()
-    items = [path] if path.is_file() else sorted(path.rglob("*"))
-    for p in items:
-        stat = p.stat()
-        h.update(f"{p}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return h.hexdigest()
+DEFAULT_SET = FER2013 / "test"
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the labelled set…")
@@ -78,46 +68,26 @@ def _load_zip(upload, info: ModelInfo, settings: AppSettings) -> LabeledFaces:
 
 def pick_dataset(settings: AppSettings, info: ModelInfo) -> LabeledFaces | None:
     """Widgets to choose a labelled set; shows problems on the page and returns None then."""
-    choices = ["Upload a zip of class folders"]
-    if not settings.demo:
-        choices = ["Folder or FER-2013 CSV on this machine", "Corrections dataset from the Batch page", *choices]
-    how = st.radio("Labelled set", choices, horizontal=True, key="eval_source")
+    source = pick_labelled_set("eval", DEFAULT_SET, not settings.demo, settings.limits.max_upload_mb)
+    if source is None:
+        return None
     try:
-        if how.startswith("Folder"):
-            path = st.text_input("Path (class folders or fer2013.csv)", str(DEFAULT_SET), key="eval_path")
-            if not path or not Path(path).exists():
-                st.warning(f"Path not found: {path}")
-                return None
+        if source.kind == "path":
             spec = info.preprocessing
-            data = load_cached(path, path_signature(Path(path)), json.dumps(spec.to_dict(), sort_keys=True))
-            st.session_state[DATA_SOURCE_KEY] = f"path: {path}"
-        elif how.startswith("Corrections"):
-            sets = (
-                sorted(p.name for p in corrections_dir().glob("*") if p.is_dir()) if corrections_dir().is_dir() else []
+            data = load_cached(
+                str(source.path), path_signature(source.path), json.dumps(spec.to_dict(), sort_keys=True)
             )
-            if not sets:
-                st.info("No corrections dataset saved yet: save one from the Batch page.")
-                return None
-            name = st.selectbox("Dataset", sets, key="eval_corrections")
-            data = load_class_folders(corrections_dir() / name, spec=info.preprocessing)
-            st.session_state[DATA_SOURCE_KEY] = f"corrections dataset: {name}"
-            unreviewed, total = unreviewed_share(corrections_dir() / name)
+        elif source.kind == "corrections":
+            data = load_class_folders(source.path, spec=info.preprocessing)
+            unreviewed, total = unreviewed_share(source.path)
             if unreviewed:
                 st.warning(
                     f"{unreviewed} of {total} labels in this set came from a model and were never reviewed: "
                     "on those faces the figures below measure agreement with that model, not accuracy."
                 )
         else:
-            upload = st.file_uploader(
-                "Zip with one folder per emotion",
-                type=["zip"],
-                key="eval_zip",
-                max_upload_size=settings.limits.max_upload_mb,
-            )
-            if upload is None:
-                return None
-            data = _load_zip(upload, info, settings)
-            st.session_state[DATA_SOURCE_KEY] = f"uploaded zip: {upload.name}"
+            data = _load_zip(source.upload, info, settings)
+        st.session_state[DATA_SOURCE_KEY] = source.label
     except DatasetError as e:
         st.error(str(e))
         return None

@@ -16,7 +16,7 @@ from fer_core.classes import EMOTIONS
 from fer_core.datasets import CROP_MAX_SIDE, DatasetError, LabeledFaces, SetSummary, summarize_labelled
 from fer_core.evaluation import compare_on_validation
 from fer_core.names import name_from_text
-from fer_core.paths import corrections_dir, data_dir
+from fer_core.paths import data_dir
 from fer_core.preprocess import Preprocessing
 from fer_core.registry import (
     ModelError,
@@ -32,37 +32,24 @@ from fer_core.train.config import Augmentation, TrainConfig
 from fer_core.train.events import read_events
 from fer_core.train.jobs import JobError, JobManager
 from fer_core.uploads import unpack_uploads
-from fer_ui.evaluate import DEFAULT_SET, path_signature
+from fer_ui.labelled_sets import FER2013, path_signature, pick_labelled_set
 
 MIN_PER_CLASS = 20
 
 
 def choose_data() -> str | None:
     """Widgets for the training data; returns a path (folder or CSV) or None."""
-    how = st.radio(
-        "Training data",
-        ["FER-2013 (or any folder / CSV) on this machine", "Corrections dataset", "Upload a zip of class folders"],
-        horizontal=True,
-        key="train_source",
-    )
-    if how.startswith("FER"):
-        default = DEFAULT_SET.parent / "train"
-        return st.text_input("Path", str(default), key="train_path") or None
-    if how.startswith("Corrections"):
-        sets = sorted(p.name for p in corrections_dir().glob("*") if p.is_dir()) if corrections_dir().is_dir() else []
-        if not sets:
-            st.info("No corrections dataset yet: save one from the Batch page.")
-            return None
-        return str(corrections_dir() / st.selectbox("Dataset", sets, key="train_corrections"))
-    upload = st.file_uploader("Zip with one folder per emotion", type=["zip"], key="train_zip")
-    if upload is None:
+    source = pick_labelled_set("train", FER2013 / "train")
+    if source is None:
         return None
-    data = upload.getvalue()
+    if source.kind != "upload":
+        return str(source.path)
+    data = source.upload.getvalue()
     # Named by content, so a corrected zip of the same name is unpacked afresh.
-    stem = name_from_text(upload.name.removesuffix(".zip"), "dataset")
+    stem = name_from_text(source.upload.name.removesuffix(".zip"), "dataset")
     target = data_dir() / "uploads" / f"{stem}-{hashlib.sha256(data).hexdigest()[:12]}"
     if not target.exists():
-        uploads, rejected = unpack_uploads([(upload.name, data)], target, LOCAL_LIMITS)
+        _, rejected = unpack_uploads([(source.upload.name, data)], target, LOCAL_LIMITS)
         for row in rejected[:10]:
             st.warning(f"{row['file']}: {row['detail']}")
     return str(target)  # the class folders may sit a level or two down: the loader finds them
