@@ -28,9 +28,14 @@ def per_class_bars(metrics: dict, title: str = "Per-class precision, recall and 
 
 
 def confusion_heatmap(
-    matrix: Sequence[Sequence[int]], normalize: bool = False, title: str = "Confusion matrix"
+    matrix: Sequence[Sequence[int]], normalize: bool = False, title: str = "Confusion matrix", clickable: bool = False
 ) -> go.Figure:
-    """Heatmap with true classes as rows and predictions as columns; counts or row shares."""
+    """Heatmap with true classes as rows and predictions as columns; counts or row shares.
+
+    With `clickable`, a layer of nearly transparent square markers covers the cells, so a
+    click selects a cell (point selection does not reach heatmap traces); its point has the
+    predicted class as `x` and the true class as `y`.
+    """
     cm = np.asarray(matrix, dtype=float)
     if normalize:
         totals = cm.sum(axis=1, keepdims=True)
@@ -49,6 +54,19 @@ def confusion_heatmap(
             showscale=False,
         )
     )
+    if clickable:
+        cells = [(p, t) for t in EMOTIONS for p in EMOTIONS]
+        fig.add_trace(
+            go.Scatter(
+                x=[p for p, _ in cells],
+                y=[t for _, t in cells],
+                mode="markers",
+                marker={"symbol": "square", "size": 40, "opacity": 0.01, "color": "black"},
+                hovertemplate="true %{y}, predicted %{x}: click to see the images<extra></extra>",
+                showlegend=False,
+            )
+        )
+        fig.update_layout(clickmode="event+select")
     fig.update_yaxes(autorange="reversed", title="true")
     fig.update_xaxes(title="predicted")
     return _layout(fig, title, height=430)

@@ -1,7 +1,8 @@
 """Labelled face sets for training and evaluation: class folders and the FER-2013 CSV.
 
 Class folders may hold face crops or whole photos. The rule: an image whose longer side is at
-most CROP_MAX_SIDE pixels is a face crop and is used whole (FER-2013's are 48 px); a larger
+most CROP_MAX_SIDE pixels is a face crop and is used whole (FER-2013's are 48 px, or 224 px in
+upscaled copies; face-crop sets such as JAFFE or AffectNet's crops are 256 px or less); a larger
 image is a photo, and its largest face (found by the default detector) is cropped through the
 same preprocessing as at inference. A photo with no face is left out and counted.
 """
@@ -87,8 +88,12 @@ class LabeledFaces:
         return note + f" (images over {CROP_MAX_SIDE} px are treated as photos)."
 
 
-CROP_MAX_SIDE = 128
-"""Images up to this many pixels on their longer side are face crops; larger ones are photos."""
+CROP_MAX_SIDE = 256
+"""Images up to this many pixels on their longer side are face crops; larger ones are photos.
+
+256, not less: FER-2013 also circulates upscaled to 224 px, and running the detector on such
+crops re-frames them (and loses 2% of them, where it finds no face), so a model would be
+trained and measured on other faces than the 48 px originals give."""
 
 NO_FACE = "no face found in this photo (left out)"
 

@@ -12,9 +12,16 @@ import numpy as np
 import streamlit as st
 
 from fer_core.charts import reliability_diagram
+from fer_core.classes import EMOTIONS
 from fer_core.corrections import unreviewed_share
 from fer_core.datasets import NO_FACE, DatasetError, LabeledFaces, load_class_folders, load_labeled
-from fer_core.evaluation import MIN_CALIBRATION_SET, calibration_report, classifier_logits, measure_cost_ms
+from fer_core.evaluation import (
+    MIN_CALIBRATION_SET,
+    calibration_report,
+    cell_examples,
+    classifier_logits,
+    measure_cost_ms,
+)
 from fer_core.metrics import classification_metrics, softmax
 from fer_core.preprocess import Preprocessing
 from fer_core.registry import ModelInfo, get_model, save_calibration, undo_calibration
@@ -191,3 +198,54 @@ def data_description(data: LabeledFaces) -> dict:
         "photos_cropped": data.photos_cropped,
         "photos_without_face": data.photos_without_face,
     }
+
+
+CELL_KEYS = ("cell_true", "cell_pred")
+PER_PAGE = 32
+
+
+def cell_from_selection(points: list[dict]) -> tuple[str, str] | None:
+    """(true class, predicted class) of a clicked confusion-matrix cell, or None."""
+    for point in points:
+        true, predicted = point.get("y"), point.get("x")
+        if true in EMOTIONS and predicted in EMOTIONS:
+            return true, predicted
+    return None
+
+
+def follow_clicked_cell(event) -> None:
+    """Point the drill-down at a newly clicked cell (a click is applied once, so the menus stay usable)."""
+    points = list(getattr(getattr(event, "selection", None), "points", None) or [])
+    cell = cell_from_selection(points)
+    if cell and st.session_state.get("cell_clicked") != cell:
+        st.session_state["cell_clicked"] = cell
+        st.session_state[CELL_KEYS[0]], st.session_state[CELL_KEYS[1]] = cell
+        st.session_state["cell_page"] = 1
+
+
+def drill_down(data: LabeledFaces, probs: np.ndarray) -> None:
+    """Every image of one confusion-matrix cell, worst first, a page of PER_PAGE at a time."""
+    t, p, g = st.columns([2, 2, 1])
+    true_class = t.selectbox("True class", EMOTIONS, key=CELL_KEYS[0])
+    pred_class = p.selectbox("Predicted class", EMOTIONS, index=1, key=CELL_KEYS[1])
+    examples = cell_examples(data, probs, EMOTIONS.index(true_class), EMOTIONS.index(pred_class))
+    pages = max(1, -(-len(examples) // PER_PAGE))
+    if st.session_state.get("cell_page", 1) > pages:
+        st.session_state["cell_page"] = 1
+    page = int(g.number_input("Page", 1, pages, key="cell_page"))
+    first = (page - 1) * PER_PAGE
+    shown = examples[first : first + PER_PAGE]
+    if not examples:
+        st.caption(f"No image is {true_class} and predicted {pred_class}.")
+        return
+    st.caption(
+        f"{len(examples)} images are {true_class} and predicted {pred_class}; page {page} of {pages} shows "
+        f"{first + 1}-{first + len(shown)}, worst first (lowest probability for the true class)."
+    )
+    cols = st.columns(8)
+    for i, ex in enumerate(shown):
+        with cols[i % 8]:
+            st.image(
+                np.kron(data.images[ex["index"]], np.ones((2, 2), np.uint8)), caption=f"{ex['p_true']:.0%} {true_class}"
+            )
+            st.caption(ex["source"])

@@ -2,17 +2,24 @@
 
 import json
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 import fer_ui
 from fer_core.charts import confusion_heatmap, per_class_bars
 from fer_core.classes import EMOTIONS
-from fer_core.evaluation import cell_examples, compare_metrics, compare_overall, metrics_table
+from fer_core.evaluation import compare_metrics, compare_overall, metrics_table
 from fer_core.registry import ModelError, get_model, list_models
 from fer_core.tta import TTA_MODES
-from fer_ui.evaluate import calibration_panel, cost_per_face_ms, data_description, evaluate, pick_dataset
+from fer_ui.evaluate import (
+    calibration_panel,
+    cost_per_face_ms,
+    data_description,
+    drill_down,
+    evaluate,
+    follow_clicked_cell,
+    pick_dataset,
+)
 from fer_ui.resources import current_model, model_picker
 from fer_ui.settings import get_settings
 
@@ -67,22 +74,18 @@ d.metric("Cost per face", f"{cost:.2f} ms", help=f"Batch of 64, this machine, TT
 left, right = st.columns(2)
 left.plotly_chart(per_class_bars(metrics), key="eval_bars")
 normalize = right.toggle("Row-normalised", key="eval_norm")
-right.plotly_chart(confusion_heatmap(metrics["confusion_matrix"], normalize), key="eval_cm")
+clicked = right.plotly_chart(
+    confusion_heatmap(metrics["confusion_matrix"], normalize, clickable=True),
+    key="eval_cm",
+    on_select="rerun",
+    selection_mode="points",
+)
+follow_clicked_cell(clicked)
 st.dataframe(pd.DataFrame(metrics_table(metrics)), hide_index=True)
 
 st.subheader("Drill down into a cell")
-t, p = st.columns(2)
-true_class = t.selectbox("True class", EMOTIONS, key="cell_true")
-pred_class = p.selectbox("Predicted class", EMOTIONS, index=1, key="cell_pred")
-examples = cell_examples(data, probs, EMOTIONS.index(true_class), EMOTIONS.index(pred_class))
-st.caption(f"{len(examples)} images, worst first (lowest probability for the true class).")
-cols = st.columns(8)
-for i, ex in enumerate(examples[:32]):
-    with cols[i % 8]:
-        st.image(
-            np.kron(data.images[ex["index"]], np.ones((2, 2), np.uint8)), caption=f"{ex['p_true']:.0%} {true_class}"
-        )
-        st.caption(ex["source"])
+st.caption("Click a cell of the confusion matrix, or choose one here.")
+drill_down(data, probs)
 
 st.subheader("Calibration")
 calibration_panel(info, data, logits, tta, settings)

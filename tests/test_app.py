@@ -426,3 +426,35 @@ def test_evaluate_follows_the_sidebar_model_takes_a_wrapped_zip_and_drops_a_brok
     assert not at.exception, at.exception
     assert any("aaa-broken is unusable" in w.value for w in at.sidebar.warning)
     assert "aaa-broken" not in at.selectbox(key="eval_compare").options
+
+
+def test_evaluate_drill_down_pages_through_every_image_of_a_cell(app_env, tmp_path, capsys):
+    import json
+
+    from fer_core.classes import EMOTIONS
+    from fer_core.cli import main
+    from fer_ui.evaluate import PER_PAGE, cell_from_selection
+
+    # A click on the matrix's click layer gives the predicted class as x and the true class as y.
+    assert cell_from_selection([{"x": "sad", "y": "happy", "curve_number": 1}]) == ("happy", "sad")
+    assert cell_from_selection([{"x": 3, "y": 0.5}]) is None
+    data = write_class_folders(tmp_path / "many", per_class=60, seed=5)
+    assert main(["evaluate", "--data", str(data), "--json"]) == 0
+    matrix = json.loads(capsys.readouterr().out)["confusion_matrix"]
+    count, true, predicted = max((v, t, p) for t, row in enumerate(matrix) for p, v in enumerate(row))
+    assert count > PER_PAGE  # the tiny model learns the patterns: its biggest cell spans pages
+    at = open_page("pages/evaluate.py")
+    at.text_input(key="eval_path").set_value(str(data))
+    at.run()
+    at.selectbox(key="cell_true").set_value(EMOTIONS[true])
+    at.selectbox(key="cell_pred").set_value(EMOTIONS[predicted])
+    at.run()
+    assert not at.exception, at.exception
+    pages = -(-count // PER_PAGE)
+    assert any(
+        c.value.startswith(f"{count} images are") and f"page 1 of {pages} shows 1-{PER_PAGE}," in c.value
+        for c in at.caption
+    )
+    at.number_input(key="cell_page").set_value(pages)
+    at.run()
+    assert any(f"page {pages} of {pages} shows {(pages - 1) * PER_PAGE + 1}-{count}," in c.value for c in at.caption)

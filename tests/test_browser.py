@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from fer_core.classes import EMOTIONS
 from tests.helpers import compose_scene, fer_samples, launch_chromium
 from tests.test_app import free_port, start_server, stop_server
 
@@ -134,3 +135,23 @@ def test_three_live_streams_and_a_batch_upload_at_once(live_server, tmp_path):
         assert ids and (again or min(ids) == 1) and max(ids) <= 6, ids
         assert "only-mine.png" not in text
     assert "Cancelled" not in batch_text
+
+
+def test_clicking_a_confusion_matrix_cell_shows_its_images(live_server):
+    """Plotly's point selection, clicked in a real browser, drives the Evaluate page's drill-down."""
+    from playwright.sync_api import sync_playwright
+
+    port, video = live_server
+    with sync_playwright() as p:
+        browser = launch_chromium(p, video)
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(f"http://127.0.0.1:{port}/evaluate", wait_until="domcontentloaded", timeout=120_000)
+        page.get_by_text("Drill down into a cell").wait_for(timeout=180_000)
+        # The click layer's markers: one per cell, true class outer, predicted class inner.
+        points = page.locator(".scatterlayer .trace .points path")
+        points.first.wait_for(state="attached", timeout=60_000)
+        true, predicted = EMOTIONS.index("happy"), EMOTIONS.index("sad")
+        points.nth(true * len(EMOTIONS) + predicted).click(force=True)
+        page.get_by_text(re.compile(r"images are happy and predicted sad")).wait_for(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "evaluate-cell-click.png"), full_page=True)
+        browser.close()
