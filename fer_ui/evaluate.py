@@ -1,4 +1,5 @@
-"""Evaluate-page helpers: choosing a labelled set and cached evaluations."""
+"""Evaluate-page helpers: loading the chosen labelled set, cached evaluations, the calibration
+panel and the confusion-matrix drill-down."""
 
 from __future__ import annotations
 
@@ -60,12 +61,14 @@ def _load_zip(upload, info: ModelInfo, settings: AppSettings) -> LabeledFaces:
             st.session_state.pop(ZIP_STATE)
         folder = Path(tempfile.mkdtemp(prefix="fer-eval-"))
         limits = settings.limits
+        _, rejected = unpack_uploads([(upload.name, data)], folder, limits)
         try:
-            _, rejected = unpack_uploads([(upload.name, data)], folder, limits)
             # The class folders may sit inside one top folder (load_class_folders finds them).
             faces = load_class_folders(folder, spec=info.preprocessing, max_pixels=settings.limits.max_pixels)
         except DatasetError:
             shutil.rmtree(folder, ignore_errors=True)
+            for row in rejected[:10]:  # why nothing usable came out of the zip
+                st.warning(f"{row['file']}: {row['detail']}")
             raise
         st.session_state[ZIP_STATE] = {"key": key, "folder": folder, "rejected": rejected, "faces": faces}
     for row in rejected[:10]:

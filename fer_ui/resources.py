@@ -1,4 +1,4 @@
-"""Cached models and per-session model choice."""
+"""Cached, shared classifiers and detectors, and each session's model choice."""
 
 from __future__ import annotations
 

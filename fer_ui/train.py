@@ -1,4 +1,5 @@
-"""Train-page helpers: choosing data, the dataset summary, the augmentation preview, live progress."""
+"""Train-page helpers: training data (via the shared picker), the dataset summary, the augmentation
+preview, the runs section with live progress, and activating a new model."""
 
 from __future__ import annotations
 

@@ -458,3 +458,48 @@ def test_evaluate_drill_down_pages_through_every_image_of_a_cell(app_env, tmp_pa
     at.number_input(key="cell_page").set_value(pages)
     at.run()
     assert any(f"page {pages} of {pages} shows {(pages - 1) * PER_PAGE + 1}-{count}," in c.value for c in at.caption)
+
+
+def test_a_new_batch_drops_the_last_ones_files_and_downloads(app_env):
+    photo = _png(np.full((80, 80, 3), 120, np.uint8))
+    at = open_page("pages/batch.py")
+    at.file_uploader(key="batch_upload_Photos").set_value([("first.png", photo, "image/png")])
+    at.run()
+    at.button(key="batch_start").click()
+    at.run()
+    at.button(key="prep_annotated").click()
+    at.run()
+    assert "annotated_zip" in at.session_state
+    first_dir = at.session_state["batch_state"]["dir"]
+    assert first_dir.is_dir()
+    at.file_uploader(key="batch_upload_Photos").set_value([("second.png", photo, "image/png")])
+    at.run()
+    at.button(key="batch_start").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "annotated_zip" not in at.session_state  # the earlier batch's zip is no longer offered
+    assert not first_dir.exists()  # nor kept on disk
+    assert set(at.data_editor[0].value["file"]) == {"second.png"}
+
+
+def test_an_uploaded_zip_is_unpacked_once_per_zip(app_env, pattern_dataset):
+    def zipped(step: int) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            for path in sorted(pattern_dataset.rglob("*.png"))[::step]:
+                z.write(path, str(path.relative_to(pattern_dataset)))
+        return buf.getvalue()
+
+    at = open_page("pages/evaluate.py")
+    at.radio(key="eval_source").set_value("Upload a zip of class folders")
+    at.run()
+    at.file_uploader(key="eval_zip").set_value([("a.zip", zipped(3), "application/zip")])
+    at.run()
+    first = at.session_state["eval_zip_set"]
+    at.toggle(key="eval_norm").set_value(True)  # any rerun
+    at.run()
+    assert at.session_state["eval_zip_set"]["folder"] == first["folder"] and first["folder"].is_dir()
+    at.file_uploader(key="eval_zip").set_value([("b.zip", zipped(4), "application/zip")])
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["eval_zip_set"]["folder"] != first["folder"] and not first["folder"].exists()

@@ -112,3 +112,36 @@ def test_sessions_do_not_share_results_or_files(use_models):
         assert files == {f"mine-{i}-{j}.png" for j in range(i + 1)}
         folders.add(at.session_state["batch_tmp"].name)
     assert len(folders) == 3
+
+
+def test_evaluate_uploads_keep_the_demo_pixel_cap(demo, pattern_dataset):
+    import io
+    import zipfile
+
+    big = cv2.imencode(".png", np.zeros((3100, 4000), np.uint8))[1].tobytes()  # 12.4 MP, over the demo's 12
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for path in sorted(pattern_dataset.rglob("*.png"))[::5]:  # 42 files: under the demo's 50
+            z.write(path, str(path.relative_to(pattern_dataset)))
+        z.writestr("happy/huge.png", big)
+    at = open_page("pages/evaluate.py")
+    at.file_uploader(key="eval_zip").set_value([("set.zip", buf.getvalue(), "application/zip")])
+    at.run()
+    assert not at.exception, at.exception
+    shown = [w.value for w in at.warning] + [e.value for e in at.error] + [i.value for i in at.info]
+    assert any("over the limit of 12,000,000" in text for text in shown), shown
+
+
+def test_a_zip_over_the_demo_file_cap_says_why(demo, pattern_dataset):
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for path in sorted(pattern_dataset.rglob("*.png"))[:60]:
+            z.write(path, str(path.relative_to(pattern_dataset)))
+    at = open_page("pages/evaluate.py")
+    at.file_uploader(key="eval_zip").set_value([("big.zip", buf.getvalue(), "application/zip")])
+    at.run()
+    assert not at.exception, at.exception
+    assert any("zip holds 60 files" in w.value and "over the limits" in w.value for w in at.warning)

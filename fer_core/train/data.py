@@ -1,4 +1,5 @@
-"""Splits, class weights and the tf.data input pipeline for training."""
+"""Class weights, the tf.data input pipeline (augmentation, mixup, distillation targets), the
+distillation loss, and fast logits for validation (the split itself: fer_core.datasets)."""
 
 from __future__ import annotations
 

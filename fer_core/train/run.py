@@ -1,4 +1,4 @@
-"""One training run: its folder, the Keras loop, checkpoints, stop/resume and registration.
+"""One training run: its folder, the Keras loop, checkpoints and stop/resume (registration: registration.py).
 
 A run folder holds config.json, events.jsonl, state.json, checkpoints/last.keras and
 checkpoints/best.keras. Creating a file named STOP in it (or SIGTERM / Ctrl-C) makes the
