@@ -25,6 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("label", help="label every photo below a folder into a CSV (resumable)")
     p.add_argument("folder", type=Path)
     p.add_argument("--out", type=Path, required=True, help="results CSV; re-running resumes it")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes labelling at once, each with its own detector and model (default: the CPU cores)",
+    )
     _add_model_options(p)
 
     p = sub.add_parser("evaluate", help="metrics of a model on labelled face crops")
@@ -114,8 +120,25 @@ def cmd_label(args) -> int:
     if not args.folder.is_dir():
         print(f"error: not a folder: {args.folder}", file=sys.stderr)
         return 2
-    recognizer = _recognizer(args)
-    bar = tqdm(unit="photo", file=sys.stderr, disable=None)
+    from fer_core.recognizer import RecognizerSpec
+
+    workers = args.workers or os.cpu_count() or 1
+    if workers < 1:
+        print(f"error: --workers must be 1 or more. Received: {workers}", file=sys.stderr)
+        return 2
+    if workers == 1:
+        recognizer = _recognizer(args)
+    else:
+        # Check the model and the detector here, with a clear message, before any worker starts;
+        # the workers load their own, so this process keeps neither.
+        from fer_core.detect import make_detector
+        from fer_core.registry import get_model
+
+        info = get_model(args.model)
+        info.verify()
+        make_detector(args.detector)
+        recognizer = RecognizerSpec(info.name, args.detector, args.tta)
+    bar = tqdm(unit="photo", file=sys.stderr, disable=None, smoothing=0.1)
 
     def progress(done: int, total: int) -> None:
         bar.total = total
@@ -123,7 +146,7 @@ def cmd_label(args) -> int:
         bar.refresh()
 
     try:
-        counts = label_folder(args.folder, args.out, recognizer, progress=progress)
+        counts = label_folder(args.folder, args.out, recognizer, progress=progress, workers=workers)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

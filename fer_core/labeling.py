@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import io
+import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 
 from fer_core.imageio import ImageReadError, is_image_path, read_image, unsupported_format
-from fer_core.recognizer import EmotionRecognizer, FoundFaces
+from fer_core.recognizer import EmotionRecognizer, FoundFaces, RecognizerSpec
 from fer_core.rows import COLUMNS, STATUSES, empty_row, face_rows, spreadsheet_safe
 
 ImageSource = Callable[[], bytes | np.ndarray]
@@ -90,19 +92,44 @@ def _safe_decode(source: ImageSource, max_pixels: int | None) -> tuple[np.ndarra
         return None, "not enough memory to decode this image"
 
 
-def folder_images(root: Path) -> list[Path]:
-    """Photo files below `root` (recursive, sorted, hidden files skipped).
+def _is_photo_name(name: str) -> bool:
+    path = Path(name)
+    return is_image_path(path) or unsupported_format(path) is not None
+
+
+def iter_folder_images(root: Path) -> Iterator[Path]:
+    """Photo files below `root`, walked lazily in a fixed order (names sorted within each folder;
+    a folder's files before its sub-folders), hidden files and folders skipped.
 
     Files of formats we cannot read (HEIC, raw) and image names that are not regular files
     (a broken link, a link loop) are listed too, so each gets a row saying why it was not read.
+    Nothing is held for the whole walk but the folders still to visit.
     """
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if (is_image_path(p) or unsupported_format(p))
-        and not p.is_dir()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows links; a link loop is not a folder
+            except OSError:
+                is_dir = False
+            if is_dir:
+                subfolders.append(Path(entry.path))
+            elif _is_photo_name(entry.name):
+                yield Path(entry.path)
+        stack.extend(reversed(subfolders))
+
+
+def folder_images(root: Path) -> list[Path]:
+    """`iter_folder_images` as a list (for small folders)."""
+    return list(iter_folder_images(root))
 
 
 def file_source(path: Path) -> ImageSource:
@@ -153,8 +180,15 @@ def _complete_rows(text: str) -> tuple[list[list[str]], int]:
     return rows, end
 
 
-def _resume_point(out: BinaryIO, out_csv: Path) -> set[str]:
-    """Files already labelled in `out_csv`; a cut-off last row is truncated away in place."""
+def name_key(name: str) -> int:
+    """A 64-bit key of a file name as written in results: the resume set holds these, not names,
+    so resuming a run over a million photos keeps a few tens of MB."""
+    return int.from_bytes(hashlib.blake2b(name.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "big")
+
+
+def _resume_point(out: BinaryIO, out_csv: Path) -> set[int]:
+    """Keys (`name_key`) of the files already labelled in `out_csv`; a cut-off last row is
+    truncated away in place."""
     raw = out_csv.read_bytes()
     text = raw.decode("utf-8", "surrogateescape")
     rows, end = _complete_rows(text)
@@ -163,7 +197,7 @@ def _resume_point(out: BinaryIO, out_csv: Path) -> set[str]:
     keep = len(text[:end].encode("utf-8", "surrogateescape"))
     if keep < len(raw):
         out.truncate(keep)
-    return {row[0] for row in rows[1:]}
+    return {name_key(row[0]) for row in rows[1:]}
 
 
 def _check_output(out_csv: Path) -> None:
@@ -176,13 +210,21 @@ def _check_output(out_csv: Path) -> None:
 def label_folder(
     root: Path,
     out_csv: Path,
-    recognizer: EmotionRecognizer,
+    recognizer: EmotionRecognizer | RecognizerSpec,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> dict[str, int]:
     """Label every image below `root` into `out_csv`, resuming where an earlier run stopped.
 
-    The output is locked while the run writes it, so a second run on the same file stops
-    with an error instead of writing the same rows again.
+    The folder is walked lazily and rows are written photo by photo in walk order, whatever
+    the number of workers, so memory stays flat and a killed run resumes without losing or
+    repeating a photo. The output is locked while the run writes it, so a second run on the
+    same file stops with an error instead of writing the same rows again.
+
+    Args:
+        recognizer: a recognizer, or with `workers` > 1 the `RecognizerSpec` each worker
+            process builds its own from.
+        workers: processes labelling at once (1: this process).
 
     Returns:
         Counts of rows written this time, per status.
@@ -192,44 +234,113 @@ def label_folder(
             another run is writing it.
     """
     _check_output(out_csv)
-    images = folder_images(root)
+    total = sum(1 for _ in iter_folder_images(root))  # a counting pass, for the progress bar
     with out_csv.open("a+b") as guard:
         try:
             fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
             raise ValueError(f"another `label` run is writing {out_csv}; wait for it or choose another --out") from e
         done = _resume_point(guard, out_csv)
-        todo = [(display_name(p.relative_to(root).as_posix()), p) for p in images]
-        # `done` holds names as written, so compare the written (spreadsheet-safe) form
-        todo = [(name, p) for name, p in todo if spreadsheet_safe({"file": name})["file"] not in done]
-        return _write_rows(out_csv, todo, len(images), recognizer, progress)
+        # `done` holds keys of names as written, so compare the written (spreadsheet-safe) form
+        todo = (
+            (name, path)
+            for path in iter_folder_images(root)
+            for name in [display_name(path.relative_to(root).as_posix())]
+            if name_key(spreadsheet_safe({"file": name})["file"]) not in done
+        )
+        already = min(len(done), total)
+        if workers > 1:
+            spec = recognizer if isinstance(recognizer, RecognizerSpec) else RecognizerSpec.of(recognizer)
+            results = _labelled_in_processes(todo, spec, workers)
+        else:
+            built = recognizer.build() if isinstance(recognizer, RecognizerSpec) else recognizer
+            results = _labelled_here(todo, built)
+        return _write_rows(out_csv, results, already, total, progress)
+
+
+CHUNK = 16
+"""Photos per task: decoded and classified together."""
+
+
+def _chunks(items: Iterable[tuple[str, Path]], size: int = CHUNK) -> Iterator[list[tuple[str, str]]]:
+    chunk: list[tuple[str, str]] = []
+    for name, path in items:
+        chunk.append((name, str(path)))
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _label_chunk(chunk: list[tuple[str, str]], recognizer: EmotionRecognizer) -> list[tuple[str, list[dict]]]:
+    """(name, rows) of each photo of a chunk, in order."""
+    per_photo: list[tuple[str, list[dict]]] = []
+    items = [(name, file_source(Path(path))) for name, path in chunk]
+    list(label_sources(items, recognizer, chunk=len(items), on_image=lambda n, rows: per_photo.append((n, rows))))
+    return per_photo
+
+
+def _labelled_here(todo: Iterable[tuple[str, Path]], recognizer: EmotionRecognizer) -> Iterator[tuple[str, list[dict]]]:
+    for chunk in _chunks(todo):
+        yield from _label_chunk(chunk, recognizer)
+
+
+_WORKER_RECOGNIZER: EmotionRecognizer | None = None
+
+
+def _start_worker(spec: RecognizerSpec) -> None:
+    """Each worker process loads the detector and the model once."""
+    global _WORKER_RECOGNIZER
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core: OpenCV's own threads would only compete
+    _WORKER_RECOGNIZER = spec.build()
+
+
+def _worker_chunk(chunk: list[tuple[str, str]]) -> list[tuple[str, list[dict]]]:
+    return _label_chunk(chunk, _WORKER_RECOGNIZER)
+
+
+def _labelled_in_processes(
+    todo: Iterable[tuple[str, Path]], spec: RecognizerSpec, workers: int
+) -> Iterator[tuple[str, list[dict]]]:
+    """Chunks labelled by `workers` processes, results in input order, at most 2 chunks a worker in flight."""
+    import multiprocessing
+    from collections import deque
+
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or models forked
+    with context.Pool(workers, initializer=_start_worker, initargs=(spec,)) as pool:
+        pending: deque = deque()
+        for chunk in _chunks(todo):
+            pending.append(pool.apply_async(_worker_chunk, (chunk,)))
+            if len(pending) >= 2 * workers:
+                yield from pending.popleft().get()
+        while pending:
+            yield from pending.popleft().get()
 
 
 def _write_rows(
     out_csv: Path,
-    todo: list[tuple[str, Path]],
+    results: Iterable[tuple[str, list[dict]]],
+    already: int,
     total: int,
-    recognizer: EmotionRecognizer,
     progress: Callable[[int, int], None] | None,
 ) -> dict[str, int]:
-    """Append the rows of the photos in `todo` to `out_csv` (header first when it is empty)."""
+    """Append each photo's rows to `out_csv` as they come (header first when it is empty)."""
     counts = dict.fromkeys(STATUSES, 0)
     new_file = out_csv.stat().st_size == 0
+    finished = already
     with out_csv.open("a", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         if new_file:
             writer.writeheader()
-        finished = total - len(todo)
-
-        def write_image(name: str, rows: list[dict]) -> None:
-            nonlocal finished
+        for _, rows in results:
             writer.writerows(map(spreadsheet_safe, rows))
             f.flush()
+            for row in rows:
+                counts[row["status"]] += 1
             finished += 1
             if progress:
                 progress(finished, total)
-
-        items = [(name, file_source(p)) for name, p in todo]
-        for row in label_sources(items, recognizer, on_image=write_image):
-            counts[row["status"]] += 1
     return counts

@@ -131,3 +131,26 @@ class FoundFaces:
     shape: tuple[int, int]
     boxes: list[Box]
     crops: np.ndarray
+
+
+@dataclass(frozen=True)
+class RecognizerSpec:
+    """What it takes to build a recognizer in another process: a model, a detector, a TTA mode.
+
+    The registry is found as in this process (FER_MODELS_DIR is inherited).
+    """
+
+    model: str | None = None
+    detector: str = DEFAULT_DETECTOR
+    tta: str = "none"
+
+    @classmethod
+    def of(cls, recognizer: EmotionRecognizer) -> RecognizerSpec:
+        """The spec of an existing recognizer (its model, its detector's name, its TTA mode)."""
+        return cls(
+            recognizer.model_name or None, recognizer.detector.name, getattr(recognizer.classifier, "tta", "none")
+        )
+
+    def build(self) -> EmotionRecognizer:
+        """A new recognizer (loads the model and the detector)."""
+        return EmotionRecognizer.from_registry(self.model, detector=self.detector, tta=self.tta)
