@@ -331,6 +331,16 @@ def test_server_health(app_env):
     stop_server(proc)
 
 
+def _evaluate_with_flip(data: Path) -> AppTest:
+    """The Evaluate page on a labelled folder with flip test-time augmentation, checked to render."""
+    at = open_page("pages/evaluate.py")
+    at.selectbox(key="eval_tta").set_value("flip")
+    at.text_input(key="eval_path").set_value(str(data))
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def test_evaluate_page_calibration_saves_only_what_helps_and_can_undo(app_env, pattern_dataset, tmp_path):
     from fer_core.registry import get_model, save_calibration
 
@@ -342,11 +352,7 @@ def test_evaluate_page_calibration_saves_only_what_helps_and_can_undo(app_env, p
     # A badly underconfident temperature for TTA "flip": a fitted one must do better on held-out faces.
     plain = get_model("tiny-test").card["calibration"]["temperature"]
     save_calibration("tiny-test", {"temperature": 20.0, "fitted_on": "a bad fit"}, tta="flip")
-    at = open_page("pages/evaluate.py")
-    at.selectbox(key="eval_tta").set_value("flip")
-    at.text_input(key="eval_path").set_value(str(pattern_dataset))
-    at.run()
-    assert not at.exception, at.exception
+    at = _evaluate_with_flip(pattern_dataset)
     assert any("Both measured on the same" in c.value for c in at.caption)
     at.button(key="save_temp").click()
     at.run()
@@ -360,11 +366,7 @@ def test_evaluate_page_calibration_saves_only_what_helps_and_can_undo(app_env, p
     assert get_model("tiny-test").temperature_for("flip") == 20.0
     # Right after saving, the same fit no longer improves anything: no save button is offered.
     save_calibration("tiny-test", saved, tta="flip")
-    again = open_page("pages/evaluate.py")
-    again.selectbox(key="eval_tta").set_value("flip")
-    again.text_input(key="eval_path").set_value(str(pattern_dataset))
-    again.run()
-    assert not again.exception, again.exception
+    again = _evaluate_with_flip(pattern_dataset)
     assert any("nothing to save" in i.value for i in again.info)
     assert not any(b.key == "save_temp" for b in again.button)
 
