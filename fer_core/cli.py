@@ -22,9 +22,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     _add_model_options(p)
 
-    p = sub.add_parser("label", help="label every photo below a folder into a CSV (resumable)")
+    p = sub.add_parser("label", help="label every photo below a folder into CSV or Parquet (resumable)")
     p.add_argument("folder", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="results CSV; re-running resumes it")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="results: a CSV file, or for Parquet a folder of shards; re-running the same command resumes it",
+    )
+    p.add_argument(
+        "--format",
+        choices=["csv", "parquet"],
+        help="output format (default: parquet when --out ends in .parquet or is a folder, else csv)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: worker processes on this machine; ray: a Ray Data pipeline (needs requirements-ray.txt), "
+        "writing Parquet shards",
+    )
+    p.add_argument(
+        "--address",
+        help="with --engine ray: the cluster to join (e.g. HEAD-IP:6379, or 'auto'); default: start Ray here",
+    )
     p.add_argument(
         "--workers",
         type=int,
@@ -126,6 +147,11 @@ def cmd_label(args) -> int:
     if workers < 1:
         print(f"error: --workers must be 1 or more. Received: {workers}", file=sys.stderr)
         return 2
+    if args.engine == "ray":
+        return _label_on_ray(args, RecognizerSpec(args.model, args.detector, args.tta))
+    if args.address:
+        print("error: --address is for --engine ray", file=sys.stderr)
+        return 2
     if workers == 1:
         recognizer = _recognizer(args)
     else:
@@ -141,18 +167,38 @@ def cmd_label(args) -> int:
     bar = tqdm(unit="photo", file=sys.stderr, disable=None, smoothing=0.1)
 
     def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+        if bar.total is None:  # the first photo of this run: rates count from here
+            bar.reset(total)
+            bar.initial = bar.n = done - 1
+        bar.update(done - bar.n)
 
     try:
-        counts = label_folder(args.folder, args.out, recognizer, progress=progress, workers=workers)
+        counts = label_folder(args.folder, args.out, recognizer, progress=progress, workers=workers, fmt=args.format)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     finally:
         bar.close()
-    print(f"wrote {sum(counts.values())} rows to {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    _print_counts(counts, args.out)
+    return 0
+
+
+def _print_counts(counts: dict[str, int], out: Path) -> None:
+    print(f"wrote {sum(counts.values())} rows to {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def _label_on_ray(args, spec) -> int:
+    from fer_core.ray_engine import label_folder_ray
+
+    if args.format == "csv":
+        print("error: the Ray engine writes Parquet (a folder of shards); leave out --format csv", file=sys.stderr)
+        return 2
+    try:
+        counts = label_folder_ray(args.folder, args.out, spec, workers=args.workers or None, address=args.address)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    _print_counts(counts, args.out)
     return 0
 
 

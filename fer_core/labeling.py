@@ -1,25 +1,22 @@
 """Labelling many photos into result rows (`fer_core.rows`), shared by the CLI and the Batch page.
 
-`label_sources` labels any photos; `label_folder` labels a folder into a CSV, resumably.
+`label_sources` labels any photos; `label_folder` labels a folder into a CSV or Parquet output
+(`fer_core.outputs`), resumably; `fer_core.ray_engine` does the same on a Ray cluster.
 """
 
 from __future__ import annotations
 
-import csv
-import fcntl
-import hashlib
-import io
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
 from fer_core.imageio import ImageReadError, is_image_path, read_image, unsupported_format
+from fer_core.outputs import open_output
 from fer_core.recognizer import EmotionRecognizer, FoundFaces, RecognizerSpec
-from fer_core.rows import COLUMNS, STATUSES, empty_row, face_rows, spreadsheet_safe
+from fer_core.rows import STATUSES, empty_row, face_rows
 
 ImageSource = Callable[[], bytes | np.ndarray]
 """Something that yields a photo's bytes (or an already decoded BGR image) when called."""
@@ -97,33 +94,42 @@ def _is_photo_name(name: str) -> bool:
     return is_image_path(path) or unsupported_format(path) is not None
 
 
-def iter_folder_images(root: Path) -> Iterator[Path]:
-    """Photo files below `root`, walked lazily in a fixed order (names sorted within each folder;
-    a folder's files before its sub-folders), hidden files and folders skipped.
+def folder_entries(folder: Path) -> tuple[list[Path], list[Path]]:
+    """A folder's photo files and its sub-folders, each sorted by name, hidden ones skipped.
 
     Files of formats we cannot read (HEIC, raw) and image names that are not regular files
-    (a broken link, a link loop) are listed too, so each gets a row saying why it was not read.
+    (a broken link, a link loop) count as photos, so each gets a row saying why it was not read.
+    An unreadable folder has neither.
+    """
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return [], []
+    files, subfolders = [], []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        try:
+            is_dir = entry.is_dir()  # follows links; a link loop is not a folder
+        except OSError:
+            is_dir = False
+        if is_dir:
+            subfolders.append(Path(entry.path))
+        elif _is_photo_name(entry.name):
+            files.append(Path(entry.path))
+    return files, subfolders
+
+
+def iter_folder_images(root: Path) -> Iterator[Path]:
+    """Photo files below `root` (see `folder_entries`), walked lazily in a fixed order: names
+    sorted within each folder, a folder's files before its sub-folders.
+
     Nothing is held for the whole walk but the folders still to visit.
     """
     stack = [root]
     while stack:
-        folder = stack.pop()
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
-            continue
-        subfolders = []
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            try:
-                is_dir = entry.is_dir()  # follows links; a link loop is not a folder
-            except OSError:
-                is_dir = False
-            if is_dir:
-                subfolders.append(Path(entry.path))
-            elif _is_photo_name(entry.name):
-                yield Path(entry.path)
+        files, subfolders = folder_entries(stack.pop())
+        yield from files
         stack.extend(reversed(subfolders))
 
 
@@ -153,100 +159,47 @@ def display_name(relative: str) -> str:
     return relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _complete_rows(text: str) -> tuple[list[list[str]], int]:
-    """Parse CSV text; returns the complete rows and where the last complete one ends.
-
-    Parsed as CSV (not split into lines), so names holding line breaks of any kind stay
-    whole; a row cut off by a crash (missing fields or its line end) is not complete.
-    """
-    consumed = 0
-
-    def lines():
-        nonlocal consumed
-        for line in io.StringIO(text, newline=""):
-            consumed += len(line)
-            yield line
-
-    rows, end = [], 0
-    reader = csv.reader(lines())
-    try:
-        for row in reader:
-            if len(row) != len(COLUMNS) or not text[:consumed].endswith(("\n", "\r")):
-                break
-            rows.append(row)
-            end = consumed
-    except csv.Error:
-        pass  # a quoted field cut off at the end of the file
-    return rows, end
-
-
-def name_key(name: str) -> int:
-    """A 64-bit key of a file name as written in results: the resume set holds these, not names,
-    so resuming a run over a million photos keeps a few tens of MB."""
-    return int.from_bytes(hashlib.blake2b(name.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "big")
-
-
-def _resume_point(out: BinaryIO, out_csv: Path) -> set[int]:
-    """Keys (`name_key`) of the files already labelled in `out_csv`; a cut-off last row is
-    truncated away in place."""
-    raw = out_csv.read_bytes()
-    text = raw.decode("utf-8", "surrogateescape")
-    rows, end = _complete_rows(text)
-    if rows and rows[0] != COLUMNS:
-        raise ValueError(f"{out_csv} exists with other columns; choose another --out or delete it")
-    keep = len(text[:end].encode("utf-8", "surrogateescape"))
-    if keep < len(raw):
-        out.truncate(keep)
-    return {name_key(row[0]) for row in rows[1:]}
-
-
-def _check_output(out_csv: Path) -> None:
-    if out_csv.is_dir():
-        raise ValueError(f"--out {out_csv} is a folder; give a CSV file name")
-    if not out_csv.parent.is_dir():
-        raise ValueError(f"--out {out_csv}: the folder {out_csv.parent} does not exist")
-
-
 def label_folder(
     root: Path,
-    out_csv: Path,
+    out: Path,
     recognizer: EmotionRecognizer | RecognizerSpec,
     progress: Callable[[int, int], None] | None = None,
     workers: int = 1,
+    fmt: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, int]:
-    """Label every image below `root` into `out_csv`, resuming where an earlier run stopped.
+    """Label every image below `root` into `out`, resuming where an earlier run stopped.
 
     The folder is walked lazily and rows are written photo by photo in walk order, whatever
     the number of workers, so memory stays flat and a killed run resumes without losing or
     repeating a photo. The output is locked while the run writes it, so a second run on the
-    same file stops with an error instead of writing the same rows again.
+    same output stops with an error instead of writing the same rows again.
 
     Args:
+        out: a CSV file, or a folder of Parquet shards (`fer_core.outputs`).
         recognizer: a recognizer, or with `workers` > 1 the `RecognizerSpec` each worker
             process builds its own from.
         workers: processes labelling at once (1: this process).
+        fmt: "csv" or "parquet"; None picks by the name of `out` (`format_of`).
+        should_stop: polled between photos; True ends the run early (what is written stays,
+            and a later run resumes from there).
 
     Returns:
         Counts of rows written this time, per status.
 
     Raises:
-        ValueError: `out_csv` is a folder, has no parent folder, has other columns, or
+        ValueError: `out` is of the wrong kind, has no parent folder, has other columns, or
             another run is writing it.
     """
-    _check_output(out_csv)
-    total = sum(1 for _ in iter_folder_images(root))  # a counting pass, for the progress bar
-    with out_csv.open("a+b") as guard:
-        try:
-            fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise ValueError(f"another `label` run is writing {out_csv}; wait for it or choose another --out") from e
-        done = _resume_point(guard, out_csv)
-        # `done` holds keys of names as written, so compare the written (spreadsheet-safe) form
+    output = open_output(out, fmt)
+    try:
+        done = output.done_keys()
+        total = sum(1 for _ in iter_folder_images(root))  # a counting pass, for the progress bar
         todo = (
             (name, path)
             for path in iter_folder_images(root)
             for name in [display_name(path.relative_to(root).as_posix())]
-            if name_key(spreadsheet_safe({"file": name})["file"]) not in done
+            if output.key(name) not in done
         )
         already = min(len(done), total)
         if workers > 1:
@@ -255,7 +208,20 @@ def label_folder(
         else:
             built = recognizer.build() if isinstance(recognizer, RecognizerSpec) else recognizer
             results = _labelled_here(todo, built)
-        return _write_rows(out_csv, results, already, total, progress)
+        counts = dict.fromkeys(STATUSES, 0)
+        finished = already
+        for _, rows in results:
+            output.write(rows)
+            for row in rows:
+                counts[row["status"]] += 1
+            finished += 1
+            if progress:
+                progress(finished, total)
+            if should_stop and should_stop():
+                break
+        return counts
+    finally:
+        output.close()
 
 
 CHUNK = 16
@@ -318,29 +284,3 @@ def _labelled_in_processes(
                 yield from pending.popleft().get()
         while pending:
             yield from pending.popleft().get()
-
-
-def _write_rows(
-    out_csv: Path,
-    results: Iterable[tuple[str, list[dict]]],
-    already: int,
-    total: int,
-    progress: Callable[[int, int], None] | None,
-) -> dict[str, int]:
-    """Append each photo's rows to `out_csv` as they come (header first when it is empty)."""
-    counts = dict.fromkeys(STATUSES, 0)
-    new_file = out_csv.stat().st_size == 0
-    finished = already
-    with out_csv.open("a", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        if new_file:
-            writer.writeheader()
-        for _, rows in results:
-            writer.writerows(map(spreadsheet_safe, rows))
-            f.flush()
-            for row in rows:
-                counts[row["status"]] += 1
-            finished += 1
-            if progress:
-                progress(finished, total)
-    return counts

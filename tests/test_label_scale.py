@@ -13,9 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from pandas import NA as pd_NA
 
 from fer_core.cli import main
-from fer_core.labeling import iter_folder_images
+from fer_core.labeling import iter_folder_images, label_folder
+from fer_core.rows import COLUMNS
 from tests.helpers import compose_scene, fer_samples
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,3 +90,94 @@ def test_a_killed_run_resumes_with_every_photo_exactly_once(use_models, photo_fo
         per_photo.setdefault(r["file"], set()).add(r["face"])
     assert sum(len(v) for v in per_photo.values()) == len(files)  # none repeated
     assert 0 < before < len(files)  # it really was cut off part way
+
+
+def _parquet(folder: Path):
+    import pandas as pd
+
+    return pd.read_parquet(folder, dtype_backend="numpy_nullable")
+
+
+def test_parquet_output_reads_back_with_the_documented_types(use_models, photo_folder, tmp_path, capsys):
+    out_csv, out_parquet = tmp_path / "rows.csv", tmp_path / "rows.parquet"
+    assert main(["label", str(photo_folder), "--out", str(out_csv), "--workers", "1"]) == 0
+    assert main(["label", str(photo_folder), "--out", str(out_parquet), "--workers", "1", "--format", "parquet"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    table = _parquet(out_parquet)
+    assert list(table.columns) == COLUMNS
+    assert str(table["face"].dtype) == "Int32" and str(table["x"].dtype) == "Int32"
+    assert str(table["confidence"].dtype) == "Float64" and str(table["p_happy"].dtype) == "Float64"
+    assert str(table["file"].dtype).startswith("str") or str(table["file"].dtype) == "string"
+    # the same rows as the CSV, value for value (the CSV has empty cells where Parquet has nulls)
+    rows = _rows(out_csv)
+    assert len(rows) == len(table)
+    for csv_row, record in zip(rows, table.to_dict("records")):
+        for column in COLUMNS:
+            value = record[column]
+            text = "" if value is None or value is pd_NA else str(value)
+            assert text == csv_row[column], (column, csv_row["file"])
+    unreadable = table[table["status"] == "unreadable"]
+    assert set(unreadable["file"]) == {"day0/broken.jpg", "day1/phone.HEIC"} and unreadable["x"].isna().all()
+
+
+def test_parquet_resumes_after_a_stop_and_a_torn_shard(use_models, photo_folder, tmp_path):
+    from fer_core.outputs import ParquetOutput
+    from fer_core.recognizer import RecognizerSpec
+
+    out = tmp_path / "rows.parquet"
+    recognizer = RecognizerSpec().build()
+    seen = []
+    label_folder(
+        photo_folder,
+        out,
+        recognizer,
+        progress=lambda done, total: seen.append(done),
+        should_stop=lambda: len(seen) >= 10,
+    )
+    assert len(_parquet(out)["file"].unique()) == 10  # the stop wrote what was labelled
+    (out / ".part-000009.parquet.tmp").write_bytes(b"PAR1 half a shard")  # what a kill -9 leaves
+    output = ParquetOutput(out, shard_photos=4)  # re-opened the way a resumed run does
+    assert len(output.done_keys()) == 10 and not list(out.glob(".part-*.tmp"))
+    output.close()
+    label_folder(photo_folder, out, recognizer)
+    table = _parquet(out)
+    photos = [p.relative_to(photo_folder).as_posix() for p in iter_folder_images(photo_folder)]
+    assert list(dict.fromkeys(table["file"])) == photos  # each photo once, in walk order
+    assert not table.duplicated(["file", "face"]).any()
+
+
+def test_a_second_run_on_the_same_parquet_output_is_refused(use_models, photo_folder, tmp_path):
+    from fer_core.outputs import ParquetOutput
+
+    out = tmp_path / "rows.parquet"
+    first = ParquetOutput(out)
+    try:
+        with pytest.raises(ValueError, match="another `label` run"):
+            ParquetOutput(out)
+    finally:
+        first.close()
+    (tmp_path / "file.parquet").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        ParquetOutput(tmp_path / "file.parquet")
+
+
+@pytest.mark.slow
+def test_the_ray_engine_writes_the_same_rows_as_the_local_one(use_models, photo_folder, tmp_path, capsys):
+    local, on_ray = tmp_path / "local.parquet", tmp_path / "ray"
+    assert main(["label", str(photo_folder), "--out", str(local), "--workers", "1"]) == 0
+    # a local 2-CPU Ray, started and stopped by the command
+    assert main(["label", str(photo_folder), "--out", str(on_ray), "--engine", "ray", "--workers", "2"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    a, b = _parquet(local), _parquet(on_ray)
+    assert a.equals(b)  # same rows, same order, same types (bad files included)
+    assert set(a.loc[a["status"] == "unreadable", "file"]) == {"day0/broken.jpg", "day1/phone.HEIC"}
+    # resuming: a run over the same output labels nothing again
+    assert main(["label", str(photo_folder), "--out", str(on_ray), "--engine", "ray", "--workers", "2"]) == 0
+    assert _parquet(on_ray).equals(b)
+
+
+def test_ray_engine_options_are_checked(use_models, photo_folder, tmp_path, capsys):
+    assert main(["label", str(photo_folder), "--out", str(tmp_path / "x"), "--engine", "ray", "--format", "csv"]) == 2
+    assert "writes Parquet" in capsys.readouterr().err
+    assert main(["label", str(photo_folder), "--out", str(tmp_path / "y.csv"), "--address", "auto"]) == 2
+    assert "--address is for --engine ray" in capsys.readouterr().err

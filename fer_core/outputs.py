@@ -1,0 +1,233 @@
+"""Where `label` writes its rows: a CSV file or a folder of Parquet files, both resumable.
+
+Both keep the row format of `fer_core.rows`. A CSV is appended photo by photo; a cut-off last
+row (a killed run) is truncated away when the run resumes. Parquet cannot be appended to, so
+its output is a folder of shards (`part-000000.parquet`, ...), each written whole under a
+hidden temporary name and renamed into place: a killed run leaves complete shards only, and
+the photos of the shard it was filling are labelled again on resume. `pandas.read_parquet(DIR)`
+reads the folder as one table, in the order the photos were labelled.
+
+Parquet columns and types (ROW_SCHEMA): `file` string; `face`, `x`, `y`, `w`, `h`, `face_px`
+int32; `detector_score`, `confidence` and `p_<emotion>` float64; `emotion`, `status`, `detail`
+string. Values a row does not have (the box of a photo without a face, an empty `detail`) are
+null, where the CSV has an empty cell. The CSV escapes text cells that a spreadsheet would run
+as a formula (`spreadsheet_safe`); Parquet keeps names as they are.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import hashlib
+import io
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO
+
+from fer_core.rows import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, spreadsheet_safe, typed
+
+FORMATS = ("csv", "parquet")
+SHARD_PHOTOS = 1000
+"""Photos per Parquet shard: at most this many are labelled again after a kill."""
+
+
+def name_key(name: str) -> int:
+    """A 64-bit key of a file name as written in results: the resume set holds these, not names,
+    so resuming a run over a million photos keeps a few tens of MB."""
+    return int.from_bytes(hashlib.blake2b(name.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "big")
+
+
+def row_schema():
+    """The pyarrow schema of result rows (see the module docstring)."""
+    import pyarrow as pa
+
+    def kind(column: str):
+        if column in INT_COLUMNS:
+            return pa.int32()
+        if column in FLOAT_COLUMNS:
+            return pa.float64()
+        return pa.string()
+
+    return pa.schema([(column, kind(column)) for column in COLUMNS])
+
+
+def rows_table(rows: Iterable[dict]):
+    """Result rows as a pyarrow Table of `row_schema()`."""
+    import pyarrow as pa
+
+    return pa.Table.from_pylist([typed({c: row.get(c) for c in COLUMNS}) for row in rows], schema=row_schema())
+
+
+def format_of(out: Path, requested: str | None) -> str:
+    """The output format: the one asked for, else from the name (`.parquet` or a folder: Parquet)."""
+    if requested is not None:
+        if requested not in FORMATS:
+            raise ValueError(f"--format must be one of {', '.join(FORMATS)}. Received: {requested}")
+        return requested
+    return "parquet" if out.suffix == ".parquet" or out.is_dir() else "csv"
+
+
+def _lock(handle: IO, out: Path) -> None:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as e:
+        raise ValueError(f"another `label` run is writing {out}; wait for it or choose another --out") from e
+
+
+class CsvOutput:
+    """Rows appended to a CSV file, photo by photo; locked while open."""
+
+    def __init__(self, path: Path):
+        if path.is_dir():
+            raise ValueError(f"--out {path} is a folder; give a CSV file name (or --format parquet)")
+        if not path.parent.is_dir():
+            raise ValueError(f"--out {path}: the folder {path.parent} does not exist")
+        self.path = path
+        self._guard = path.open("a+b")
+        try:
+            _lock(self._guard, path)
+            self._done = self._resume_point()
+        except Exception:
+            self._guard.close()
+            raise
+        self._file = path.open("a", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+        if self.path.stat().st_size == 0:
+            self._writer.writeheader()
+
+    def done_keys(self) -> set[int]:
+        """Keys (`key`) of the photos the file already has."""
+        return self._done
+
+    @staticmethod
+    def key(name: str) -> int:
+        # the file holds names as written (spreadsheet-safe), so keys are of that form
+        return name_key(spreadsheet_safe({"file": name})["file"])
+
+    def write(self, rows: list[dict]) -> None:
+        """Append one photo's rows."""
+        self._writer.writerows(map(spreadsheet_safe, rows))
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+        self._guard.close()
+
+    def _resume_point(self) -> set[int]:
+        raw = self.path.read_bytes()
+        text = raw.decode("utf-8", "surrogateescape")
+        rows, end = complete_csv_rows(text)
+        if rows and rows[0] != COLUMNS:
+            raise ValueError(f"{self.path} exists with other columns; choose another --out or delete it")
+        keep = len(text[:end].encode("utf-8", "surrogateescape"))
+        if keep < len(raw):
+            self._guard.truncate(keep)  # a row cut off by a crash
+        return {name_key(row[0]) for row in rows[1:]}
+
+
+def complete_csv_rows(text: str) -> tuple[list[list[str]], int]:
+    """Parse CSV text; returns the complete rows and where the last complete one ends.
+
+    Parsed as CSV (not split into lines), so names holding line breaks of any kind stay
+    whole; a row cut off by a crash (missing fields or its line end) is not complete.
+    """
+    consumed = 0
+
+    def lines():
+        nonlocal consumed
+        for line in io.StringIO(text, newline=""):
+            consumed += len(line)
+            yield line
+
+    rows, end = [], 0
+    try:
+        for row in csv.reader(lines()):
+            if len(row) != len(COLUMNS) or not text[:consumed].endswith(("\n", "\r")):
+                break
+            rows.append(row)
+            end = consumed
+    except csv.Error:
+        pass  # a quoted field cut off at the end of the file
+    return rows, end
+
+
+SHARD_GLOB = "part-*.parquet"
+
+
+def parquet_done_keys(folder: Path) -> set[int]:
+    """Keys of the photos in a folder's Parquet shards (read one shard's `file` column at a time).
+
+    Raises:
+        ValueError: a shard has other columns than `row_schema()`.
+    """
+    import pyarrow.parquet as pq
+
+    done: set[int] = set()
+    for shard in sorted(folder.glob(SHARD_GLOB)):
+        if pq.read_schema(shard).names != COLUMNS:
+            raise ValueError(f"{shard} has other columns; choose another --out or delete it")
+        done.update(name_key(name) for name in pq.read_table(shard, columns=["file"]).column("file").to_pylist())
+    return done
+
+
+class ParquetOutput:
+    """Rows written to a folder of Parquet shards of `SHARD_PHOTOS` photos; locked while open."""
+
+    def __init__(self, folder: Path, shard_photos: int = SHARD_PHOTOS):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"--out {folder} is a file; Parquet output is a folder of shards")
+        if not folder.parent.is_dir():
+            raise ValueError(f"--out {folder}: the folder {folder.parent} does not exist")
+        folder.mkdir(exist_ok=True)
+        self.path = folder
+        self.shard_photos = shard_photos
+        self._guard = (folder / ".lock").open("a")
+        try:
+            _lock(self._guard, folder)
+            for leftover in folder.glob(".part-*.tmp"):  # a shard a killed run did not finish
+                leftover.unlink()
+            self._done = parquet_done_keys(folder)
+        except Exception:
+            self._guard.close()
+            raise
+        numbers = [int(p.name[5:11]) for p in folder.glob(SHARD_GLOB) if p.name[5:11].isdigit()]
+        self._next = max(numbers, default=-1) + 1
+        self._rows: list[dict] = []
+        self._photos = 0
+
+    def done_keys(self) -> set[int]:
+        return self._done
+
+    key = staticmethod(name_key)
+
+    def write(self, rows: list[dict]) -> None:
+        """Add one photo's rows; a full shard is written out."""
+        self._rows.extend(rows)
+        self._photos += 1
+        if self._photos >= self.shard_photos:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the rows held so far as the next shard."""
+        if not self._rows:
+            return
+        import pyarrow.parquet as pq
+
+        name = f"part-{self._next:06d}.parquet"
+        temporary = self.path / f".{name}.tmp"
+        pq.write_table(rows_table(self._rows), temporary)
+        os.replace(temporary, self.path / name)
+        self._next += 1
+        self._rows, self._photos = [], 0
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._guard.close()
+
+
+def open_output(out: Path, fmt: str | None = None) -> CsvOutput | ParquetOutput:
+    """The output for `--out` in `--format` (None: from the name, see `format_of`)."""
+    return ParquetOutput(out) if format_of(out, fmt) == "parquet" else CsvOutput(out)

@@ -1,0 +1,206 @@
+"""`label --engine ray`: the same labelling as `label_folder`, as a Ray Data pipeline.
+
+The pipeline: the folder's top-level parts (its own files, then each sub-folder) -> a
+`flat_map` that walks each part lazily on the workers (`folder_entries`, the local engine's
+walk, so the same photos in the same order) -> `map_batches` over a pool of actors, each
+loading the detector and the model once and labelling `CHUNK` photos at a time with the
+local engine's code -> Parquet shards (`fer_core.outputs.row_schema`) in the output folder.
+
+What reaches the workers: the `fer_core` package travels in Ray's runtime environment, and the
+model's card and LiteRT file (every member's, for an ensemble) travel through Ray's object
+store, so a worker needs only the Python packages (requirements.txt and requirements-ray.txt)
+and the photos at the same path as on the driver (a shared or mounted file system).
+
+Resuming: photos already in the output folder's shards are skipped, so re-running the same
+command after an interruption labels only the rest. A shard a killed run left half-written
+cannot be read; it is set aside as `.torn-NAME` and its photos are labelled again.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from fer_core.labeling import CHUNK, _label_chunk, display_name, folder_entries, iter_folder_images
+from fer_core.outputs import name_key, row_schema, rows_table
+from fer_core.recognizer import RecognizerSpec
+from fer_core.registry import CARD_FILE, TFLITE_FILE, get_model
+from fer_core.rows import STATUSES
+
+PACKAGE = Path(__file__).resolve().parent
+ROWS_PER_FILE = 5000
+"""At least this many rows per Parquet file Ray writes (fewer in the last)."""
+BLOCK_BYTES = 4096
+"""Ray Data block size: a few dozen listed photos."""
+INSTALL_HINT = "the Ray engine needs Ray: pip install -r requirements-ray.txt"
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.data
+    except ImportError as e:
+        raise ValueError(INSTALL_HINT) from e
+    return ray
+
+
+def model_files(spec: RecognizerSpec) -> dict[str, bytes]:
+    """The files a worker needs to load `spec.model`: {"NAME/FILE": bytes}, members included,
+    plus "active.txt" naming it (so a spec without a model name finds the same model)."""
+    info = get_model(spec.model)
+    info.verify()
+    infos = [info, *(member for member, _ in info.members())] if info.is_ensemble else [info]
+    files = {"active.txt": info.name.encode()}
+    for each in infos:
+        for filename in (CARD_FILE, TFLITE_FILE):
+            path = each.folder / filename
+            if path.exists():
+                files[f"{each.name}/{filename}"] = path.read_bytes()
+    return files
+
+
+def folder_parts(root: Path) -> list[dict]:
+    """The walk of `root` cut into parts that, listed one after another, give `iter_folder_images`'s
+    order: the root's own files, then each sub-folder with everything below it."""
+    _, subfolders = folder_entries(root)
+    return [{"folder": str(root), "below": False}] + [{"folder": str(s), "below": True} for s in subfolders]
+
+
+def _value(x):
+    """An object-store reference's value (Ray Data passes references in arguments as they are)."""
+    import ray
+
+    return ray.get(x) if isinstance(x, ray.ObjectRef) else x
+
+
+def list_part(part: dict, root: str, done) -> list[dict]:
+    """The photos of one part still to label: {"name", "path"} rows in walk order.
+
+    `done`: sorted keys (`name_key`) of photos already labelled, or a reference to them.
+    """
+    done = _value(done)
+    folder = Path(part["folder"])
+    paths = iter_folder_images(folder) if part["below"] else iter(folder_entries(folder)[0])
+    out = []
+    for path in paths:
+        name = display_name(path.relative_to(root).as_posix())
+        key = np.uint64(name_key(name))
+        i = np.searchsorted(done, key)
+        if i < len(done) and done[i] == key:
+            continue
+        out.append({"name": name, "path": str(path)})
+    return out
+
+
+class PhotoLabeller:
+    """A Ray actor's labeller: loads the model once from the shipped files, labels batches."""
+
+    def __init__(self, spec: tuple, files):
+        import cv2
+
+        files = _value(files)
+        cv2.setNumThreads(1)  # one actor per CPU: OpenCV's own threads would only compete
+        self._registry = tempfile.TemporaryDirectory(prefix="fer-ray-models-")
+        for relative, data in files.items():
+            target = Path(self._registry.name, relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        os.environ["FER_MODELS_DIR"] = self._registry.name
+        self._recognizer = RecognizerSpec(*spec).build()
+
+    def __call__(self, batch: dict) -> object:
+        chunk = [(str(name), str(path)) for name, path in zip(batch["name"], batch["path"])]
+        labelled = _label_chunk(chunk, self._recognizer)
+        return rows_table(row for _, rows in labelled for row in rows)
+
+
+def _done_keys(out: Path) -> np.ndarray:
+    """Sorted keys of the photos in `out`'s shards; torn shards are set aside."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    keys: list[int] = []
+    for shard in sorted(out.glob("*.parquet")):
+        try:
+            names = pq.read_table(shard, columns=["file"]).column("file").to_pylist()
+        except (pa.ArrowInvalid, OSError):
+            shard.rename(shard.with_name(f".torn-{shard.name}"))
+            continue
+        keys.extend(name_key(n) for n in names)
+    return np.unique(np.array(keys, dtype=np.uint64))
+
+
+def label_folder_ray(
+    root: Path,
+    out: Path,
+    spec: RecognizerSpec,
+    workers: int | None = None,
+    address: str | None = None,
+) -> dict[str, int]:
+    """Label every photo below `root` into Parquet shards in the folder `out`, on Ray.
+
+    Args:
+        spec: the model, detector and TTA mode every actor builds.
+        workers: actors labelling at once (default: one per CPU of the cluster).
+        address: a running cluster to join; None starts Ray on this machine with `workers` CPUs.
+
+    Returns:
+        Counts of rows written this time, per status.
+
+    Raises:
+        ValueError: Ray is not installed, `out` is a file, or its shards have other columns.
+    """
+    ray = _import_ray()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; the Ray engine writes a folder of Parquet shards")
+    out.mkdir(parents=True, exist_ok=True)
+    done = _done_keys(out)
+    files = model_files(spec)
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(
+            address=address,
+            num_cpus=None if address else (workers or os.cpu_count()),
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"py_modules": [str(PACKAGE)]},
+        )
+    try:
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True  # rows in walk order, as the local engine
+        context.enable_progress_bars = False
+        # Small blocks, so the listing of one big folder is spread over every actor at once
+        # (a stage that re-cut the blocks would need a CPU of its own, which the actors hold).
+        context.target_max_block_size = BLOCK_BYTES
+        pool = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        photos = (
+            ray.data.from_items(folder_parts(root), override_num_blocks=1)
+            .flat_map(list_part, fn_kwargs={"root": str(root), "done": ray.put(done)}, num_cpus=0)
+        )
+        rows = photos.map_batches(
+            PhotoLabeller,
+            fn_constructor_kwargs={"spec": (spec.model, spec.detector, spec.tta), "files": ray.put(files)},
+            batch_size=CHUNK,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=pool),
+            num_cpus=1,
+        )
+        before = set(out.glob("*.parquet"))
+        rows.write_parquet(str(out), schema=row_schema(), min_rows_per_file=ROWS_PER_FILE)
+        return _counts(set(out.glob("*.parquet")) - before)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _counts(shards: set[Path]) -> dict[str, int]:
+    import pyarrow.parquet as pq
+
+    counts = dict.fromkeys(STATUSES, 0)
+    for shard in shards:
+        for status in pq.read_table(shard, columns=["status"]).column("status").to_pylist():
+            counts[status] += 1
+    return counts
