@@ -19,9 +19,8 @@ from __future__ import annotations
 import csv
 import fcntl
 import hashlib
-import io
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -115,41 +114,43 @@ class CsvOutput:
         self._guard.close()
 
     def _resume_point(self) -> set[int]:
-        raw = self.path.read_bytes()
-        text = raw.decode("utf-8", "surrogateescape")
-        rows, end = complete_csv_rows(text)
-        if rows and rows[0] != COLUMNS:
-            raise ValueError(f"{self.path} exists with other columns; choose another --out or delete it")
-        keep = len(text[:end].encode("utf-8", "surrogateescape"))
-        if keep < len(raw):
-            self._guard.truncate(keep)  # a row cut off by a crash
-        return {name_key(row[0]) for row in rows[1:]}
+        """Keys of the photos in the file, read row by row (memory: the keys only); a row cut
+        off by a crash is truncated away."""
+        done, end = set(), 0
+        with self.path.open("rb") as f:
+            for row, row_end in complete_csv_rows(f):
+                if end == 0 and row != COLUMNS:
+                    raise ValueError(f"{self.path} exists with other columns; choose another --out or delete it")
+                if end:
+                    done.add(name_key(row[0]))
+                end = row_end
+        if end < self.path.stat().st_size:
+            self._guard.truncate(end)
+        return done
 
 
-def complete_csv_rows(text: str) -> tuple[list[list[str]], int]:
-    """Parse CSV text; returns the complete rows and where the last complete one ends.
+def complete_csv_rows(f: IO[bytes]) -> Iterator[tuple[list[str], int]]:
+    """The complete rows of a CSV file opened in binary, each with the byte offset where it ends.
 
     Parsed as CSV (not split into lines), so names holding line breaks of any kind stay
-    whole; a row cut off by a crash (missing fields or its line end) is not complete.
+    whole; the first row cut off by a crash (missing fields or its line end) ends the rows.
     """
-    consumed = 0
+    consumed, whole = 0, True
 
-    def lines():
-        nonlocal consumed
-        for line in io.StringIO(text, newline=""):
-            consumed += len(line)
-            yield line
+    def lines() -> Iterator[str]:
+        nonlocal consumed, whole
+        for raw in f:
+            consumed += len(raw)
+            whole = raw.endswith(b"\n")
+            yield raw.decode("utf-8", "surrogateescape")
 
-    rows, end = [], 0
     try:
         for row in csv.reader(lines()):
-            if len(row) != len(COLUMNS) or not text[:consumed].endswith(("\n", "\r")):
-                break
-            rows.append(row)
-            end = consumed
+            if len(row) != len(COLUMNS) or not whole:
+                return
+            yield row, consumed
     except csv.Error:
-        pass  # a quoted field cut off at the end of the file
-    return rows, end
+        return  # a quoted field cut off at the end of the file
 
 
 SHARD_GLOB = "part-*.parquet"
