@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format",
         choices=["csv", "parquet"],
-        help="output format (default: parquet when --out ends in .parquet or is a folder, else csv)",
+        help="output format (default: parquet when --out ends in .parquet, else csv); parquet is a folder of shards",
     )
     p.add_argument(
         "--engine",

@@ -59,12 +59,12 @@ def rows_table(rows: Iterable[dict]):
 
 
 def format_of(out: Path, requested: str | None) -> str:
-    """The output format: the one asked for, else from the name (`.parquet` or a folder: Parquet)."""
+    """The output format: the one asked for, else from the name (`NAME.parquet`: Parquet)."""
     if requested is not None:
         if requested not in FORMATS:
             raise ValueError(f"--format must be one of {', '.join(FORMATS)}. Received: {requested}")
         return requested
-    return "parquet" if out.suffix == ".parquet" or out.is_dir() else "csv"
+    return "parquet" if out.suffix == ".parquet" else "csv"
 
 
 def _lock(handle: IO, out: Path) -> None:
@@ -79,7 +79,9 @@ class CsvOutput:
 
     def __init__(self, path: Path):
         if path.is_dir():
-            raise ValueError(f"--out {path} is a folder; give a CSV file name (or --format parquet)")
+            raise ValueError(
+                f"--out {path} is a folder; give a CSV file name, or NAME.parquet for a folder of Parquet shards"
+            )
         if not path.parent.is_dir():
             raise ValueError(f"--out {path}: the folder {path.parent} does not exist")
         self.path = path
@@ -172,15 +174,31 @@ def parquet_done_keys(folder: Path) -> set[int]:
     return done
 
 
+def prepare_parquet_folder(folder: Path) -> None:
+    """Create the output folder of Parquet shards, or check an existing one holds only shards
+    (so results never land among a user's other files).
+
+    Raises:
+        ValueError: `folder` is a file, its parent is missing, or it holds other files.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out {folder} is a file; Parquet output is a folder of shards")
+    if not folder.parent.is_dir():
+        raise ValueError(f"--out {folder}: the folder {folder.parent} does not exist")
+    folder.mkdir(exist_ok=True)
+    others = [p.name for p in folder.iterdir() if p.suffix not in (".parquet", ".tmp") and p.name != ".lock"]
+    if others:
+        raise ValueError(
+            f"--out {folder} holds other files ({', '.join(sorted(others)[:3])}); "
+            "Parquet output needs a folder of its own: give a new name such as results.parquet"
+        )
+
+
 class ParquetOutput:
     """Rows written to a folder of Parquet shards of `SHARD_PHOTOS` photos; locked while open."""
 
     def __init__(self, folder: Path, shard_photos: int = SHARD_PHOTOS):
-        if folder.exists() and not folder.is_dir():
-            raise ValueError(f"--out {folder} is a file; Parquet output is a folder of shards")
-        if not folder.parent.is_dir():
-            raise ValueError(f"--out {folder}: the folder {folder.parent} does not exist")
-        folder.mkdir(exist_ok=True)
+        prepare_parquet_folder(folder)
         self.path = folder
         self.shard_photos = shard_photos
         self._guard = (folder / ".lock").open("a")

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_core.labeling import CHUNK, _label_chunk, display_name, folder_entries, iter_folder_images
-from fer_core.outputs import name_key, row_schema, rows_table
+from fer_core.outputs import name_key, prepare_parquet_folder, row_schema, rows_table
 from fer_core.recognizer import RecognizerSpec
 from fer_core.registry import CARD_FILE, TFLITE_FILE, get_model
 from fer_core.rows import STATUSES
@@ -151,12 +151,10 @@ def label_folder_ray(
         Counts of rows written this time, per status.
 
     Raises:
-        ValueError: Ray is not installed, `out` is a file, or its shards have other columns.
+        ValueError: Ray is not installed, or `out` is not a folder of its own (`prepare_parquet_folder`).
     """
     ray = _import_ray()
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; the Ray engine writes a folder of Parquet shards")
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_parquet_folder(out)
     done = _done_keys(out)
     files = model_files(spec)
     started_here = not ray.is_initialized()
@@ -176,9 +174,8 @@ def label_folder_ray(
         # (a stage that re-cut the blocks would need a CPU of its own, which the actors hold).
         context.target_max_block_size = BLOCK_BYTES
         pool = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        photos = (
-            ray.data.from_items(folder_parts(root), override_num_blocks=1)
-            .flat_map(list_part, fn_kwargs={"root": str(root), "done": ray.put(done)}, num_cpus=0)
+        photos = ray.data.from_items(folder_parts(root), override_num_blocks=1).flat_map(
+            list_part, fn_kwargs={"root": str(root), "done": ray.put(done)}, num_cpus=0
         )
         rows = photos.map_batches(
             PhotoLabeller,

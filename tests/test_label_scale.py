@@ -146,7 +146,7 @@ def test_parquet_resumes_after_a_stop_and_a_torn_shard(use_models, photo_folder,
     assert not table.duplicated(["file", "face"]).any()
 
 
-def test_a_second_run_on_the_same_parquet_output_is_refused(use_models, photo_folder, tmp_path):
+def test_parquet_outputs_that_would_mix_with_other_files_are_refused(use_models, photo_folder, tmp_path):
     from fer_core.outputs import ParquetOutput
 
     out = tmp_path / "rows.parquet"
@@ -159,6 +159,9 @@ def test_a_second_run_on_the_same_parquet_output_is_refused(use_models, photo_fo
     (tmp_path / "file.parquet").write_text("x")
     with pytest.raises(ValueError, match="is a file"):
         ParquetOutput(tmp_path / "file.parquet")
+    # a folder holding other files (here: the photos) is never written into
+    assert main(["label", str(photo_folder), "--out", str(photo_folder), "--format", "parquet"]) == 2
+    assert not list(photo_folder.glob("*.parquet"))
 
 
 @pytest.mark.slow
