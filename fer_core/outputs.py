@@ -250,3 +250,36 @@ class ParquetOutput:
 def open_output(out: Path, fmt: str | None = None) -> CsvOutput | ParquetOutput:
     """The output for `--out` in `--format` (None: from the name, see `format_of`)."""
     return ParquetOutput(out) if format_of(out, fmt) == "parquet" else CsvOutput(out)
+
+
+def read_rows(out: Path, limit: int | None = None) -> tuple[list[dict], int]:
+    """Rows of a `label` output (CSV file or Parquet folder), typed as `fer_core.rows.typed`.
+
+    Args:
+        limit: at most this many rows are returned (None: all).
+
+    Returns:
+        (rows, total number of rows in the output).
+    """
+    rows: list[dict] = []
+    total = 0
+    if out.is_dir():
+        import pyarrow.parquet as pq
+
+        for shard in sorted(out.glob("*.parquet")):
+            if shard.name.startswith("."):
+                continue
+            table = pq.read_table(shard)
+            total += table.num_rows
+            if limit is None or len(rows) < limit:
+                wanted = table if limit is None else table.slice(0, limit - len(rows))
+                rows.extend(typed(r) for r in wanted.to_pylist())
+        return rows, total
+    if not out.exists():
+        return rows, 0
+    with out.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
+        for row in csv.DictReader(f):
+            total += 1
+            if limit is None or len(rows) < limit:
+                rows.append(typed(row))
+    return rows, total

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +15,10 @@ import streamlit as st
 from fer_core.classes import EMOTIONS
 from fer_core.exports import annotated_image
 from fer_core.imageio import ImageReadError
-from fer_core.recognizer import EmotionRecognizer
+from fer_core.labeling import label_folder
+from fer_core.outputs import read_rows
+from fer_core.paths import data_dir
+from fer_core.recognizer import EmotionRecognizer, RecognizerSpec
 from fer_core.rows import typed
 from fer_core.uploads import UploadLimits, label_uploads, unpack_uploads
 
@@ -82,6 +87,93 @@ def run_batch(uploaded, recognizer: EmotionRecognizer, limits: UploadLimits) -> 
     state["seconds"] = time.time() - started
     bar.empty()
     return state
+
+
+REVIEW_ROWS = 20_000
+"""At most this many rows of a folder's output are loaded into the review table."""
+
+
+def folder_output(folder: Path, model: str | None, detector: str, fmt: str) -> Path:
+    """Where a folder's results go by default: one output per folder, model and detector, so
+    a later run with the same choices resumes it and other choices never mix into it."""
+    name = f"{folder.name or 'photos'}-{model or 'model'}-{detector}"
+    return data_dir() / "labels" / (f"{name}.parquet" if fmt == "parquet" else f"{name}.csv")
+
+
+@dataclass(frozen=True)
+class LocalFolder:
+    """What the folder form asks for: the photos, the output and the worker processes."""
+
+    folder: Path
+    out: Path
+    workers: int
+
+
+def local_folder_form(model: str | None, detector: str) -> LocalFolder | None:
+    """Widgets for labelling a folder on this machine; None until the folder exists."""
+    text = st.text_input("Folder of photos (sub-folders included)", key="batch_folder", placeholder="/path/to/photos")
+    left, right = st.columns(2)
+    fmt = left.radio("Results file", ["csv", "parquet"], horizontal=True, key="batch_folder_format")
+    workers = right.number_input(
+        "Worker processes", 1, 64, os.cpu_count() or 1, key="batch_folder_workers", help="each loads its own model"
+    )
+    if not text.strip():
+        return None
+    folder = Path(text.strip()).expanduser()
+    if not folder.is_dir():
+        st.error(f"Not a folder on this machine: {folder}")
+        return None
+    out = folder_output(folder, model, detector, fmt)
+    st.caption(f"Results go to `{out}` (one file per folder, model and detector; a second run resumes it).")
+    return LocalFolder(folder, out, int(workers))
+
+
+def run_folder(folder: Path, out: Path, recognizer: EmotionRecognizer, workers: int) -> dict:
+    """Label a folder on this machine with `label_folder` (the CLI's engine: worker processes,
+    resumable output) and a live progress bar; returns the batch state, with up to
+    REVIEW_ROWS of the output's rows for review."""
+    forget_previous_batch()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "rows": [],
+        "files": {},
+        "done": 0,
+        "total": 0,
+        "finished": False,
+        "model": recognizer.model_name,
+        "spec": recognizer.spec,
+        "dir": None,  # the photos stay where they are
+        "folder": folder,
+        "out": out,
+    }
+    st.session_state[STATE] = state  # a cancel (the rerun stops this run) keeps what was written
+    bar = st.progress(0.0, text="Listing the folder…")
+    started, first = time.time(), None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal first
+        first = done - 1 if first is None else first
+        state["done"], state["total"] = done, total
+        elapsed = time.time() - started
+        rate = (done - first) / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate else 0.0
+        bar.progress(done / max(total, 1), text=f"{done}/{total} photos · {rate:.1f} photos/s · ETA {eta:.0f} s")
+
+    spec = RecognizerSpec.of(recognizer)
+    label_folder(folder, out, spec if workers > 1 else recognizer, progress=progress, workers=workers)
+    state["finished"] = True
+    state["seconds"] = time.time() - started
+    bar.empty()
+    load_folder_rows(state)
+    return state
+
+
+def load_folder_rows(state: dict) -> None:
+    """Fill a folder run's state with the rows its output holds (also after a cancel)."""
+    rows, total = read_rows(state["out"], limit=REVIEW_ROWS)
+    state["rows"], state["rows_in_output"] = rows, total
+    state["files"] = {row["file"]: state["folder"] / row["file"] for row in rows}
+    state["done"] = len({row["file"] for row in rows}) if not state["finished"] else state["done"]
 
 
 def results_frame(state: dict) -> pd.DataFrame:

@@ -32,14 +32,18 @@ def _shared_detector(name: str, live: bool, model_file: str):
     return make_detector(name, live=live)
 
 
+def selected_model() -> str | None:
+    """The name of the model this session uses (its choice, else the active one), unchecked."""
+    return st.session_state.get(MODEL_KEY) or active_model_name()
+
+
 def current_model() -> ModelInfo:
     """The model this session uses: its own choice, else the registry's active model.
 
     Raises:
         ModelError: no model installed, or the chosen one is broken.
     """
-    chosen = st.session_state.get(MODEL_KEY) or active_model_name()
-    return get_model(chosen)
+    return get_model(selected_model())
 
 
 def get_recognizer(

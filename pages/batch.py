@@ -11,8 +11,18 @@ from fer_core.corrections import save_corrections_dataset
 from fer_core.exports import annotated_zip, rows_to_csv, rows_to_json, sorted_zip
 from fer_core.names import UnsafeNameError, new_child_folder
 from fer_core.paths import corrections_dir
-from fer_ui.batch import STATE, gallery, results_frame, review_applied, run_batch, status_summary
-from fer_ui.resources import model_picker, require_recognizer
+from fer_ui.batch import (
+    STATE,
+    gallery,
+    load_folder_rows,
+    local_folder_form,
+    results_frame,
+    review_applied,
+    run_batch,
+    run_folder,
+    status_summary,
+)
+from fer_ui.resources import model_picker, require_recognizer, selected_model
 from fer_ui.settings import demo_notice, get_settings
 from fer_ui.widgets import detector_picker
 
@@ -22,32 +32,55 @@ settings = get_settings()
 st.title("Batch")
 model_picker()
 detector = detector_picker("batch_detector")
-how = st.radio("Upload", ["Photos", "A folder", "A zip of folders"], horizontal=True, key="batch_how")
-mode = {"Photos": True, "A folder": "directory", "A zip of folders": False}[how]
-uploaded = st.file_uploader(
-    "Photos",
-    accept_multiple_files=mode,
-    key=f"batch_upload_{how}",
-    type=["zip"] if how == "A zip of folders" else None,
-    max_upload_size=settings.limits.max_upload_mb,
-)
-uploaded = [uploaded] if uploaded and not isinstance(uploaded, list) else (uploaded or [])
+LOCAL = "A folder on this machine"
+choices = ["Photos", "A folder", "A zip of folders"] + ([] if settings.demo else [LOCAL])
+how = st.radio("Upload", choices, horizontal=True, key="batch_how")
 limits = settings.limits
+if how == LOCAL:
+    local = local_folder_form(selected_model(), detector)
+    start = st.button("Label folder", type="primary", disabled=local is None, key="batch_start_folder")
+else:
+    mode = {"Photos": True, "A folder": "directory", "A zip of folders": False}[how]
+    uploaded = st.file_uploader(
+        "Photos",
+        accept_multiple_files=mode,
+        key=f"batch_upload_{how}",
+        type=["zip"] if how == "A zip of folders" else None,
+        max_upload_size=settings.limits.max_upload_mb,
+    )
+    uploaded = [uploaded] if uploaded and not isinstance(uploaded, list) else (uploaded or [])
+    start = st.button("Label photos", type="primary", disabled=not uploaded, key="batch_start")
 
-if st.button("Label photos", type="primary", disabled=not uploaded, key="batch_start"):
+if start:
     recognizer = require_recognizer(detector)
     if recognizer is not None:
         cancel = st.empty()
         cancel.button("Cancel", key="batch_cancel", help="Stops after the current photos; finished results stay")
-        state = run_batch(uploaded, recognizer, limits)
+        if how == LOCAL:
+            try:
+                state = run_folder(local.folder, local.out, recognizer, local.workers)
+            except ValueError as e:  # the output is locked by another run, or has other columns
+                st.error(str(e))
+                st.stop()
+        else:
+            state = run_batch(uploaded, recognizer, limits)
         cancel.empty()
         st.toast(f"Labelled {state['done']} photos in {state['seconds']:.1f} s")
 
 state = st.session_state.get(STATE)
+if state and state.get("out") and not state["rows"]:
+    load_folder_rows(state)  # a cancelled folder run: what its output holds
 if not state or not state["rows"]:
     st.stop()
 if not state["finished"]:
     st.warning(f"Cancelled after {state['done']} of {state['total']} photos; results so far are below.")
+if state.get("out"):
+    shown = len(state["rows"])
+    st.info(
+        f"All {state['rows_in_output']} rows are in `{state['out']}`"
+        + (f"; the first {shown} are shown for review." if shown < state["rows_in_output"] else ".")
+        + " Running the same folder again resumes it."
+    )
 df = results_frame(state)
 status_summary(df, detector)
 

@@ -505,3 +505,43 @@ def test_an_uploaded_zip_is_unpacked_once_per_zip(app_env, pattern_dataset):
     at.run()
     assert not at.exception, at.exception
     assert at.session_state["eval_zip_set"]["folder"] != first["folder"] and not first["folder"].exists()
+
+
+def test_batch_page_labels_a_local_folder_with_the_cli_engine(app_env, shared_fer, tmp_path):
+    from fer_core.outputs import read_rows
+
+    folder = tmp_path / "event"
+    (folder / "day2").mkdir(parents=True)
+    samples = fer_samples("test", per_class=1)
+    for i in range(3):
+        scene, _ = compose_scene([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p, _ in samples[i : i + 2]], seed=i)
+        cv2.imwrite(str(folder / ("day2" if i else "") / f"scene{i}.jpg"), scene)
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    at = open_page("pages/batch.py")
+    at.radio(key="batch_how").set_value("A folder on this machine")
+    at.run()
+    at.text_input(key="batch_folder").set_value(str(folder))
+    at.radio(key="batch_folder_format").set_value("parquet")
+    at.number_input(key="batch_folder_workers").set_value(2)
+    at.run()
+    at.button(key="batch_start_folder").click()
+    at.run()
+    assert not at.exception, at.exception
+    out = next((tmp_path / "data" / "labels").glob("event-*.parquet"))
+    written, total = read_rows(out)
+    rows = at.data_editor[0].value.to_dict("records")
+    assert len(rows) == total == len(written) >= 5  # every row of the output is up for review
+    assert {r["file"] for r in rows} == {"scene0.jpg", "day2/scene1.jpg", "day2/scene2.jpg", "broken.jpg"}
+    assert any(str(out) in m.value for m in at.info)
+    # the gallery reads the photos where they are
+    assert not at.exception
+    # a second run resumes: nothing is labelled twice
+    at.button(key="batch_start_folder").click()
+    at.run()
+    assert read_rows(out)[1] == total
+
+
+def test_demo_mode_offers_no_local_folders(app_env, monkeypatch):
+    monkeypatch.setenv("FER_DEMO_MODE", "1")
+    at = open_page("pages/batch.py")
+    assert "A folder on this machine" not in at.radio(key="batch_how").options
