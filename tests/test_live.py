@@ -194,3 +194,22 @@ def test_probability_bars_name_their_class():
     region = (slice(224, 400), slice(50, 250))
     assert (with_bars[region] > 200).all(axis=2).sum() > 50
     assert (without[region] > 200).all(axis=2).sum() == 0
+
+
+def test_probability_bars_keep_off_other_faces_and_labels():
+    from fer_core.render import annotate
+    from fer_core.types import FaceResult
+
+    def face(x, y, side):
+        return FaceResult(Box(x, y, side, side), (0, 0, 0, 0), np.full(7, 1 / 7, np.float32), "happy", 0.9)
+
+    # a face right below another: bars under the upper face would cover the lower one's label
+    faces = [face(100, 40, 120), face(100, 200, 120), face(300, 60, 100)]
+    blank = np.zeros((480, 640, 3), np.uint8)
+    plain = annotate(blank, faces, show_probabilities=False)
+    drawn = annotate(blank, faces, show_probabilities=True)
+    changed = (plain != drawn).any(axis=2)
+    for f in faces:  # nothing of any bars lands on a face box or its label strip
+        x, y, w, h = f.box.x, f.box.y, f.box.w, f.box.h
+        assert not changed[max(0, y - 30) : y + h + 1, x : x + w + 1].any(), f.box
+    assert changed.sum() > 3 * 7 * 50  # and every face's bars were drawn somewhere
