@@ -19,6 +19,7 @@ cannot be read; it is set aside as `.torn-NAME` and its photos are labelled agai
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -169,7 +170,7 @@ def label_folder_ray(
     try:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # rows in walk order, as the local engine
-        context.enable_progress_bars = False
+        context.enable_progress_bars = sys.stderr.isatty()  # Ray Data's own bars: rows per stage
         # Small blocks, so the listing of one big folder is spread over every actor at once
         # (a stage that re-cut the blocks would need a CPU of its own, which the actors hold).
         context.target_max_block_size = BLOCK_BYTES

@@ -100,7 +100,7 @@ def _wait_for_face(page, timeout_ms: int = 60_000) -> bool:
 
 def test_three_live_streams_and_a_batch_upload_at_once(live_server, tmp_path):
     """Separate browser sessions keep working side by side and never see each other's results."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     port, video = live_server
     photo = tmp_path / "only-mine.png"
@@ -112,9 +112,15 @@ def test_three_live_streams_and_a_batch_upload_at_once(live_server, tmp_path):
             _start_live(page, port)
         batch = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         batch.goto(f"http://127.0.0.1:{port}/batch", wait_until="domcontentloaded", timeout=120_000)
-        batch.locator("input[type=file]").first.set_input_files(str(photo), timeout=120_000)
-        batch.get_by_role("button", name="Label photos").click()
-        batch.get_by_text("Rows per status").wait_for(timeout=90_000)
+        # Generous waits: three streams keep both cores busy, and each step is a server round trip.
+        uploader = batch.locator("input[type=file]").first
+        uploader.wait_for(state="attached", timeout=180_000)
+        uploader.set_input_files(str(photo), timeout=180_000)
+        batch.get_by_text("only-mine.png").first.wait_for(timeout=180_000)  # the upload arrived
+        start = batch.get_by_role("button", name="Label photos")
+        expect(start).to_be_enabled(timeout=180_000)
+        start.click(timeout=180_000)
+        batch.get_by_text("Rows per status").wait_for(timeout=240_000)
         ok = [_wait_for_face(page) for page in live_pages]
         retried = [not found for found in ok]
         for i, page in enumerate(live_pages):

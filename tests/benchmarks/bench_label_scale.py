@@ -1,11 +1,13 @@
-"""`label` on a big folder: photos/s and peak memory with 1 and 2 worker processes, in one run.
+"""`label` on a big folder: photos/s and peak memory of each engine, in one run.
 
 The folder holds `--photos` hard links to a few dozen 640x480 scenes of real FER-2013 faces
-(two faces each), spread over sub-folders of 1,000; every engine labels the same folder into
-its own CSV. Memory is the peak of the whole process tree (the command and its workers),
-sampled from /proc every 0.2 s.
+(two faces each), spread over sub-folders of 1,000; every run labels the same folder into its
+own output. A run is `N` (the local engine with N worker processes, CSV), `N:parquet` (the same,
+Parquet shards) or `ray` (the Ray engine on a local Ray with one actor per core, Parquet; Ray's
+start-up and shut-down included). Memory is the peak of the whole process tree (the command,
+its workers, Ray's processes), sampled from /proc every 0.2 s.
 
-    .venv/bin/python -m tests.benchmarks.bench_label_scale [--photos 100000] [--workers 1 2]
+    .venv/bin/python -m tests.benchmarks.bench_label_scale [--photos 100000] [--runs 1 2 2:parquet ray]
 """
 
 from __future__ import annotations
@@ -55,9 +57,18 @@ def tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def run(folder: Path, out: Path, workers: int) -> tuple[float, float]:
-    """(photos/s, peak MB) of one `label` command."""
-    command = [sys.executable, "-m", "fer_core", "label", str(folder), "--out", str(out), "--workers", str(workers)]
+def command_for(run_name: str, folder: Path, out_base: Path) -> list[str]:
+    """The `label` command of a run name (see the module docstring)."""
+    base = [sys.executable, "-m", "fer_core", "label", str(folder)]
+    if run_name == "ray":
+        return base + ["--out", f"{out_base}-ray.parquet", "--engine", "ray"]
+    workers, _, fmt = run_name.partition(":")
+    suffix = ".parquet" if fmt == "parquet" else ".csv"
+    return base + ["--out", f"{out_base}-{workers}{suffix}", "--workers", workers]
+
+
+def run(command: list[str], photos: int) -> tuple[float, float, float]:
+    """(photos/s, seconds, peak MB) of one `label` command."""
     start = time.perf_counter()
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = 0.0
@@ -66,22 +77,22 @@ def run(folder: Path, out: Path, workers: int) -> tuple[float, float]:
         time.sleep(0.2)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"label failed with workers={workers}")
-    photos = sum(1 for _ in folder.rglob("img_*.jpg"))
-    return photos / seconds, peak
+        raise SystemExit(f"failed: {' '.join(command)}")
+    return photos / seconds, seconds, peak
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=100_000)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--runs", nargs="+", default=["1", "2", "2:parquet", "ray"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         make_folder(Path(tmp), args.photos)
-        print(f"{args.photos} photos (hard links to 40 scenes of 640x480, 2 faces each)")
-        for workers in args.workers:
-            rate, peak = run(Path(tmp) / "photos", Path(tmp) / f"out-{workers}.csv", workers)
-            print(f"workers={workers}: {rate:.1f} photos/s (start-up included), peak RSS {peak:.0f} MB")
+        print(f"{args.photos} photos (hard links to 40 scenes of 640x480, 2 faces each); {os.cpu_count()} cores")
+        for name in args.runs:
+            rate, seconds, peak = run(command_for(name, Path(tmp) / "photos", Path(tmp) / "out"), args.photos)
+            figures = f"{rate:.1f} photos/s ({seconds:.0f} s, start-up included), peak RSS {peak:.0f} MB"
+            print(f"{name}: {figures}", flush=True)
 
 
 if __name__ == "__main__":
