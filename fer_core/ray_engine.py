@@ -34,8 +34,8 @@ from fer_core.rows import STATUSES
 PACKAGE = Path(__file__).resolve().parent
 ROWS_PER_FILE = 5000
 """At least this many rows per Parquet file Ray writes (fewer in the last)."""
-BLOCK_BYTES = 4096
-"""Ray Data block size: a few dozen listed photos."""
+BLOCK_BYTES = 16384
+"""Ray Data block size: about a hundred listed photos, so a big folder spreads over every actor."""
 INSTALL_HINT = "the Ray engine needs Ray: pip install -r requirements-ray.txt"
 
 

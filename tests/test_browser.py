@@ -90,7 +90,7 @@ def _start_live(page, port: int) -> None:
     frame.get_by_role("button", name=re.compile("start", re.I)).click(timeout=120_000)
 
 
-def _wait_for_face(page, timeout_ms: int = 60_000) -> bool:
+def _wait_for_face(page, timeout_ms: int = 90_000) -> bool:
     try:
         page.get_by_text(re.compile(r"face #\d+")).first.wait_for(timeout=timeout_ms)
         return True

@@ -81,14 +81,48 @@ def run(command: list[str], photos: int) -> tuple[float, float, float]:
     return photos / seconds, seconds, peak
 
 
+def stage_costs(scenes: list[Path], repeats: int = 5) -> dict[str, float]:
+    """Milliseconds per photo of each stage in one process on one core (as a worker runs):
+    reading the file, decoding it, detecting and cropping the faces, classifying them."""
+    import cv2
+
+    from fer_core.imageio import read_image
+    from fer_core.recognizer import RecognizerSpec
+
+    cv2.setNumThreads(1)
+    recognizer = RecognizerSpec().build()
+    totals = dict.fromkeys(["read", "decode", "detect + crop", "classify"], 0.0)
+    for _ in range(repeats):
+        for path in scenes:
+            t0 = time.perf_counter()
+            data = path.read_bytes()
+            t1 = time.perf_counter()
+            image = read_image(data)
+            t2 = time.perf_counter()
+            found = recognizer.find_faces(image)
+            t3 = time.perf_counter()
+            recognizer.classify_found([found])
+            t4 = time.perf_counter()
+            for stage, seconds in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                totals[stage] += seconds
+    return {stage: 1000 * seconds / (repeats * len(scenes)) for stage, seconds in totals.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=100_000)
-    parser.add_argument("--runs", nargs="+", default=["1", "2", "2:parquet", "ray"])
+    parser.add_argument("--runs", nargs="*", default=["1", "2", "2:parquet", "ray"], help="none: stage costs only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         make_folder(Path(tmp), args.photos)
         print(f"{args.photos} photos (hard links to 40 scenes of 640x480, 2 faces each); {os.cpu_count()} cores")
+        costs = stage_costs(sorted(Path(tmp).glob("scene_*.jpg")))
+        per_photo = sum(costs.values())
+        print(
+            "one worker, ms per photo: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in costs.items())
+            + f"; total {per_photo:.1f} ms = {1000 / per_photo:.1f} photos/s per core"
+        )
         for name in args.runs:
             rate, seconds, peak = run(command_for(name, Path(tmp) / "photos", Path(tmp) / "out"), args.photos)
             figures = f"{rate:.1f} photos/s ({seconds:.0f} s, start-up included), peak RSS {peak:.0f} MB"
