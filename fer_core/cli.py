@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
 
     p = sub.add_parser("label", help="label every photo below a folder into CSV or Parquet (resumable)")
-    p.add_argument("folder", type=Path)
+    p.add_argument("folder", help="the photos: a folder, or with --engine ray also a URI such as s3://bucket/prefix")
     p.add_argument(
         "--out",
         type=Path,
@@ -137,11 +137,16 @@ def cmd_label(args) -> int:
     from tqdm import tqdm
 
     from fer_core.labeling import label_folder
-
-    if not args.folder.is_dir():
-        print(f"error: not a folder: {args.folder}", file=sys.stderr)
-        return 2
     from fer_core.recognizer import RecognizerSpec
+
+    if "://" in args.folder and args.engine != "ray":
+        print(f"error: a URI needs --engine ray: {args.folder}", file=sys.stderr)
+        return 2
+    if "://" not in args.folder:
+        args.folder = Path(args.folder)
+        if not args.folder.is_dir():
+            print(f"error: not a folder: {args.folder}", file=sys.stderr)
+            return 2
 
     workers = args.workers or os.cpu_count() or 1
     if workers < 1:

@@ -138,11 +138,12 @@ def folder_images(root: Path) -> list[Path]:
     return list(iter_folder_images(root))
 
 
-def file_source(path: Path) -> ImageSource:
-    """A source reading the file's bytes, or raising the reason it cannot be read as a photo."""
+def file_source(path: Path, read: Callable[[], bytes] | None = None) -> ImageSource:
+    """A source reading the file's bytes (with `read`, default: from the local file), or
+    raising the reason it cannot be read as a photo."""
     reason = unsupported_format(path)
     if reason is None:
-        return path.read_bytes
+        return read or path.read_bytes
 
     def refuse() -> bytes:
         raise ImageReadError(reason)
@@ -239,10 +240,14 @@ def _chunks(items: Iterable[tuple[str, Path]], size: int = CHUNK) -> Iterator[li
         yield chunk
 
 
-def _label_chunk(chunk: list[tuple[str, str]], recognizer: EmotionRecognizer) -> list[tuple[str, list[dict]]]:
-    """(name, rows) of each photo of a chunk, in order."""
+def _label_chunk(
+    chunk: list[tuple[str, str]], recognizer: EmotionRecognizer, source: Callable[[str], ImageSource] | None = None
+) -> list[tuple[str, list[dict]]]:
+    """(name, rows) of each photo of a chunk, in order; `source` makes each path's reader
+    (default: a local file's, `file_source`)."""
     per_photo: list[tuple[str, list[dict]]] = []
-    items = [(name, file_source(Path(path))) for name, path in chunk]
+    source = source or (lambda path: file_source(Path(path)))
+    items = [(name, source(path)) for name, path in chunk]
     list(label_sources(items, recognizer, chunk=len(items), on_image=lambda n, rows: per_photo.append((n, rows))))
     return per_photo
 

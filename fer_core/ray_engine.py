@@ -2,14 +2,16 @@
 
 The pipeline: the folder's top-level parts (its own files, then each sub-folder) -> a
 `flat_map` that walks each part lazily on the workers (`folder_entries`, the local engine's
-walk, so the same photos in the same order) -> `map_batches` over a pool of actors, each
+walk, so the same photos in the same order; for a URI such as s3://bucket/prefix the same walk
+through a pyarrow file system, and the actors read the photos through it) -> `map_batches` over a pool of actors, each
 loading the detector and the model once and labelling `CHUNK` photos at a time with the
 local engine's code -> Parquet shards (`fer_core.outputs.row_schema`) in the output folder.
 
 What reaches the workers: the `fer_core` package travels in Ray's runtime environment, and the
 model's card and LiteRT file (every member's, for an ensemble) travel through Ray's object
 store, so a worker needs only the Python packages (requirements.txt and requirements-ray.txt)
-and the photos at the same path as on the driver (a shared or mounted file system).
+and the photos: at the same path as on the driver (a shared or mounted file system), or in an
+object store the workers can reach (a URI; credentials as pyarrow finds them, e.g. AWS_* variables).
 
 Resuming: photos already in the output folder's shards are skipped, so re-running the same
 command after an interruption labels only the rest. A shard a killed run left half-written
@@ -25,7 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.labeling import CHUNK, _label_chunk, display_name, folder_entries, iter_folder_images
+from fer_core.labeling import (
+    CHUNK,
+    _is_photo_name,
+    _label_chunk,
+    display_name,
+    file_source,
+    folder_entries,
+    iter_folder_images,
+)
 from fer_core.outputs import name_key, prepare_parquet_folder, row_schema, rows_table
 from fer_core.recognizer import RecognizerSpec
 from fer_core.registry import CARD_FILE, TFLITE_FILE, get_model
@@ -63,11 +73,55 @@ def model_files(spec: RecognizerSpec) -> dict[str, bytes]:
     return files
 
 
-def folder_parts(root: Path) -> list[dict]:
+def is_uri(root: str | Path) -> bool:
+    """Whether `root` names a folder through a file-system URI (s3://, gs://, file://, ...)."""
+    return "://" in str(root)
+
+
+def _filesystem(root: str):
+    """(pyarrow file system, path in it) of a URI such as s3://bucket/prefix."""
+    from pyarrow import fs
+
+    try:
+        return fs.FileSystem.from_uri(root)
+    except Exception as e:  # an unknown scheme, missing credentials, no such bucket
+        raise ValueError(f"cannot open {root}: {e}") from e
+
+
+def uri_entries(filesystem, folder: str) -> tuple[list[str], list[str]]:
+    """Like `folder_entries`, for a folder (or object-store prefix) of a pyarrow file system:
+    its photo files and sub-folders, each sorted by name, hidden ones skipped."""
+    from pyarrow import fs
+
+    infos = filesystem.get_file_info(fs.FileSelector(folder, recursive=False, allow_not_found=True))
+    files, subfolders = [], []
+    for info in sorted(infos, key=lambda i: i.base_name):
+        if info.base_name.startswith("."):
+            continue
+        if info.type == fs.FileType.Directory:
+            subfolders.append(info.path)
+        elif _is_photo_name(info.base_name):
+            files.append(info.path)
+    return files, subfolders
+
+
+def _iter_uri_images(filesystem, folder: str):
+    stack = [folder]
+    while stack:
+        files, subfolders = uri_entries(filesystem, stack.pop())
+        yield from files
+        stack.extend(reversed(subfolders))
+
+
+def folder_parts(root: str | Path) -> list[dict]:
     """The walk of `root` cut into parts that, listed one after another, give `iter_folder_images`'s
     order: the root's own files, then each sub-folder with everything below it."""
-    _, subfolders = folder_entries(root)
-    return [{"folder": str(root), "below": False}] + [{"folder": str(s), "below": True} for s in subfolders]
+    if is_uri(root):
+        filesystem, base = _filesystem(str(root))
+        subfolders = uri_entries(filesystem, base)[1]
+    else:
+        base, subfolders = str(root), [str(s) for s in folder_entries(Path(root))[1]]
+    return [{"folder": base, "below": False}] + [{"folder": s, "below": True} for s in subfolders]
 
 
 def _value(x):
@@ -80,14 +134,24 @@ def _value(x):
 def list_part(part: dict, root: str, done) -> list[dict]:
     """The photos of one part still to label: {"name", "path"} rows in walk order.
 
-    `done`: sorted keys (`name_key`) of photos already labelled, or a reference to them.
+    `root`: the folder or URI being labelled; `done`: sorted keys (`name_key`) of photos already
+    labelled, or a reference to them.
     """
     done = _value(done)
-    folder = Path(part["folder"])
-    paths = iter_folder_images(folder) if part["below"] else iter(folder_entries(folder)[0])
+    if is_uri(root):
+        filesystem, base = _filesystem(root)
+        if part["below"]:
+            paths = _iter_uri_images(filesystem, part["folder"])
+        else:
+            paths = iter(uri_entries(filesystem, part["folder"])[0])
+        relative = lambda path: path[len(base.rstrip("/")) + 1 :]  # noqa: E731
+    else:
+        folder = Path(part["folder"])
+        paths = (str(p) for p in (iter_folder_images(folder) if part["below"] else folder_entries(folder)[0]))
+        relative = lambda path: Path(path).relative_to(root).as_posix()  # noqa: E731
     out = []
     for path in paths:
-        name = display_name(path.relative_to(root).as_posix())
+        name = display_name(relative(path))
         key = np.uint64(name_key(name))
         i = np.searchsorted(done, key)
         if i < len(done) and done[i] == key:
@@ -99,10 +163,11 @@ def list_part(part: dict, root: str, done) -> list[dict]:
 class PhotoLabeller:
     """A Ray actor's labeller: loads the model once from the shipped files, labels batches."""
 
-    def __init__(self, spec: tuple, files):
+    def __init__(self, spec: tuple, files, root: str = ""):
         import cv2
 
         files = _value(files)
+        self._filesystem = _filesystem(root)[0] if is_uri(root) else None
         cv2.setNumThreads(1)  # one actor per CPU: OpenCV's own threads would only compete
         self._registry = tempfile.TemporaryDirectory(prefix="fer-ray-models-")
         for relative, data in files.items():
@@ -114,8 +179,15 @@ class PhotoLabeller:
 
     def __call__(self, batch: dict) -> object:
         chunk = [(str(name), str(path)) for name, path in zip(batch["name"], batch["path"])]
-        labelled = _label_chunk(chunk, self._recognizer)
+        labelled = _label_chunk(chunk, self._recognizer, self._source if self._filesystem else None)
         return rows_table(row for _, rows in labelled for row in rows)
+
+    def _source(self, path: str):
+        def read() -> bytes:
+            with self._filesystem.open_input_stream(path) as f:
+                return f.read()
+
+        return file_source(Path(path), read)
 
 
 def _done_keys(out: Path) -> np.ndarray:
@@ -135,7 +207,7 @@ def _done_keys(out: Path) -> np.ndarray:
 
 
 def label_folder_ray(
-    root: Path,
+    root: Path | str,
     out: Path,
     spec: RecognizerSpec,
     workers: int | None = None,
@@ -144,6 +216,8 @@ def label_folder_ray(
     """Label every photo below `root` into Parquet shards in the folder `out`, on Ray.
 
     Args:
+        root: a folder, or a file-system URI (s3://bucket/prefix, gs://..., file:///...) the
+            workers list and read through pyarrow.
         spec: the model, detector and TTA mode every actor builds.
         workers: actors labelling at once (default: one per CPU of the cluster).
         address: a running cluster to join; None starts Ray on this machine with `workers` CPUs.
@@ -180,7 +254,11 @@ def label_folder_ray(
         )
         rows = photos.map_batches(
             PhotoLabeller,
-            fn_constructor_kwargs={"spec": (spec.model, spec.detector, spec.tta), "files": ray.put(files)},
+            fn_constructor_kwargs={
+                "spec": (spec.model, spec.detector, spec.tta),
+                "files": ray.put(files),
+                "root": str(root),
+            },
             batch_size=CHUNK,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=pool),

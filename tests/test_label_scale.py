@@ -177,6 +177,10 @@ def test_the_ray_engine_writes_the_same_rows_as_the_local_one(use_models, photo_
     # resuming: a run over the same output labels nothing again
     assert main(["label", str(photo_folder), "--out", str(on_ray), "--engine", "ray", "--workers", "2"]) == 0
     assert _parquet(on_ray).equals(b)
+    # the same folder as a URI, listed and read through pyarrow's file systems (as s3://... would be)
+    by_uri = tmp_path / "uri.parquet"
+    assert main(["label", photo_folder.as_uri(), "--out", str(by_uri), "--engine", "ray", "--workers", "2"]) == 0
+    assert _parquet(by_uri).equals(a)
 
 
 def test_ray_engine_options_are_checked(use_models, photo_folder, tmp_path, capsys):
@@ -184,3 +188,5 @@ def test_ray_engine_options_are_checked(use_models, photo_folder, tmp_path, caps
     assert "writes Parquet" in capsys.readouterr().err
     assert main(["label", str(photo_folder), "--out", str(tmp_path / "y.csv"), "--address", "auto"]) == 2
     assert "--address is for --engine ray" in capsys.readouterr().err
+    assert main(["label", photo_folder.as_uri(), "--out", str(tmp_path / "z.csv")]) == 2
+    assert "needs --engine ray" in capsys.readouterr().err
