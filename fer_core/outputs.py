@@ -159,7 +159,8 @@ SHARD_GLOB = "part-*.parquet"
 
 
 def parquet_done_keys(folder: Path) -> set[int]:
-    """Keys of the photos in a folder's Parquet shards (read one shard's `file` column at a time).
+    """Keys of the photos in a folder's Parquet shards, whichever engine wrote them (read one
+    shard's `file` column at a time).
 
     Raises:
         ValueError: a shard has other columns than `row_schema()`.
@@ -167,7 +168,7 @@ def parquet_done_keys(folder: Path) -> set[int]:
     import pyarrow.parquet as pq
 
     done: set[int] = set()
-    for shard in sorted(folder.glob(SHARD_GLOB)):
+    for shard in sorted(p for p in folder.glob("*.parquet") if not p.name.startswith(".")):
         if pq.read_schema(shard).names != COLUMNS:
             raise ValueError(f"{shard} has other columns; choose another --out or delete it")
         done.update(name_key(name) for name in pq.read_table(shard, columns=["file"]).column("file").to_pylist())
@@ -186,7 +187,7 @@ def prepare_parquet_folder(folder: Path) -> None:
     if not folder.parent.is_dir():
         raise ValueError(f"--out {folder}: the folder {folder.parent} does not exist")
     folder.mkdir(exist_ok=True)
-    others = [p.name for p in folder.iterdir() if p.suffix not in (".parquet", ".tmp") and p.name != ".lock"]
+    others = [p.name for p in folder.iterdir() if p.suffix != ".parquet" and not p.name.startswith(".")]
     if others:
         raise ValueError(
             f"--out {folder} holds other files ({', '.join(sorted(others)[:3])}); "

@@ -14,8 +14,8 @@ and the photos: at the same path as on the driver (a shared or mounted file syst
 object store the workers can reach (a URI; credentials as pyarrow finds them, e.g. AWS_* variables).
 
 Resuming: photos already in the output folder's shards are skipped, so re-running the same
-command after an interruption labels only the rest. A shard a killed run left half-written
-cannot be read; it is set aside as `.torn-NAME` and its photos are labelled again.
+command after an interruption labels only the rest; what a killed run may have left incomplete
+is mended first (`_done_keys`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -191,19 +192,55 @@ class PhotoLabeller:
 
 
 def _done_keys(out: Path) -> np.ndarray:
-    """Sorted keys of the photos in `out`'s shards; torn shards are set aside."""
+    """Sorted keys of the photos in `out`'s shards, after mending what a killed run left.
+
+    A torn shard (cut off mid-write) is set aside as `.torn-NAME`. A photo's rows may be cut into
+    two blocks and land in two shards, so in the shards of a run that did not finish (no
+    `.finished-RUN` marker) the photo of each shard's last row may be missing rows: it is removed
+    from that run's shards and labelled again.
+    """
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    keys: list[int] = []
+    tables: dict[Path, object] = {}
     for shard in sorted(out.glob("*.parquet")):
+        if shard.name.startswith("."):
+            continue
         try:
-            names = pq.read_table(shard, columns=["file"]).column("file").to_pylist()
+            tables[shard] = pq.read_table(shard, columns=["file"])
         except (pa.ArrowInvalid, OSError):
             shard.rename(shard.with_name(f".torn-{shard.name}"))
-            continue
-        keys.extend(name_key(n) for n in names)
+    unfinished: dict[str, list[Path]] = {}
+    for shard in tables:
+        run = shard.name.split("-")[1] if shard.name.startswith("ray-") else None
+        if run and not (out / f".finished-{run}").exists():
+            unfinished.setdefault(run, []).append(shard)
+    for shards in unfinished.values():
+        suspects = pa.array({tables[s].column("file")[-1].as_py() for s in shards if tables[s].num_rows})
+        for shard in shards:
+            keep = pc.invert(pc.is_in(tables[shard].column("file"), value_set=suspects))
+            if not pc.all(keep).as_py():
+                whole = pq.read_table(shard).filter(keep)
+                temporary = shard.with_name(f".{shard.name}.tmp")
+                pq.write_table(whole, temporary)
+                os.replace(temporary, shard)
+                tables[shard] = whole.select(["file"])
+    keys = [name_key(n) for table in tables.values() for n in table.column("file").to_pylist()]
     return np.unique(np.array(keys, dtype=np.uint64))
+
+
+class _RunFiles:
+    """Names a run's Parquet files `ray-RUN-WRITE-TASK.parquet`, so a resume knows which run wrote them."""
+
+    def __init__(self, run: str):
+        from ray.data.datasource import FilenameProvider
+
+        class Provider(FilenameProvider):
+            def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+                return f"ray-{run}-{write_uuid}-{task_index:06d}.parquet"
+
+        self.provider = Provider()
 
 
 def label_folder_ray(
@@ -264,9 +301,12 @@ def label_folder_ray(
             compute=ray.data.ActorPoolStrategy(size=pool),
             num_cpus=1,
         )
-        before = set(out.glob("*.parquet"))
-        rows.write_parquet(str(out), schema=row_schema(), min_rows_per_file=ROWS_PER_FILE)
-        return _counts(set(out.glob("*.parquet")) - before)
+        run = f"{time.time_ns():020d}"  # names sort by run, so a resumed run's rows come after the first's
+        rows.write_parquet(
+            str(out), schema=row_schema(), min_rows_per_file=ROWS_PER_FILE, filename_provider=_RunFiles(run).provider
+        )
+        (out / f".finished-{run}").touch()
+        return _counts(set(out.glob(f"ray-{run}-*.parquet")))
     finally:
         if started_here:
             ray.shutdown()
