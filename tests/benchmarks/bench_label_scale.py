@@ -7,7 +7,7 @@ Parquet shards) or `ray` (the Ray engine on a local Ray with one actor per core,
 start-up and shut-down included). Memory is the peak of the whole process tree (the command,
 its workers, Ray's processes), sampled from /proc every 0.2 s.
 
-    .venv/bin/python -m tests.benchmarks.bench_label_scale [--photos 100000] [--runs 1 2 2:parquet ray]
+    .venv/bin/python -m tests.benchmarks.bench_label_scale [--photos 100000] [--small] [--runs 1 2 2:parquet ray]
 """
 
 from __future__ import annotations
@@ -27,11 +27,16 @@ from tests.helpers import compose_scene, fer_samples
 REPO = Path(__file__).resolve().parents[2]
 
 
-def make_folder(root: Path, photos: int) -> None:
+def make_folder(root: Path, photos: int, small: bool = False) -> None:
+    """`photos` hard links to 40 scenes: 640x480 with two 120 px faces, or with `small` 200x150
+    with one 80 px face (cheap to label, for memory at scale)."""
     faces = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p, _ in fer_samples("test", per_class=6)]
     scenes = []
     for i in range(40):
-        scene, _ = compose_scene([faces[i % len(faces)], faces[(i + 7) % len(faces)]], face_px=120, seed=i)
+        if small:
+            scene, _ = compose_scene([faces[i % len(faces)]], size=(200, 150), face_px=80, seed=i, offsets=[(60, 35)])
+        else:
+            scene, _ = compose_scene([faces[i % len(faces)], faces[(i + 7) % len(faces)]], face_px=120, seed=i)
         path = root / f"scene_{i:02d}.jpg"
         cv2.imwrite(str(path), scene)
         scenes.append(path)
@@ -111,11 +116,13 @@ def stage_costs(scenes: list[Path], repeats: int = 5) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=100_000)
+    parser.add_argument("--small", action="store_true", help="200x150 photos with one face (memory at scale)")
     parser.add_argument("--runs", nargs="*", default=["1", "2", "2:parquet", "ray"], help="none: stage costs only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        make_folder(Path(tmp), args.photos)
-        print(f"{args.photos} photos (hard links to 40 scenes of 640x480, 2 faces each); {os.cpu_count()} cores")
+        make_folder(Path(tmp), args.photos, args.small)
+        kind = "200x150, 1 face" if args.small else "640x480, 2 faces"
+        print(f"{args.photos} photos (hard links to 40 scenes of {kind} each); {os.cpu_count()} cores")
         costs = stage_costs(sorted(Path(tmp).glob("scene_*.jpg")))
         per_photo = sum(costs.values())
         print(
