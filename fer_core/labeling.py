@@ -133,11 +133,6 @@ def iter_folder_images(root: Path) -> Iterator[Path]:
         stack.extend(reversed(subfolders))
 
 
-def folder_images(root: Path) -> list[Path]:
-    """`iter_folder_images` as a list (for small folders)."""
-    return list(iter_folder_images(root))
-
-
 def file_source(path: Path, read: Callable[[], bytes] | None = None) -> ImageSource:
     """A source reading the file's bytes (with `read`, default: from the local file), or
     raising the reason it cannot be read as a photo."""

@@ -159,20 +159,49 @@ SHARD_GLOB = "part-*.parquet"
 
 
 def parquet_done_keys(folder: Path) -> set[int]:
-    """Keys of the photos in a folder's Parquet shards, whichever engine wrote them (read one
-    shard's `file` column at a time).
+    """Keys of the photos in a folder's Parquet shards, whichever engine wrote them, after
+    mending what a killed run left (reads the `file` column, shard by shard).
+
+    A torn shard (cut off mid-write) is set aside as `.torn-NAME`, its photos to be labelled
+    again. The Ray engine names its shards `ray-RUN-...` and marks a finished run with
+    `.finished-RUN`; it may cut one photo's rows into two shards, so in the shards of a run
+    without that marker the photo of each shard's last row is removed from them (and labelled
+    again). The local engine's shards always hold whole photos.
 
     Raises:
         ValueError: a shard has other columns than `row_schema()`.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    done: set[int] = set()
+    names: dict[Path, pa.ChunkedArray] = {}
     for shard in sorted(p for p in folder.glob("*.parquet") if not p.name.startswith(".")):
-        if pq.read_schema(shard).names != COLUMNS:
+        try:
+            columns = pq.read_schema(shard).names
+            if columns == COLUMNS:
+                names[shard] = pq.read_table(shard, columns=["file"]).column("file")
+        except (pa.ArrowInvalid, OSError):
+            shard.rename(shard.with_name(f".torn-{shard.name}"))
+            continue
+        if columns != COLUMNS:
             raise ValueError(f"{shard} has other columns; choose another --out or delete it")
-        done.update(name_key(name) for name in pq.read_table(shard, columns=["file"]).column("file").to_pylist())
-    return done
+    unfinished: dict[str, list[Path]] = {}
+    for shard in names:
+        run = shard.name.split("-")[1] if shard.name.startswith("ray-") else None
+        if run and not (folder / f".finished-{run}").exists():
+            unfinished.setdefault(run, []).append(shard)
+    for shards in unfinished.values():
+        suspects = pa.array({names[s][-1].as_py() for s in shards if len(names[s])}, pa.string())
+        for shard in shards:
+            keep = pc.invert(pc.is_in(names[shard], value_set=suspects))
+            if not pc.all(keep).as_py():
+                whole = pq.read_table(shard).filter(keep)
+                temporary = shard.with_name(f".{shard.name}.tmp")
+                pq.write_table(whole, temporary)
+                os.replace(temporary, shard)
+                names[shard] = whole.column("file")
+    return {name_key(name) for column in names.values() for name in column.to_pylist()}
 
 
 def prepare_parquet_folder(folder: Path) -> None:

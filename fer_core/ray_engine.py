@@ -15,7 +15,7 @@ object store the workers can reach (a URI; credentials as pyarrow finds them, e.
 
 Resuming: photos already in the output folder's shards are skipped, so re-running the same
 command after an interruption labels only the rest; what a killed run may have left incomplete
-is mended first (`_done_keys`).
+is mended first (`fer_core.outputs.parquet_done_keys`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from fer_core.labeling import (
     folder_entries,
     iter_folder_images,
 )
-from fer_core.outputs import name_key, prepare_parquet_folder, row_schema, rows_table
+from fer_core.outputs import name_key, parquet_done_keys, prepare_parquet_folder, row_schema, rows_table
 from fer_core.recognizer import RecognizerSpec
 from fer_core.registry import CARD_FILE, TFLITE_FILE, get_model
 from fer_core.rows import STATUSES
@@ -191,56 +191,16 @@ class PhotoLabeller:
         return file_source(Path(path), read)
 
 
-def _done_keys(out: Path) -> np.ndarray:
-    """Sorted keys of the photos in `out`'s shards, after mending what a killed run left.
+def _run_files(run: str):
+    """A Ray file-name provider naming a run's Parquet files `ray-RUN-WRITE-TASK.parquet`, so a
+    resume knows which run wrote them (`parquet_done_keys`)."""
+    from ray.data.datasource import FilenameProvider
 
-    A torn shard (cut off mid-write) is set aside as `.torn-NAME`. A photo's rows may be cut into
-    two blocks and land in two shards, so in the shards of a run that did not finish (no
-    `.finished-RUN` marker) the photo of each shard's last row may be missing rows: it is removed
-    from that run's shards and labelled again.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    class RunFiles(FilenameProvider):
+        def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+            return f"ray-{run}-{write_uuid}-{task_index:06d}.parquet"
 
-    tables: dict[Path, object] = {}
-    for shard in sorted(out.glob("*.parquet")):
-        if shard.name.startswith("."):
-            continue
-        try:
-            tables[shard] = pq.read_table(shard, columns=["file"])
-        except (pa.ArrowInvalid, OSError):
-            shard.rename(shard.with_name(f".torn-{shard.name}"))
-    unfinished: dict[str, list[Path]] = {}
-    for shard in tables:
-        run = shard.name.split("-")[1] if shard.name.startswith("ray-") else None
-        if run and not (out / f".finished-{run}").exists():
-            unfinished.setdefault(run, []).append(shard)
-    for shards in unfinished.values():
-        suspects = pa.array({tables[s].column("file")[-1].as_py() for s in shards if tables[s].num_rows})
-        for shard in shards:
-            keep = pc.invert(pc.is_in(tables[shard].column("file"), value_set=suspects))
-            if not pc.all(keep).as_py():
-                whole = pq.read_table(shard).filter(keep)
-                temporary = shard.with_name(f".{shard.name}.tmp")
-                pq.write_table(whole, temporary)
-                os.replace(temporary, shard)
-                tables[shard] = whole.select(["file"])
-    keys = [name_key(n) for table in tables.values() for n in table.column("file").to_pylist()]
-    return np.unique(np.array(keys, dtype=np.uint64))
-
-
-class _RunFiles:
-    """Names a run's Parquet files `ray-RUN-WRITE-TASK.parquet`, so a resume knows which run wrote them."""
-
-    def __init__(self, run: str):
-        from ray.data.datasource import FilenameProvider
-
-        class Provider(FilenameProvider):
-            def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
-                return f"ray-{run}-{write_uuid}-{task_index:06d}.parquet"
-
-        self.provider = Provider()
+    return RunFiles()
 
 
 def label_folder_ray(
@@ -267,7 +227,7 @@ def label_folder_ray(
     """
     ray = _import_ray()
     prepare_parquet_folder(out)
-    done = _done_keys(out)
+    done = np.array(sorted(parquet_done_keys(out)), dtype=np.uint64)
     files = model_files(spec)
     started_here = not ray.is_initialized()
     if started_here:
@@ -303,7 +263,7 @@ def label_folder_ray(
         )
         run = f"{time.time_ns():020d}"  # names sort by run, so a resumed run's rows come after the first's
         rows.write_parquet(
-            str(out), schema=row_schema(), min_rows_per_file=ROWS_PER_FILE, filename_provider=_RunFiles(run).provider
+            str(out), schema=row_schema(), min_rows_per_file=ROWS_PER_FILE, filename_provider=_run_files(run)
         )
         (out / f".finished-{run}").touch()
         return _counts(set(out.glob(f"ray-{run}-*.parquet")))
