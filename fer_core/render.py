@@ -54,9 +54,9 @@ def draw_face(
     `confidence` None marks a label a person gave (a correction): it is drawn without a figure.
     With several faces use `annotate`, which keeps each face's bars off the other faces.
     """
-    _draw_box_and_label(image, box, emotion, _label_text(emotion, confidence, track_id))
+    label = _draw_box_and_label(image, box, emotion, _label_text(emotion, confidence, track_id))
     if probabilities is not None:
-        _draw_bars(image, box, probabilities, _bars_place(image.shape, box, []))
+        _draw_bars(image, box, probabilities, _bars_place(image.shape, box, label, []))
 
 
 def _draw_box_and_label(image: np.ndarray, box: Box, emotion: str, label: str) -> Rect:
@@ -80,14 +80,13 @@ def _overlap(a: Rect, b: Rect) -> int:
     return max(0, w) * max(0, h)
 
 
-def _bars_place(shape: tuple, box: Box, obstacles: list[Rect]) -> Rect:
+def _bars_place(shape: tuple, box: Box, own_label: Rect, obstacles: list[Rect]) -> Rect:
     """Where a face's bars go, kept in the image and off the face itself, its label and
     `obstacles` (other faces, labels and bars): below the box, else beside it (right, left),
     else above its label, else the free place nearest the face; where no place is free, the one
     covering the least (in the end the lower part of the face itself)."""
     height, width = shape[:2]
     w, h = min(box.w, width), min(_bar_height(box) * len(EMOTIONS), height)
-    own_label = _label_layout(box, "x")[0]
     obstacles = [(box.x, box.y, box.w, box.h), own_label, *obstacles]
     for x, y in (
         (box.x, box.y + box.h + 4),
@@ -141,7 +140,7 @@ def annotate(image: np.ndarray, faces: Sequence, show_probabilities: bool = Fals
         placed: list[Rect] = []
         for i, face in enumerate(faces):
             others = [r for j, pair in enumerate(taken) if j != i for r in pair]
-            place = _bars_place(out.shape, face.box, others + placed)
+            place = _bars_place(out.shape, face.box, taken[i][1], others + placed)
             _draw_bars(out, face.box, face.probabilities, place)
             placed.append(place)
     return out
