@@ -51,6 +51,27 @@ def forget_previous_batch() -> None:
         st.session_state.pop(key, None)
 
 
+class _ProgressBar:
+    """A progress bar with photos/s and ETA, counted from the first photo this run labels (a
+    resumed folder starts part way)."""
+
+    def __init__(self, text: str):
+        self._bar = st.progress(0.0, text=text)
+        self._first: tuple[int, float] | None = None
+
+    def show(self, done: int, total: int) -> None:
+        now = time.time()
+        if self._first is None:
+            self._first = (done - 1, now)
+        counted, elapsed = done - self._first[0], now - self._first[1]
+        rate = counted / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate else 0.0
+        self._bar.progress(done / max(total, 1), text=f"{done}/{total} photos · {rate:.1f} photos/s · ETA {eta:.0f} s")
+
+    def empty(self) -> None:
+        self._bar.empty()
+
+
 def run_batch(uploaded, recognizer: EmotionRecognizer, limits: UploadLimits) -> dict:
     """Unpack and label the uploads with a live progress bar; returns the batch state."""
     forget_previous_batch()
@@ -68,19 +89,13 @@ def run_batch(uploaded, recognizer: EmotionRecognizer, limits: UploadLimits) -> 
         "dir": batch_dir,
     }
     st.session_state[STATE] = state  # partial results survive a cancel (the rerun stops this loop)
-    bar = st.progress(0.0, text="Starting…")
+    bar = _ProgressBar("Starting…")
     started = time.time()
 
     def on_image(name: str, rows: list[dict]) -> None:
         state["rows"].extend(rows)
         state["done"] += 1
-        elapsed = time.time() - started
-        rate = state["done"] / elapsed if elapsed > 0 else 0.0
-        eta = (state["total"] - state["done"]) / rate if rate else 0.0
-        bar.progress(
-            state["done"] / max(state["total"], 1),
-            text=f"{state['done']}/{state['total']} photos · {rate:.1f} photos/s · ETA {eta:.0f} s",
-        )
+        bar.show(state["done"], state["total"])
 
     label_uploads(uploads, recognizer, max_pixels=limits.max_pixels, on_image=on_image)
     state["finished"] = True
@@ -147,24 +162,27 @@ def run_folder(folder: Path, out: Path, recognizer: EmotionRecognizer, workers: 
         "out": out,
     }
     st.session_state[STATE] = state  # a cancel (the rerun stops this run) keeps what was written
-    bar = st.progress(0.0, text="Listing the folder…")
-    started, first = time.time(), None
+    bar = _ProgressBar("Listing the folder…")
+    started = time.time()
 
     def progress(done: int, total: int) -> None:
-        nonlocal first
-        first = done - 1 if first is None else first
         state["done"], state["total"] = done, total
-        elapsed = time.time() - started
-        rate = (done - first) / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate else 0.0
-        bar.progress(done / max(total, 1), text=f"{done}/{total} photos · {rate:.1f} photos/s · ETA {eta:.0f} s")
+        bar.show(done, total)
 
-    spec = RecognizerSpec.of(recognizer)
-    label_folder(folder, out, spec if workers > 1 else recognizer, progress=progress, workers=workers)
+    labeller = RecognizerSpec.of(recognizer) if workers > 1 else recognizer
+    label_folder(folder, out, labeller, progress=progress, workers=workers)
     state["finished"] = True
     state["seconds"] = time.time() - started
     bar.empty()
     load_folder_rows(state)
+    return state
+
+
+def current_batch() -> dict | None:
+    """This session's batch state; a cancelled folder run gets the rows its output holds."""
+    state = st.session_state.get(STATE)
+    if state and state.get("out") and not state["rows"]:
+        load_folder_rows(state)
     return state
 
 

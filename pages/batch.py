@@ -12,9 +12,8 @@ from fer_core.exports import annotated_zip, rows_to_csv, rows_to_json, sorted_zi
 from fer_core.names import UnsafeNameError, new_child_folder
 from fer_core.paths import corrections_dir
 from fer_ui.batch import (
-    STATE,
+    current_batch,
     gallery,
-    load_folder_rows,
     local_folder_form,
     results_frame,
     review_applied,
@@ -67,9 +66,7 @@ if start:
         cancel.empty()
         st.toast(f"Labelled {state['done']} photos in {state['seconds']:.1f} s")
 
-state = st.session_state.get(STATE)
-if state and state.get("out") and not state["rows"]:
-    load_folder_rows(state)  # a cancelled folder run: what its output holds
+state = current_batch()
 if not state or not state["rows"]:
     st.stop()
 if not state["finished"]:
