@@ -14,9 +14,12 @@ from fer_core.detect import (
     ASSETS,
     DEFAULT_DETECTOR,
     YUNET_FILE,
+    YUNET_SHA256,
     DetectorError,
     YuNetDetector,
     _ssd_anchor_centres,
+    _YuNetOnnx,
+    _YuNetOpenCV,
     available_detectors,
     make_detector,
 )
@@ -105,10 +108,55 @@ def test_a_face_filling_a_big_photo():
     face = photo[max(0, y - h // 2) : y + h + h // 2, max(0, x - w // 2) : x + w + w // 2]
     big = cv2.resize(face, (3000, 3000), interpolation=cv2.INTER_CUBIC)
     detector = make_detector()
-    assert detector.scales(3000, 3000) == [640 / 3000, 0.5]
-    assert detector.scales(480, 640) == [1.0]  # a 640x480 photo: one pass
+    assert detector.scales(3000, 3000) == [640 / 3000, 0.5]  # the shorter side at most 640 px
+    assert detector.scales(480, 640) == [1.25]  # a 640x480 photo: one pass, at 800x600
+    assert detector.scales(240, 320) == [2.5]
+    assert detector.scales(100, 100) == [6.4]  # a face filling a small photo: at most 640 px
+    assert detector.scales(3000, 4000) == [0.2, 0.5]
     found = detector.detect(big)
     assert found and found[0].w > 1000
+
+
+UPSTREAM_YUNET = PHOTOS.parents[1] / "models" / "yunet" / "yunet_n_640_640.onnx"
+
+
+def _upstream_yunet() -> Path:
+    if not UPSTREAM_YUNET.is_file():
+        pytest.skip(f"upstream YuNet file not present at {UPSTREAM_YUNET}")
+    return UPSTREAM_YUNET
+
+
+def test_shipped_yunet_is_upstream_with_a_free_input_size(tmp_path):
+    """The shipped file is reproduced byte for byte from upstream's by assets/derive_yunet.py."""
+    import hashlib
+    import runpy
+
+    derive = runpy.run_path(str(ASSETS / "derive_yunet.py"))["derive"]
+    derive(_upstream_yunet(), tmp_path / "yunet.onnx")
+    assert hashlib.sha256((tmp_path / "yunet.onnx").read_bytes()).hexdigest() == YUNET_SHA256
+
+
+def _place(box) -> tuple[int, int]:
+    return box.y, box.x
+
+
+@pytest.mark.parametrize("size", [None, (800, 600), (333, 251)])
+def test_onnx_runtime_finds_what_opencv_finds(monkeypatch, size):
+    """The shipped file on ONNX Runtime, decoded by us, against upstream's fixed-size file on
+    cv2.FaceDetectorYN (FER_YUNET_MODEL): the same faces, boxes, landmarks and scores."""
+    photo, _ = _real_photo()
+    photo = photo if size is None else cv2.resize(photo, size)
+    ours = YuNetDetector(work_size=max(photo.shape))
+    monkeypatch.setenv("FER_YUNET_MODEL", str(_upstream_yunet()))
+    opencv = YuNetDetector(work_size=max(photo.shape))
+    assert isinstance(ours._nets[0], _YuNetOnnx) and isinstance(opencv._nets[0], _YuNetOpenCV)
+    for scale in (1.0, 0.8):
+        a, b = ours._detect_at(photo, scale), opencv._detect_at(photo, scale)
+        assert len(a) == len(b) >= 2
+        for x, y in zip(sorted(a, key=_place), sorted(b, key=_place)):
+            assert abs(x.x - y.x) <= 1 and abs(x.y - y.y) <= 1 and abs(x.w - y.w) <= 1
+            assert x.score == pytest.approx(y.score, abs=1e-4)
+            assert np.allclose(x.landmarks, y.landmarks, atol=0.01)
 
 
 def test_missing_or_corrupt_model_file_names_the_file(tmp_path, monkeypatch):

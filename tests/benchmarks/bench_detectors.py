@@ -10,7 +10,8 @@ is the baseline of each figure.
 - Composed scenes: FER-2013 test faces pasted into 640x480 frames, "sparse" (1-3 faces of
   100-170 px) and "crowded" (6-12 faces of 32-64 px); a face counts as labelled right when the
   default model, fed the detector's box, gives its FER-2013 label.
-- Speed: photos/s of the whole labelling path (decode, detect, classify) on 640x480 JPEGs and
+- Speed: photos/s of the whole labelling path (decode, detect, classify) on 640x480 JPEGs
+  (sparse and crowded scenes) and
   ms per 640x480 live frame (detect, classify, track, draw).
 - Alignment: faces turned by 10-30 degrees pasted into scenes, classified with and without
   turning the crop upright from YuNet's eye landmarks (and upright faces as a control).
@@ -32,7 +33,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fer_core.classifier import EmotionClassifier  # noqa: E402
-from fer_core.detect import make_detector  # noqa: E402
+from fer_core.detect import YuNetDetector, make_detector  # noqa: E402
 from fer_core.imageio import encode_jpeg  # noqa: E402
 from fer_core.labeling import label_sources  # noqa: E402
 from fer_core.live import LiveProcessor, LiveSettings  # noqa: E402
@@ -43,6 +44,17 @@ from fer_core.types import Box  # noqa: E402
 from tests.benchmarks.scenes import load_labelled_faces, make_scenes, matches, recall  # noqa: E402
 
 PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "faces_in_photos"
+
+
+class YuNetBefore(YuNetDetector):
+    """YuNet as the default ran before 2026-11-30: upstream's file on OpenCV's dnn module, the
+    photo's longer side shrunk to 640 px and never enlarged."""
+
+    def __init__(self):
+        super().__init__(model_path=PHOTOS.parents[1] / "models" / "yunet" / "yunet_n_640_640.onnx", work_size=640)
+
+    def scales(self, height: int, width: int) -> list[float]:
+        return [1.0] if max(height, width) <= self.work_size else super().scales(height, width)
 
 
 def real_photos(factor: float) -> list[tuple[np.ndarray, list[Box]]]:
@@ -163,6 +175,7 @@ def main() -> None:
     spec = info.preprocessing
     names = ["yunet", "blazeface", "blazeface_full", "haar"] + ([] if args.skip_mtcnn else ["mtcnn"])
     detectors = {name: make_detector(name) for name in names}
+    detectors["yunet_640 (before)"] = YuNetBefore()
     faces, labels = load_labelled_faces(limit=1200, seed=0)
     sparse = make_scenes(args.scenes, faces, seed=1, labels=labels)
     crowded = make_scenes(args.scenes, faces, seed=2, per_scene=(6, 12), sides=(32, 64), labels=labels)
@@ -175,9 +188,12 @@ def main() -> None:
         }
     for kind, scenes in (("sparse", sparse), ("crowded", crowded)):
         report["scenes"][kind] = {n: scene_quality(d, scenes, classifier, spec) for n, d in detectors.items()}
-    for name in ("yunet", "blazeface"):
+    for name in ("yunet", "yunet_640 (before)", "blazeface"):
         recognizer = EmotionRecognizer(classifier, detectors[name], spec, model_name=info.name)
-        report["speed"][name] = {"photos_per_s_640x480": photos_per_second(recognizer, sparse)}
+        report["speed"][name] = {
+            "photos_per_s_640x480": photos_per_second(recognizer, sparse),
+            "photos_per_s_640x480_crowded": photos_per_second(recognizer, crowded),
+        }
     live_options = {
         "yunet (photo settings)": make_detector("yunet"),
         "yunet (live: 320 px, no fine pass)": make_detector("yunet", work_size=320, small_faces=False),
