@@ -110,8 +110,7 @@ def test_a_face_filling_a_big_photo():
     detector = make_detector()
     assert detector.scales(3000, 3000) == [640 / 3000, 0.5]  # the shorter side at most 640 px
     assert detector.scales(480, 640) == [1.25]  # a 640x480 photo: one pass, at 800x600
-    assert detector.scales(240, 320) == [2.5]
-    assert detector.scales(100, 100) == [6.4]  # a face filling a small photo: at most 640 px
+    assert detector.scales(240, 320) == [1.25]  # small photos: enlarged at most 1.25x
     assert detector.scales(3000, 4000) == [0.2, 0.5]
     found = detector.detect(big)
     assert found and found[0].w > 1000
@@ -157,6 +156,18 @@ def test_onnx_runtime_finds_what_opencv_finds(monkeypatch, size):
             assert abs(x.x - y.x) <= 1 and abs(x.y - y.y) <= 1 and abs(x.w - y.w) <= 1
             assert x.score == pytest.approx(y.score, abs=1e-4)
             assert np.allclose(x.landmarks, y.landmarks, atol=0.01)
+
+
+def test_faces_filling_the_frame_are_found_at_any_size(shared_fer):
+    """Face crops (the face fills the image) from 48 px to a 640x480 close-up: enlarging small
+    photos must not push such a face past what YuNet finds."""
+    faces = [cv2.imread(str(p)) for p, _ in fer_samples("train", per_class=2)]
+    detector = make_detector()
+    for side in (48, 224, 480):
+        found = sum(bool(detector.detect(cv2.resize(f, (side, side), interpolation=cv2.INTER_LINEAR))) for f in faces)
+        assert found >= len(faces) - 2, side
+    close_ups = [cv2.copyMakeBorder(cv2.resize(f, (480, 480)), 0, 0, 80, 80, cv2.BORDER_REFLECT) for f in faces]
+    assert sum(bool(detector.detect(c)) for c in close_ups) >= len(faces) - 2
 
 
 def test_missing_or_corrupt_model_file_names_the_file(tmp_path, monkeypatch):
