@@ -265,8 +265,9 @@ class YuNetDetector:
     63.8% when YuNet's own (taller, narrower) box is cropped with the same margin."""
     LARGEST_FRAME = 640  # px: faces filling a frame up to this size were all found
     LARGEST_ENLARGEMENT = 1.25
-    """Small photos are enlarged at most this much: FER-2013 crops (a face filling the frame) were
-    found in 181-196 of 200 at 48-224 px as they are, in 0-126 enlarged to 640 px."""
+    """Small photos are enlarged at most this much: FER-2013 crops (a face filling the frame) of
+    48-224 px enlarged to 640 px were found far less often than as they are (0-126 of 200 against
+    181-196); tests/benchmarks/bench_face_crops.py measures the shipped settings."""
     SMALLEST_FACE = 12  # px at the detector's scale
     SMALLEST_PHOTO_FACE = 24  # px in the photo, found by the fine pass
     TILE = 800  # px: larger inputs are searched in tiles of this side
