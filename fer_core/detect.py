@@ -182,7 +182,7 @@ def _onnx_session(path: Path, threads: int):
     """An ONNX Runtime session for the file, or None when its input size is fixed (OpenCV runs those).
 
     Raises:
-        DetectorError: the file is not a loadable ONNX model.
+        DetectorError: the file is not a loadable ONNX model, or not a YuNet one.
     """
     import onnxruntime as ort
 
@@ -233,10 +233,10 @@ class YuNetDetector:
       shorter side at most 640 px, the largest frame a face could fill and still be found (42 of
       42 real faces filling a 640 px frame were). Smaller photos are enlarged towards that size, which
       pays: on composed crowded scenes of FER-2013 *train* faces, 640x480 searched at 800x600
-      found 89.7% of the faces of 32-64 px against 81.3% at 640x480 (faces of 32-40 px: 83%
-      against 67%), for 1.6x the detection time. Enlarging stops at 1.25x, and a photo in which
-      the enlarged pass finds nothing is searched again as it is, since a face filling the
-      frame can grow past what YuNet finds;
+      found 89.5% of the faces of 32-64 px against 81.3% at 640x480 (faces of 32-40 px: 83%
+      against 67%), for 1.5x the detection time (tests/benchmarks/bench_yunet_scales.py).
+      Enlarging stops at 1.25x, and a photo in which the enlarged pass finds nothing is searched
+      again as it is, since a face filling the frame can grow past what YuNet finds;
     - a fine pass at half size when the main pass shrinks a big photo below half size, so faces
       of 24 px in the photo are still 12 px (with `small_faces`; off for live video).
 
@@ -266,8 +266,8 @@ class YuNetDetector:
     LARGEST_FRAME = 640  # px: faces filling a frame up to this size were all found
     LARGEST_ENLARGEMENT = 1.25
     """Small photos are enlarged at most this much: FER-2013 crops (a face filling the frame) of
-    48-224 px enlarged to 640 px were found far less often than as they are (0-126 of 200 against
-    181-196); tests/benchmarks/bench_face_crops.py measures the shipped settings."""
+    48-224 px enlarged to 640 px were found less often than as they are (160-165 of 200 against
+    181-196; tests/benchmarks/bench_yunet_scales.py); bench_face_crops.py measures the shipped settings."""
     SMALLEST_FACE = 12  # px at the detector's scale
     SMALLEST_PHOTO_FACE = 24  # px in the photo, found by the fine pass
     TILE = 800  # px: larger inputs are searched in tiles of this side
