@@ -145,6 +145,18 @@ class ModelInfo:
         return path
 
 
+def finetune_problem(info: ModelInfo) -> str | None:
+    """Why `info` cannot be fine-tuned, or None when it can (fine-tuning starts from its Keras weights)."""
+    if info.is_ensemble:
+        return (
+            f"{info.name!r} is an ensemble, with no weights of its own: distil it into a new model "
+            "(as the teacher) or fine-tune one of its members"
+        )
+    if not info.keras_path.is_file():
+        return f"{info.name!r} ships as a LiteRT file only (no {KERAS_FILE}), which cannot be trained further"
+    return None
+
+
 def read_card(folder: Path) -> dict:
     """Parse and check a model card.
 

@@ -23,6 +23,7 @@ from fer_core.registry import (
     ModelError,
     ModelExistsError,
     active_model_name,
+    finetune_problem,
     get_model,
     list_models,
     registration_folder,
@@ -265,17 +266,37 @@ def new_run_form(manager: JobManager) -> None:
     epochs = c2.number_input("Epochs", 1, 500, 30, key="t_epochs")
     batch_size = c3.selectbox("Batch size", [32, 64, 128], index=1, key="t_batch")
     learning_rate = c4.number_input("Learning rate", 0.0001, 1.0, 0.02, format="%.4f", key="t_lr")
-    c5, c6, c7 = st.columns(3)
+    c5, c6, c7, c8 = st.columns(4)
     weighting = c5.selectbox("Class weighting", ["sqrt", "balanced", "none"], key="t_weight")
-    finetune = c6.selectbox("Fine-tune from", ["—", *[r["name"] for r in list_models() if r["ok"]]], key="t_ft")
-    register_as = c7.text_input("Register model as", f"my-model-{datetime.now():%Y%m%d-%H%M}", key="t_name")
-    overwrite, name_problem = model_name_check(register_as, c7)
+    tunable, teachers = model_sources()
+    finetune = c6.selectbox(
+        "Fine-tune from",
+        ["—", *tunable],
+        format_func=lambda n: n if n == "—" else f"{n} ({tunable[n]})",
+        key="t_ft",
+        help="Start from a registered model's weights (same architecture). Ensembles and models shipped "
+        "as LiteRT only are not listed: they have no Keras weights to train further.",
+    )
+    teacher = c7.selectbox(
+        "Distil from (teacher)",
+        ["—", *teachers],
+        key="t_teacher",
+        help="Learn from a registered model's (e.g. an ensemble's) soft predictions on the training faces "
+        "as well as from the labels; the teacher labels the faces once, with flip test-time augmentation.",
+    )
+    register_as = c8.text_input("Register model as", f"my-model-{datetime.now():%Y%m%d-%H%M}", key="t_name")
+    overwrite, problem = model_name_check(register_as, c8)
+    if finetune != "—" and tunable[finetune] != architecture:
+        problem = problem or (
+            f"Fine-tuning {finetune} needs its architecture, {tunable[finetune]!r}: pick it above "
+            f"(the run asks for {architecture!r})."
+        )
     augmentation = augmentation_switches()
     if data is not None and st.button("Preview augmentation", key="t_preview"):
         augmentation_preview(data.samples, augmentation)
-    if name_problem:
-        st.error(name_problem)
-    if st.button("Start training", type="primary", disabled=data is None or bool(name_problem), key="t_start"):
+    if problem:
+        st.error(problem)
+    if st.button("Start training", type="primary", disabled=data is None or bool(problem), key="t_start"):
         config = TrainConfig(
             data=data_path,
             architecture=architecture,
@@ -285,6 +306,7 @@ def new_run_form(manager: JobManager) -> None:
             class_weighting=weighting,
             augmentation=augmentation,
             finetune_from=None if finetune == "—" else finetune,
+            teacher=None if teacher == "—" else teacher,
             register_as=register_as or None,
             overwrite=overwrite,
         )
@@ -295,6 +317,20 @@ def new_run_form(manager: JobManager) -> None:
         else:
             st.session_state["train_run"] = Path(job["run_dir"]).name
             st.rerun()  # the runs section above shows the new run at once
+
+
+def model_sources() -> tuple[dict[str, str], list[str]]:
+    """Usable registered models: {name: architecture} of those that can be fine-tuned, and all of them
+    (any usable model, an ensemble included, can teach)."""
+    tunable, usable = {}, []
+    for row in list_models():
+        if not row["ok"]:
+            continue
+        usable.append(row["name"])
+        info = get_model(row["name"])
+        if finetune_problem(info) is None:
+            tunable[row["name"]] = info.card.get("architecture", "")
+    return tunable, usable
 
 
 def model_name_check(name: str, where) -> tuple[bool, str]:

@@ -106,3 +106,74 @@ def test_tiny_distillation_run_lowers_its_loss_and_registers(registry, tmp_path,
     # A teacher that does not exist stops the run before any training, with its name.
     assert main([*args[:-4], "--teacher", "ghost", "--run-dir", str(tmp_path / "ghost")]) != 0
     assert "ghost" in capsys.readouterr().err
+
+
+def test_ensembles_and_litert_only_models_are_refused_as_finetune_sources(registry, tmp_path, capsys):
+    from fer_core.registry import finetune_problem
+
+    create_ensemble("tiny-pair", ["tiny-test", "tiny-other"])
+    lite = registry / "tiny-lite"
+    shutil.copytree(registry / "tiny-test", lite)
+    (lite / "model.keras").unlink()
+    card = json.loads((lite / "card.json").read_text())
+    card["name"] = "tiny-lite"
+    (lite / "card.json").write_text(json.dumps(card))
+    assert finetune_problem(get_model("tiny-test")) is None
+    assert "ensemble" in finetune_problem(get_model("tiny-pair"))
+    assert "LiteRT" in finetune_problem(get_model("tiny-lite"))
+    EmotionClassifier.from_registry("tiny-lite")  # still a usable model for inference
+    base = get_model("tiny-test").card["training"]["config"]
+    args = ["train", "--data", base["data"], "--architecture", "tiny", "--epochs", "1"]
+    for source, words in (("tiny-pair", "is an ensemble"), ("tiny-lite", "LiteRT file only"), ("ghost", "ghost")):
+        run_dir = tmp_path / f"from-{source}"
+        assert main([*args, "--finetune-from", source, "--run-dir", str(run_dir)]) != 0
+        err = capsys.readouterr().err
+        assert f"cannot fine-tune from {source!r}" in err and words in err, err
+        assert not (run_dir / "checkpoints").exists() or not any((run_dir / "checkpoints").iterdir())
+
+
+def test_train_page_offers_fine_tunable_sources_and_teachers(registry, pattern_dataset, tmp_path, monkeypatch):
+    """The page lists only models that can be fine-tuned, checks the architecture, and starts a real
+    distillation run from an ensemble teacher."""
+    import time
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from fer_core.train.jobs import JobManager
+
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FER_DATA_DIR", str(tmp_path / "data"))
+    create_ensemble("tiny-pair", ["tiny-test", "tiny-other"])
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    assert "tiny-pair" not in at.selectbox(key="t_ft").options
+    assert any(o.startswith("tiny-test") for o in at.selectbox(key="t_ft").options)
+    assert "tiny-pair" in at.selectbox(key="t_teacher").options
+    at.text_input(key="train_path").set_value(str(pattern_dataset))
+    at.selectbox(key="t_arch").set_value("compact")
+    at.selectbox(key="t_ft").set_value("tiny-test")
+    at.text_input(key="t_name").set_value("page-student")
+    at.run()
+    assert any("needs its architecture, 'tiny'" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="t_start").disabled
+    at.selectbox(key="t_ft").set_value("—")
+    at.selectbox(key="t_arch").set_value("tiny")
+    at.selectbox(key="t_teacher").set_value("tiny-pair")
+    at.number_input(key="t_epochs").set_value(2)
+    at.run()
+    assert not at.error and not at.button(key="t_start").disabled
+    at.button(key="t_start").click()
+    at.run()
+    assert not at.exception, at.exception
+    manager = JobManager(tmp_path / "runs")
+    run_dir = manager.root / manager.runs()[0]["name"]
+    assert json.loads((run_dir / "config.json").read_text())["teacher"] == "tiny-pair"
+    deadline = time.time() + 180
+    while manager.active() is not None and time.time() < deadline:
+        time.sleep(0.5)
+    assert manager.active() is None, "the run did not finish"
+    assert (run_dir / "teacher_targets.npy").is_file()
+    assert get_model("page-student").card["training"]["config"]["teacher"] == "tiny-pair"

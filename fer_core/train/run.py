@@ -26,7 +26,9 @@ from fer_core.preprocess import Preprocessing
 from fer_core.registry import (
     KERAS_FILE,
     ModelError,
+    ModelInfo,
     default_models_dir,
+    finetune_problem,
     get_model,
     registration_folder,
 )
@@ -232,6 +234,27 @@ class TrainingRun:
         except ModelError as e:
             raise TrainingError(str(e)) from e
 
+    def finetune_source(self) -> ModelInfo:
+        """The registered model a fine-tuning run starts from, checked before any data is loaded.
+
+        Raises:
+            TrainingError: no such model, or one that cannot be fine-tuned into this architecture.
+        """
+        cfg = self.config
+        try:
+            info = get_model(cfg.finetune_from, self.models_dir)
+        except ModelError as e:
+            raise TrainingError(f"cannot fine-tune from {cfg.finetune_from!r}: {e}") from e
+        problem = finetune_problem(info)
+        if problem:
+            raise TrainingError(f"cannot fine-tune from {cfg.finetune_from!r}: {problem}")
+        if info.card.get("architecture") != cfg.architecture:
+            raise TrainingError(
+                f"Fine-tuning needs the same architecture: {cfg.finetune_from} is "
+                f"{info.card.get('architecture')!r}, the run asks for {cfg.architecture!r}"
+            )
+        return info
+
     # ----- data -----
     def load_data(self) -> tuple[LabeledFaces, LabeledFaces]:
         cfg = self.config
@@ -245,12 +268,7 @@ class TrainingRun:
         cfg = self.config
         model = build_model(cfg.architecture, size=cfg.input_size, dropout=cfg.dropout)
         if cfg.finetune_from:
-            info = get_model(cfg.finetune_from, Path(cfg.models_dir) if cfg.models_dir else None)
-            if info.card.get("architecture") != cfg.architecture:
-                raise TrainingError(
-                    f"Fine-tuning needs the same architecture: {cfg.finetune_from} is "
-                    f"{info.card.get('architecture')!r}, the run asks for {cfg.architecture!r}"
-                )
+            info = self.finetune_source()
             source = keras.saving.load_model(info.verify(KERAS_FILE), compile=False, safe_mode=True)
             model.set_weights(source.get_weights())
         if cfg.optimizer == "sgd":
@@ -340,6 +358,8 @@ class TrainingRun:
         keras.mixed_precision.set_global_policy(choose_policy(cfg.precision))
         self.check_registration()
         state = self.load_state()
+        if self.config.finetune_from and not (resume and state["epoch"] > 0):
+            self.finetune_source()  # a bad source fails now, not after loading the data
         (self.run_dir / STOP_FILE).unlink(missing_ok=True)
         train, val = self.load_data()
         if len(val) == 0:
