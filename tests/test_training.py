@@ -82,7 +82,7 @@ def _wait_for_epoch(run_dir: Path, proc: subprocess.Popen, timeout: float = 120)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["stop_file", "sigterm"])
+@pytest.mark.parametrize("how", ["stop_file", "sigterm", "sigkill"])
 def test_stop_then_resume(pattern_dataset, tmp_path, how):
     run_dir, models = tmp_path / "run", tmp_path / "models"
     models.mkdir()
@@ -94,19 +94,30 @@ def test_stop_then_resume(pattern_dataset, tmp_path, how):
         text=True,
     )
     _wait_for_epoch(run_dir, proc)
-    if how == "stop_file":
-        (run_dir / "STOP").touch()
+    if how == "sigkill":  # a machine going away: no handler runs
+        time.sleep(0.5)
+        proc.kill()
+        proc.communicate(timeout=60)
+        state = json.loads((run_dir / "state.json").read_text())
+        done = state["epoch"]
+        assert 1 <= done < 40
+        # The time it trained is kept although the process never got to say goodbye.
+        assert state["wall_seconds"] >= sum(state["epoch_seconds"]) > 0
+        assert not list((run_dir / "checkpoints").glob("*partial*"))
     else:
-        proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    events = read_events(run_dir)
-    assert events[-1]["type"] == "stopped"
-    done = events[-1]["epochs_done"]
-    assert 1 <= done < 40
-    assert events[-1]["model"] == "resumed"  # stopping keeps (and registers) the best so far
-    state = json.loads((run_dir / "state.json").read_text())
-    assert state["epoch"] == done
+        if how == "stop_file":
+            (run_dir / "STOP").touch()
+        else:
+            proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        events = read_events(run_dir)
+        assert events[-1]["type"] == "stopped"
+        done = events[-1]["epochs_done"]
+        assert 1 <= done < 40
+        assert events[-1]["model"] == "resumed"  # stopping keeps (and registers) the best so far
+        state = json.loads((run_dir / "state.json").read_text())
+        assert state["epoch"] == done
     # Resume: continues at the next epoch and finishes all 40.
     config = json.loads((run_dir / "config.json").read_text())
     config["epochs"] = done + 2
@@ -124,6 +135,11 @@ def test_stop_then_resume(pattern_dataset, tmp_path, how):
     later = [e["epoch"] for e in events if e["type"] == "epoch"]
     assert later[-2:] == [done + 1, done + 2]
     assert events[-1]["type"] == "finished"
+    state = json.loads((run_dir / "state.json").read_text())
+    assert len(state["epoch_seconds"]) == done + 2
+    # Wall time covers both stretches of training.
+    card = json.loads((models / "resumed" / "card.json").read_text())
+    assert card["training"]["wall_seconds"] >= round(sum(state["epoch_seconds"]), 1) - 0.1
 
 
 @pytest.mark.slow

@@ -91,6 +91,13 @@ class _StopRequest:
         return self.signalled.is_set() or (self.run_dir / STOP_FILE).exists()
 
 
+def _save_atomically(model: keras.Model, path: Path) -> None:
+    """Save a checkpoint whole or not at all: a process killed mid-save leaves the previous one."""
+    partial = path.with_name(f"{path.stem}-partial.keras")
+    model.save(partial)
+    partial.replace(path)
+
+
 class _RunCallback(keras.callbacks.Callback):
     """Writes progress events, evaluates on validation, checkpoints, schedules and stops."""
 
@@ -100,6 +107,7 @@ class _RunCallback(keras.callbacks.Callback):
         self.stop = _StopRequest(run.run_dir)
         self._last_batch_event = 0.0
         self._epoch_start = 0.0
+        self.clock = time.time()  # wall time is added to the state up to here
         self.stopped_early = False
         self.stopped_by_user = False
 
@@ -129,6 +137,11 @@ class _RunCallback(keras.callbacks.Callback):
                 eta_s=self._eta(done),
             )
 
+    def add_wall_time(self) -> None:
+        now = time.time()
+        self.state["wall_seconds"] += now - self.clock
+        self.clock = now
+
     def _eta(self, batches_done: int) -> float:
         per_epoch = self.state["epoch_seconds"] or [
             (time.time() - self._epoch_start) * self.steps / max(batches_done, 1)
@@ -149,12 +162,13 @@ class _RunCallback(keras.callbacks.Callback):
         improved = state["best_score"] is None or score > state["best_score"]
         if improved:
             state.update(best_score=score, best_epoch=epoch + 1, since_best=0)
-            self.model.save(self.run.checkpoint_dir / "best.keras")
+            _save_atomically(self.model, self.run.checkpoint_dir / "best.keras")
         else:
             state["since_best"] += 1
             if self.run.config.schedule == "plateau" and state["since_best"] % self.run.config.plateau_patience == 0:
                 state["plateau_cuts"] += 1
-        self.model.save(self.run.checkpoint_dir / "last.keras")
+        _save_atomically(self.model, self.run.checkpoint_dir / "last.keras")
+        self.add_wall_time()  # saved each epoch: a killed process keeps the time it ran
         self.run.save_state(state)
         append_event(
             self.run.run_dir,
@@ -201,7 +215,11 @@ class TrainingRun:
     def load_state(self) -> dict:
         path = self.run_dir / STATE_FILE
         if path.is_file():
-            return json.loads(path.read_text())
+            state = json.loads(path.read_text())
+            # Runs killed before this was saved every epoch kept only their last stretch: the
+            # epochs' own times are a lower bound.
+            state["wall_seconds"] = max(state.get("wall_seconds", 0.0), sum(state.get("epoch_seconds", [])))
+            return state
         return {
             "epoch": 0,
             "best_score": None,
@@ -395,13 +413,13 @@ class TrainingRun:
         )
         callback = _RunCallback(self, val, steps, state)
         previous = _install_signal_handlers(callback.stop)
-        started = time.time()
+        callback.clock = time.time()
         try:
             if state["epoch"] < cfg.epochs:
                 model.fit(ds, epochs=cfg.epochs, initial_epoch=state["epoch"], callbacks=[callback], verbose=0)
         finally:
             _restore_signal_handlers(previous)
-            state["wall_seconds"] += time.time() - started
+            callback.add_wall_time()
             self.save_state(state)
         status = "stopped" if callback.stopped_by_user else "finished"
         if state["best_epoch"] == 0:
