@@ -376,6 +376,8 @@ class TrainingRun:
         keras.mixed_precision.set_global_policy(choose_policy(cfg.precision))
         self.check_registration()
         state = self.load_state()
+        for partial in self.checkpoint_dir.glob("*-partial.keras"):
+            partial.unlink()  # a save cut off by a kill; the checkpoint it was replacing is whole
         if self.config.finetune_from and not (resume and state["epoch"] > 0):
             self.finetune_source()  # a bad source fails now, not after loading the data
         (self.run_dir / STOP_FILE).unlink(missing_ok=True)
