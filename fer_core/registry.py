@@ -145,8 +145,11 @@ class ModelInfo:
         return path
 
 
-def finetune_problem(info: ModelInfo) -> str | None:
-    """Why `info` cannot be fine-tuned, or None when it can (fine-tuning starts from its Keras weights)."""
+def finetune_problem(info: ModelInfo, architecture: str | None = None) -> str | None:
+    """Why `info` cannot be fine-tuned (into `architecture`, when given), or None when it can.
+
+    Fine-tuning starts from the model's Keras weights, so it needs them and the same architecture.
+    """
     if info.is_ensemble:
         return (
             f"{info.name!r} is an ensemble, with no weights of its own: distil it into a new model "
@@ -154,6 +157,9 @@ def finetune_problem(info: ModelInfo) -> str | None:
         )
     if not info.keras_path.is_file():
         return f"{info.name!r} ships as a LiteRT file only (no {KERAS_FILE}), which cannot be trained further"
+    if architecture is not None and info.card.get("architecture") != architecture:
+        own = info.card.get("architecture")
+        return f"{info.name!r} is {own!r}: fine-tuning needs the same architecture, not {architecture!r}"
     return None
 
 

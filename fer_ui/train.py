@@ -286,11 +286,8 @@ def new_run_form(manager: JobManager) -> None:
     )
     register_as = c8.text_input("Register model as", f"my-model-{datetime.now():%Y%m%d-%H%M}", key="t_name")
     overwrite, problem = model_name_check(register_as, c8)
-    if finetune != "—" and tunable[finetune] != architecture:
-        problem = problem or (
-            f"Fine-tuning {finetune} needs its architecture, {tunable[finetune]!r}: pick it above "
-            f"(the run asks for {architecture!r})."
-        )
+    if finetune != "—" and not problem:
+        problem = finetune_problem(get_model(finetune), architecture)
     augmentation = augmentation_switches()
     if data is not None and st.button("Preview augmentation", key="t_preview"):
         augmentation_preview(data.samples, augmentation)

@@ -157,7 +157,8 @@ def test_train_page_offers_fine_tunable_sources_and_teachers(registry, pattern_d
     at.selectbox(key="t_ft").set_value("tiny-test")
     at.text_input(key="t_name").set_value("page-student")
     at.run()
-    assert any("needs its architecture, 'tiny'" in e.value for e in at.error), [e.value for e in at.error]
+    wanted = "'tiny-test' is 'tiny': fine-tuning needs the same architecture"
+    assert any(wanted in e.value for e in at.error), [e.value for e in at.error]
     assert at.button(key="t_start").disabled
     at.selectbox(key="t_ft").set_value("—")
     at.selectbox(key="t_arch").set_value("tiny")

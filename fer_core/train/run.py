@@ -263,14 +263,9 @@ class TrainingRun:
             info = get_model(cfg.finetune_from, self.models_dir)
         except ModelError as e:
             raise TrainingError(f"cannot fine-tune from {cfg.finetune_from!r}: {e}") from e
-        problem = finetune_problem(info)
+        problem = finetune_problem(info, cfg.architecture)
         if problem:
             raise TrainingError(f"cannot fine-tune from {cfg.finetune_from!r}: {problem}")
-        if info.card.get("architecture") != cfg.architecture:
-            raise TrainingError(
-                f"Fine-tuning needs the same architecture: {cfg.finetune_from} is "
-                f"{info.card.get('architecture')!r}, the run asks for {cfg.architecture!r}"
-            )
         return info
 
     # ----- data -----
@@ -415,7 +410,6 @@ class TrainingRun:
         )
         callback = _RunCallback(self, val, steps, state)
         previous = _install_signal_handlers(callback.stop)
-        callback.clock = time.time()
         try:
             if state["epoch"] < cfg.epochs:
                 model.fit(ds, epochs=cfg.epochs, initial_epoch=state["epoch"], callbacks=[callback], verbose=0)
