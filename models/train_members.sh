@@ -13,7 +13,8 @@
 # fer2013-compact-r2 is copied there first so the ensembles can use it. Every member trains on
 # the same data, validation share and seed, so they hold out the same faces (the ensembles'
 # weights are fitted there). On this 2-core CPU: resnet about 245 images/s (2-3 h), the compact
-# student about 380 (3 h with its teacher's labels), xception about 95 (7-8 h).
+# student about 380 (3 h with its teacher's labels), xception about 95 in bfloat16 and 1.6x that
+# in float32 (`tests/benchmarks/bench_training.py --architectures xception`), so float32: about 5 h.
 set -u
 runs=${1:?usage: models/train_members.sh RUNS_DIR}
 py=${PYTHON:-.venv/bin/python}
@@ -39,6 +40,6 @@ run fer2013-resnet --architecture resnet --epochs 100 --patience 0 --mixup 0.2 |
   --members fer2013-compact-r2 fer2013-resnet --fit-weights --test-data "$data/test" || exit 1
 run fer2013-student --architecture compact --epochs 120 --patience 0 --mixup 0.2 \
   --teacher fer2013-pair --teacher-tta flip || exit 1
-run fer2013-xception --architecture xception --epochs 100 --patience 0 --mixup 0.2 || exit 1
+run fer2013-xception --architecture xception --epochs 100 --patience 0 --mixup 0.2 --precision float32 || exit 1
 [ -d "$registry/fer2013-ensemble" ] || "$py" -m fer_core ensemble fer2013-ensemble \
   --members fer2013-compact-r2 fer2013-resnet fer2013-xception --fit-weights --test-data "$data/test" || exit 1
