@@ -129,3 +129,26 @@ def test_user_trained_models_stay_out_of_git_status():
 
     assert ignored("models/my-model-20261130-1200/card.json")
     assert not ignored("models/fer2013-compact-r2/card.json") and not ignored("models/active.txt")
+
+
+def test_every_shipped_model_loads_and_classifies():
+    """Each model in the repository's models/ passes its hash check and gives 7 logits per face;
+    an ensemble's members are shipped beside it; each card carries its held-out figures."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from fer_core.registry import list_model_names
+
+    shipped = Path(__file__).resolve().parents[1] / "models"
+    names = list_model_names(shipped)
+    assert active_model_name(shipped) in names
+    crops = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    for name in names:
+        info = get_model(name, shipped)
+        info.verify()
+        if info.is_ensemble:
+            assert {m.name for m, _ in info.members()} <= set(names)
+        logits = EmotionClassifier.from_registry(info).logits(crops)
+        assert logits.shape == (3, 7) and np.isfinite(logits).all(), name
+        assert {"validation", "test"} <= set(info.card["metrics"]), name
