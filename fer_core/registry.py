@@ -244,11 +244,17 @@ def list_models(models_dir: Path | None = None) -> list[dict]:
         try:
             info = get_model(name, models_dir)
             info.verify()
-            metrics = info.card.get("metrics", {}).get("test") or info.card.get("metrics", {}).get("validation") or {}
+            all_metrics = info.card.get("metrics", {})
+            split = "test" if "test" in all_metrics else "validation" if "validation" in all_metrics else None
+            metrics = all_metrics.get(split) or {}
             row.update(
                 architecture=info.card.get("architecture", ""),
+                parameters=info.card.get("parameters"),
                 accuracy=metrics.get("accuracy"),
                 macro_f1=metrics.get("macro_f1"),
+                split=split,
+                ms_per_face=info.card.get("tta", {}).get("none", {}).get("ms_per_face_batch64"),
+                fine_tunable=finetune_problem(info) is None,
                 created=info.card.get("created", ""),
             )
         except ModelError as e:

@@ -91,7 +91,10 @@ def test_evaluate_json(use_models, tmp_path, capsys):
 
 def test_models_listing_and_errors(use_models, tmp_path, capsys, monkeypatch):
     assert main(["models"]) == 0
-    assert "* tiny-test" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "* tiny-test" in out and "macro-F1" in out and "ms/face" in out
+    row = next(line for line in out.splitlines() if line.startswith("* tiny-test")).split()
+    assert row[2] == "tiny" and row[4].endswith("%")  # name, architecture, parameters, accuracy
     broken = tmp_path / "broken_models"
     shutil.copytree(use_models, broken)
     (broken / "tiny-test" / "model.tflite").write_bytes(b"xx")
