@@ -13,8 +13,9 @@
 # fer2013-compact-r2 is copied there first so the ensembles can use it. Every member trains on
 # the same data, validation share and seed, so they hold out the same faces (the ensembles'
 # weights are fitted there). On this 2-core CPU: resnet about 245 images/s (2-3 h), the compact
-# student about 380 (3 h with its teacher's labels), xception about 95 in bfloat16 and 1.6x that
-# in float32 (`tests/benchmarks/bench_training.py --architectures xception`), so float32: about 5 h.
+# student about 380 (3 h with its teacher's labels), xception 1.3-1.6x faster in float32
+# than in bfloat16 (`tests/benchmarks/bench_training.py --architectures xception`), so float32: 5-12 h
+# (the machine's speed varies by day; 46 vs 61 images/s on a slow one).
 set -u
 runs=${1:?usage: models/train_members.sh RUNS_DIR}
 py=${PYTHON:-.venv/bin/python}
