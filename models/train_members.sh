@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The accuracy plan (issue: Accuracy), one step after another: a second member of another family,
 # a pair ensemble of it and the shipped compact model, a compact student distilled from that pair
-# (the default's candidate, as early as the CPU allows), then a third member of a third family and
+# (the default's candidate, as early as the CPU allows), then a third member of another architecture and
 # the ensemble of all three. A step whose run folder already holds a finished run is skipped; an
 # interrupted one resumes from its last checkpoint. Run from the repository root with ../shared
 # beside it; safe to start again after any interruption:
@@ -12,10 +12,13 @@
 # folder's name into $FER_MODELS_DIR (the repository's models/ when unset); the shipped
 # fer2013-compact-r2 is copied there first so the ensembles can use it. Every member trains on
 # the same data, validation share and seed, so they hold out the same faces (the ensembles'
-# weights are fitted there). On this 2-core CPU: resnet about 245 images/s (2-3 h), the compact
-# student about 380 (3 h with its teacher's labels), xception 1.3-1.6x faster in float32
-# than in bfloat16 (`tests/benchmarks/bench_training.py --architectures xception`), so float32: 5-12 h
-# (the machine's speed varies by day; 46 vs 61 images/s on a slow one).
+# weights are fitted there); the seed also fixes initialisation and augmentation, so the third
+# member is another architecture, not another seed. On this 2-core CPU: resnet about 245 images/s
+# on a fast day (its 100 epochs took 7.8 h over slower days), the compact student about 380 (3 h
+# with its teacher's labels). The third family was xception, but on 2026-12-01
+# (`python -m tests.benchmarks.bench_training --architectures compact,vgg,resnet,xception --steps 10`)
+# it trained at 61 images/s against vgg's 117 and resnet's 132 (12 h for 100 epochs), so the
+# third member is the wider VGG-style net with a dense head: 60 epochs, 3-4 h.
 set -u
 runs=${1:?usage: models/train_members.sh RUNS_DIR}
 py=${PYTHON:-.venv/bin/python}
@@ -41,6 +44,6 @@ run fer2013-resnet --architecture resnet --epochs 100 --patience 0 --mixup 0.2 |
   --members fer2013-compact-r2 fer2013-resnet --fit-weights --test-data "$data/test" || exit 1
 run fer2013-student --architecture compact --epochs 120 --patience 0 --mixup 0.2 \
   --teacher fer2013-pair --teacher-tta flip || exit 1
-run fer2013-xception --architecture xception --epochs 100 --patience 0 --mixup 0.2 --precision float32 || exit 1
+run fer2013-vgg --architecture vgg --epochs 60 --patience 0 --mixup 0.2 || exit 1
 [ -d "$registry/fer2013-ensemble" ] || "$py" -m fer_core ensemble fer2013-ensemble \
-  --members fer2013-compact-r2 fer2013-resnet fer2013-xception --fit-weights --test-data "$data/test" || exit 1
+  --members fer2013-compact-r2 fer2013-resnet fer2013-vgg --fit-weights --test-data "$data/test" || exit 1
