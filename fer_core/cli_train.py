@@ -74,8 +74,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if f.name not in ("augmentation", "command") and getattr(args, f.name) is not None
     }
     values["augmentation"] = Augmentation(**{k: v for k, v in aug.items() if v is not None})
-    values["command"] = "python -m fer_core " + shlex.join(sys.argv[1:])
+    values["command"] = command_line(args)
     return TrainConfig(**values)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command as typed (main() stores it; sys.argv when a parser was used directly)."""
+    return getattr(args, "command_line", None) or "python -m fer_core " + shlex.join(sys.argv[1:])
 
 
 def run_train_command(args: argparse.Namespace) -> int:
@@ -88,7 +93,7 @@ def run_train_command(args: argparse.Namespace) -> int:
     elif args.config:
         config, resume = TrainConfig.load(args.config), False
         if not config.command:
-            config.command = "python -m fer_core " + shlex.join(sys.argv[1:])
+            config.command = command_line(args)
         run_dir = Path(args.run_dir or args.config.parent)
     else:
         if not args.data:

@@ -21,6 +21,12 @@ from fer_core.settings import Environment
 CARD_FILE = "card.json"
 TFLITE_FILE = "model.tflite"
 KERAS_FILE = "model.keras"
+# How a LiteRT file stores and runs its model (a card's `tflite_weights`). New models are
+# "dynamic" (int8 weights, activations quantized as it runs): 2.5-3.5x faster than float16 at the
+# same accuracy; full "int8" is 2x faster again in batches but lost 0.1-0.3 points
+# (tests/benchmarks/BENCHMARKS.md, "Quantized LiteRT files").
+WEIGHT_MODES = ("dynamic", "int8", "float16", "float32")
+TFLITE_WEIGHTS = "dynamic"
 ACTIVE_FILE = "active.txt"
 MODEL_FILES = frozenset({CARD_FILE, TFLITE_FILE, KERAS_FILE})
 """Everything a registered model folder may hold; a folder with anything else is never replaced."""

@@ -115,7 +115,7 @@ def test_module_entry_point_runs(use_models):
     assert json.loads(out.stdout)[0]["name"] == "tiny-test"
 
 
-SUBCOMMANDS = ["predict", "label", "evaluate", "models", "ensemble", "train"]
+SUBCOMMANDS = ["predict", "label", "evaluate", "models", "ensemble", "quantize", "train"]
 
 
 def test_the_help_tests_cover_every_subcommand():

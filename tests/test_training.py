@@ -35,7 +35,9 @@ def test_tiny_run_events_and_artifacts(tiny_models_dir):
     assert (run_dir / "config.json").is_file()
     assert info.card["metrics"]["validation"]["accuracy"] > 0.5
     assert info.card["training"]["epochs_run"] == 6
-    assert info.card["tflite_weights"] == "float16"
+    # Exported quantized (int8 weights) and checked against the float model on validation.
+    assert info.card["tflite_weights"] == "dynamic"
+    assert info.card["quantization"]["agreement_with_float"] >= 0.98
     assert {m: info.card["tta"][m]["views"] for m in ("none", "flip", "crops")} == {"none": 1, "flip": 2, "crops": 10}
     assert all(info.card["tta"][m]["ms_per_face_batch64"] > 0 for m in ("none", "flip", "crops"))
     # The learnable patterns are learnt, whichever way the faces are viewed.
@@ -189,6 +191,57 @@ def test_finetune_from_registered_model(use_models, pattern_dataset, tmp_path):
 
     with pytest.raises(TrainingError, match="same architecture"):
         run_training(tmp_path / "bad", bad)
+
+
+def test_quantize_exports_again_and_measures_again(use_models, capsys):
+    from fer_core.classifier import EmotionClassifier
+    from fer_core.cli import main
+    from fer_core.registry import get_model
+
+    before = get_model("tiny-test")
+    assert main(["quantize", "tiny-test", "--weights", "float16"]) == 0
+    assert "exported with float16 weights" in capsys.readouterr().out
+    info = get_model("tiny-test")
+    assert (
+        info.card["tflite_weights"] == "float16"
+        and "quantization" not in info.card
+        or (info.card["quantization"]["weights"] == "float16")
+    )
+    assert info.card["files"]["model.tflite"] != before.card["files"]["model.tflite"]
+    assert info.card["files"]["model.keras"] == before.card["files"]["model.keras"]
+    assert info.card["training"] == before.card["training"]  # how it was trained stays on the card
+    assert main(["quantize", "tiny-test", "--weights", "int8"]) == 0
+    info = get_model("tiny-test")
+    assert info.card["tflite_weights"] in ("int8", "float16")  # float16 only if int8 strayed (then noted)
+    assert info.card["quantization"]["command"].startswith("python -m fer_core quantize tiny-test")
+    assert info.card["metrics"]["validation"]["accuracy"] > 0.5
+    assert info.card["tta"]["none"]["ms_per_face_batch64"] > 0
+    logits = EmotionClassifier(info.verify()).logits(np.zeros((3, 48, 48), np.uint8))
+    assert logits.shape == (3, 7) and np.isfinite(logits).all()
+
+
+def test_quantize_refuses_what_it_cannot_export(use_models, capsys):
+    from fer_core.cli import main
+
+    assert main(["quantize", "no-such-model"]) == 2
+    (use_models / "tiny-test" / "model.keras").unlink()
+    assert main(["quantize", "tiny-test"]) == 2
+    assert "ships without model.keras" in capsys.readouterr().err
+    assert (use_models / "tiny-test" / "model.tflite").is_file()  # nothing lost
+
+
+def test_export_falls_back_to_float16_when_quantizing_strays(use_models, tmp_path, monkeypatch):
+    import keras
+
+    from fer_core.train import export
+
+    model = keras.saving.load_model(use_models / "tiny-test" / "model.keras")
+    crops = np.random.default_rng(0).integers(0, 255, (40, 48, 48), dtype=np.uint8)
+    with pytest.raises(ValueError, match="representative crops"):
+        export.export_tflite(model, tmp_path / "m.tflite", "int8")
+    monkeypatch.setattr(export, "MIN_AGREEMENT", 1.01)  # no export can agree this well
+    record = export.export_checked(model, tmp_path / "m.tflite", crops, "dynamic")
+    assert record["tflite_weights"] == "float16" and "float16 weights instead" in record["quantization"]["note"]
 
 
 def test_split_and_weights():

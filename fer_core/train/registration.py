@@ -13,10 +13,10 @@ import keras
 
 from fer_core.datasets import LabeledFaces, load_labeled
 from fer_core.preprocess import Preprocessing
-from fer_core.registry import ModelExistsError, registration_folder, write_card
+from fer_core.registry import TFLITE_WEIGHTS, ModelExistsError, registration_folder, write_card
 from fer_core.train.config import TrainConfig
 from fer_core.train.events import append_event
-from fer_core.train.export import TFLITE_WEIGHTS, float32_copy, register_model
+from fer_core.train.export import export_checked, float32_copy, register_model
 
 
 def registration_target(config: TrainConfig, run_dir: Path, models_dir: Path) -> Path:
@@ -52,7 +52,6 @@ def register_best_checkpoint(
         "architecture": config.architecture,
         "parameters": int(model.count_params()),
         "input_size": config.input_size,
-        "tflite_weights": TFLITE_WEIGHTS,
         "preprocessing": spec.to_dict(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "training": {
@@ -65,7 +64,7 @@ def register_best_checkpoint(
             "config": config.to_dict(),
         },
     }
-    register_model(model, folder, card)
+    register_model(model, folder, card, val.images)
     append_event(run_dir, "evaluating", note="calibration, TTA modes, validation and test metrics")
     if config.test_data:
         card["training"]["test_data"] = config.test_data
@@ -73,3 +72,52 @@ def register_best_checkpoint(
     card.update(card_measurements(lambda tta, t: EmotionClassifier(folder / "model.tflite", t, tta=tta), val, test))
     write_card(folder, card)
     return folder.name
+
+
+def quantize_model(name: str, weights: str = TFLITE_WEIGHTS, models_dir: Path | None = None, command: str = "") -> str:
+    """Export a registered model's LiteRT file again from its Keras weights, then measure its card again.
+
+    For models registered before int8 export existed (or to go back to float16). The validation
+    split is rebuilt from the card's training settings; activation ranges, the agreement check,
+    calibration and every TTA mode's metrics come from it, and the card's test set is measured
+    again when it is still on disk. The new folder replaces the old one only once it is complete.
+
+    Returns:
+        The card's new `tflite_weights`.
+
+    Raises:
+        ModelError: no such model, an ensemble, no Keras file, or training data that is gone.
+    """
+    from fer_core.classifier import EmotionClassifier
+    from fer_core.datasets import train_val_split
+    from fer_core.ensemble import shared_validation
+    from fer_core.evaluation import card_measurements
+    from fer_core.registry import KERAS_FILE, ModelError, get_model, install_model_folder, remove_model_files
+
+    info = get_model(name, models_dir)
+    if info.is_ensemble:
+        raise ModelError(f"{name!r} is an ensemble: quantize its members, then register it again")
+    if not info.keras_path.is_file():
+        raise ModelError(f"{name!r} ships without {KERAS_FILE}, so it cannot be exported again")
+    keras_file = info.verify(KERAS_FILE)
+    split = shared_validation([info])
+    if not Path(split["data"]).exists():
+        raise ModelError(f"{name!r} was trained on {split['data']}, not on disk now: its validation split is needed")
+    spec = info.preprocessing
+    _, val = train_val_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
+    model = keras.saving.load_model(keras_file, safe_mode=True)
+    stale = ("calibration", "calibration_history", "tta", "metrics", "quantization", "tflite_weights")
+    card = {k: v for k, v in info.card.items() if k not in stale}
+    staging = info.folder.with_name(f".quantize-{info.folder.name}")
+    remove_model_files(staging)
+    staging.mkdir(parents=True)
+    (staging / KERAS_FILE).write_bytes(keras_file.read_bytes())
+    card.update(export_checked(model, staging / "model.tflite", val.images, weights))
+    command = command or f"python -m fer_core quantize {name} --weights {weights}"
+    card.setdefault("quantization", {"weights": weights})["command"] = command
+    test_data = card.get("training", {}).get("test_data")
+    test = load_labeled(test_data, spec=spec) if test_data and Path(test_data).exists() else None
+    card.update(card_measurements(lambda tta, t: EmotionClassifier(staging / "model.tflite", t, tta=tta), val, test))
+    write_card(staging, card)
+    install_model_folder(staging, info.folder)
+    return card["tflite_weights"]

@@ -6,8 +6,8 @@ the same model so only the approach differs.
 
     .venv/bin/python -m tests.benchmarks.bench_inference [--model NAME] [--frames 300] [--photos 300]
 
-It also exports the model with float32 and with float16 stored weights and compares their
-size, accuracy on --test-data and cost per face.
+It also exports the model in every stored-weights mode (float32, float16, int8 weights, full
+int8) and compares their size, accuracy and cost per face (see bench_quantization).
 """
 
 from __future__ import annotations
@@ -93,29 +93,13 @@ def per_face_costs(info, classifier: EmotionClassifier, keras_model, repeats: in
     }
 
 
-def weight_precision(keras_model, test_data: Path) -> dict:
-    """float16 vs float32 stored weights of the same model: file size, accuracy on a set, cost per face."""
-    import tempfile
+def weight_precision(info, keras_model, test_data: Path) -> dict:
+    """Each way of storing the model's weights: file size, accuracy, cost per face (bench_quantization)."""
+    from tests.benchmarks.bench_models import Sets, training_config
+    from tests.benchmarks.bench_quantization import weight_modes
 
-    from fer_core.datasets import load_labeled
-    from fer_core.metrics import classification_metrics, softmax
-    from fer_core.train.export import export_tflite
-
-    data = load_labeled(test_data)
-    out: dict = {"test_data": str(test_data), "n": len(data)}
-    with tempfile.TemporaryDirectory() as tmp:
-        for weights in ("float32", "float16"):
-            path = Path(tmp) / f"{weights}.tflite"
-            export_tflite(keras_model, path, weights)
-            classifier = EmotionClassifier(path)
-            m = classification_metrics(data.labels, softmax(classifier.logits(data.images)))
-            out[weights] = {
-                "bytes": path.stat().st_size,
-                "accuracy": m["accuracy"],
-                "macro_f1": m["macro_f1"],
-                **litert_costs(classifier, data.images[:64]),
-            }
-    return out
+    sets = Sets(Path("../shared/datasets/fer2013/train"), test_data)
+    return weight_modes(keras_model, sets.for_model(info.preprocessing, training_config(info)))
 
 
 def live_frames(scenes, recognizer: EmotionRecognizer, baseline: FerStyleBaseline, frames: int) -> dict:
@@ -189,7 +173,7 @@ def main() -> None:
     results = {"model": info.name, "cpu_count": os.cpu_count()}
     results["per_face"] = per_face_costs(info, classifier, keras_model)
     if args.test_data.exists():
-        results["stored_weights"] = weight_precision(keras_model, args.test_data)
+        results["stored_weights"] = weight_precision(info, keras_model, args.test_data)
     results["live_640x480"] = live_frames(scenes, recognizer, baseline, args.frames)
     results["batch_640x480"] = batch_photos(scenes, recognizer, baseline, args.photos)
     mtcnn = make_detector("mtcnn")
