@@ -174,7 +174,10 @@ def main() -> None:
     results["per_face"] = per_face_costs(info, classifier, keras_model)
     if args.test_data.exists():
         results["stored_weights"] = weight_precision(info, keras_model, args.test_data)
-    results["live_640x480"] = live_frames(scenes, recognizer, baseline, args.frames)
+    live = EmotionRecognizer(
+        classifier, make_detector(DEFAULT_DETECTOR, live=True), info.preprocessing, model_name=info.name
+    )
+    results["live_640x480"] = live_frames(scenes, live, baseline, args.frames)  # the Live page's detector settings
     results["batch_640x480"] = batch_photos(scenes, recognizer, baseline, args.photos)
     mtcnn = make_detector("mtcnn")
     results["detectors"] = detector_quality(
