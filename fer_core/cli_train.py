@@ -23,6 +23,8 @@ _HELP = {
     "mixup": "mix pairs of training faces, Beta(ALPHA, ALPHA) weights (0 = off)",
     "teacher": "registered model (e.g. an ensemble) to distil: its soft targets on the training faces",
     "teacher_tta": "test-time augmentation of the teacher when it labels the training faces (none/flip/crops)",
+    "teacher_mode": "fixed: the teacher labels each face once before training; consistent: every augmented "
+    "batch as the student sees it (slower)",
     "distill_temperature": "temperature softening teacher and student logits in the distillation loss",
     "distill_weight": "share of the loss on the teacher's soft targets (0-1; the rest on the labels)",
 }

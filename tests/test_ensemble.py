@@ -108,6 +108,52 @@ def test_tiny_distillation_run_lowers_its_loss_and_registers(registry, tmp_path,
     assert "ghost" in capsys.readouterr().err
 
 
+def test_consistent_teacher_labels_each_batch_as_the_student_sees_it(registry, pattern_dataset):
+    """Augmented, mixed batches carry the teacher's probabilities of those very images."""
+    from fer_core.classifier import EmotionClassifier
+    from fer_core.datasets import load_labeled
+    from fer_core.metrics import softmax
+    from fer_core.train.config import Augmentation
+    from fer_core.train.data import training_dataset
+
+    teacher = EmotionClassifier.from_registry(get_model("tiny-test"))
+    data = load_labeled(pattern_dataset)
+
+    def judge(crops):
+        return softmax(teacher.logits(crops), 2.0).astype(np.float32)
+
+    ds = training_dataset(
+        data.images, data.labels, np.ones(7, np.float32), 16, Augmentation(), 0.1, 0, mixup=0.2, teacher=judge
+    )
+    x, target, _ = next(iter(ds))
+    assert target.shape == (16, 14)
+    assert np.allclose(target[:, 7:], judge(x.numpy()[..., 0]), atol=1e-5)
+    clean = judge(data.images[:16].astype(np.float32))
+    assert not np.allclose(target[:, 7:], clean, atol=1e-3)  # not the clean faces' labels
+
+
+@pytest.mark.slow
+def test_consistent_distillation_run_registers(registry, tmp_path, capsys):
+    from fer_core.train.events import read_events
+
+    create_ensemble("tiny-pair", ["tiny-test", "tiny-other"])
+    base = get_model("tiny-test").card["training"]["config"]
+    run_dir = tmp_path / "student"
+    args = ["train", "--data", base["data"], "--architecture", "tiny", "--epochs", "3", "--batch-size", "32"]
+    args += ["--learning-rate", "0.05", "--val-fraction", "0.2", "--warmup-epochs", "0", "--precision", "float32"]
+    args += ["--teacher", "tiny-pair", "--teacher-mode", "consistent", "--teacher-tta", "flip"]
+    args += ["--register-as", "tiny-student", "--run-dir", str(run_dir)]
+    assert main(args) == 0, capsys.readouterr().err
+    losses = [e["loss"] for e in read_events(run_dir) if e["type"] == "epoch"]
+    assert len(losses) == 3 and losses[-1] < losses[0], losses
+    assert not (run_dir / "teacher_targets.npy").exists()  # nothing precomputed: judged batch by batch
+    card = get_model("tiny-student").card
+    assert card["training"]["config"]["teacher_mode"] == "consistent" and "validation" in card["metrics"]
+    bad = [a.replace("consistent", "sometimes").replace("tiny-student", "tiny-bad") for a in args[:-1]]
+    assert main([*bad, str(tmp_path / "bad")]) != 0
+    assert "teacher_mode" in capsys.readouterr().err
+
+
 def test_ensembles_and_litert_only_models_are_refused_as_finetune_sources(registry, tmp_path, capsys):
     from fer_core.registry import finetune_problem
 

@@ -74,6 +74,9 @@ class TrainConfig:
         teacher: registered model (usually an ensemble) whose soft targets the model learns
             from (distillation), or None.
         teacher_tta: test-time augmentation of the teacher when it labels the training faces.
+        teacher_mode: "fixed": the teacher labels each training face once, as it is, before
+            training; "consistent": it labels every augmented (and mixed) batch exactly as the
+            student sees it, each step (slower; the teacher runs on the CPU alongside).
         distill_temperature: softening temperature of the teacher's and student's logits.
         distill_weight: share of the loss given to the teacher's soft targets (the rest to
             the labels).
@@ -111,6 +114,7 @@ class TrainConfig:
     finetune_from: str | None = None
     teacher: str | None = None
     teacher_tta: str = "flip"
+    teacher_mode: str = "fixed"
     distill_temperature: float = 2.0
     distill_weight: float = 0.7
     dropout: float | None = None

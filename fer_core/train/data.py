@@ -41,6 +41,7 @@ def training_dataset(
     seed: int,
     mixup: float = 0.0,
     soft_targets: np.ndarray | None = None,
+    teacher=None,
 ) -> tf.data.Dataset:
     """Shuffled, augmented batches of (x float32 (B,S,S,1), targets, sample weights).
 
@@ -51,7 +52,9 @@ def training_dataset(
 
     Targets are the smoothed one-hot labels (B, 7), or with `soft_targets` (a teacher's
     probabilities per image, (N, 7)) those followed by the teacher's: (B, 14), as
-    `DistillationLoss` expects.
+    `DistillationLoss` expects. With `teacher` instead (a function from float32 crops
+    (B, S, S) to probabilities (B, 7)) the teacher's half is computed on each finished batch,
+    after augmentation and mixup, so the teacher judges exactly the faces the student sees.
     """
     augment = augmentation.build(seed)
     sample_weights = weights[labels]
@@ -65,6 +68,10 @@ def training_dataset(
             target = tf.concat([target, tf.cast(soft, tf.float32)], axis=-1)
         if mixup > 0:
             x, target, w = _mix_pairs(x, target, w, mixup)
+        if teacher is not None:
+            judged = tf.numpy_function(teacher, [x[..., 0]], tf.float32, stateful=True)
+            judged = tf.ensure_shape(judged, [None, NUM_CLASSES])
+            target = tf.concat([target, judged], axis=-1)
         return x, target, w
 
     columns = (images, labels, sample_weights)

@@ -41,6 +41,7 @@ from fer_core.train.registration import register_best_checkpoint
 STOP_FILE = "STOP"
 STATE_FILE = "state.json"
 TEACHER_FILE = "teacher_targets.npy"
+TEACHER_MODES = ("fixed", "consistent")
 CONFIG_FILE = "config.json"
 
 
@@ -297,11 +298,8 @@ class TrainingRun:
         model.compile(optimizer=opt, loss=loss)
         return model
 
-    def teacher_targets(self, train: LabeledFaces) -> np.ndarray | None:
-        """The teacher's probabilities at the distillation temperature for every training face.
-
-        Computed once per run and kept in the run folder, so a resumed run learns from the
-        same targets (the teacher may have changed since).
+    def teacher(self):
+        """The run's teacher as a classifier (with its TTA), or None without one.
 
         Raises:
             TrainingError: bad distillation settings, an unusable teacher, or one whose
@@ -317,11 +315,6 @@ class TrainingRun:
                 "distill_weight must be in [0, 1] and distill_temperature > 0. "
                 f"Received: distill_weight={cfg.distill_weight}, distill_temperature={cfg.distill_temperature}"
             )
-        cache = self.run_dir / TEACHER_FILE
-        if cache.is_file():
-            soft = np.load(cache)
-            if soft.shape == (len(train), len(EMOTIONS)):
-                return soft
         try:
             info = get_model(cfg.teacher, self.models_dir)
             teacher = EmotionClassifier.from_registry(info, tta=cfg.teacher_tta)
@@ -332,10 +325,42 @@ class TrainingRun:
                 f"teacher {cfg.teacher!r} was trained on other crops ({info.preprocessing}); "
                 f"this run uses {self.spec}: set --input-size/--margin/--align to match"
             )
+        return teacher
+
+    def teacher_targets(self, train: LabeledFaces) -> np.ndarray | None:
+        """With a "fixed" teacher, its probabilities at the distillation temperature for every training face.
+
+        Computed once per run and kept in the run folder, so a resumed run learns from the
+        same targets (the teacher may have changed since).
+
+        Raises:
+            TrainingError: see `teacher`.
+        """
+        cfg = self.config
+        if not cfg.teacher or cfg.teacher_mode != "fixed":
+            return None
+        cache = self.run_dir / TEACHER_FILE
+        if cache.is_file():
+            soft = np.load(cache)
+            if soft.shape == (len(train), len(EMOTIONS)):
+                return soft
+        teacher = self.teacher()
         logits = np.concatenate([teacher.logits(train.images[i : i + 512]) for i in range(0, len(train), 512)])
         soft = softmax(logits, cfg.distill_temperature).astype(np.float32)
         np.save(cache, soft)
         return soft
+
+    def consistent_teacher(self):
+        """With a "consistent" teacher, the function that labels each augmented batch, else None."""
+        cfg = self.config
+        if not cfg.teacher or cfg.teacher_mode != "consistent":
+            return None
+        teacher = self.teacher()
+
+        def judge(crops: np.ndarray) -> np.ndarray:
+            return softmax(teacher.logits(crops), cfg.distill_temperature).astype(np.float32)
+
+        return judge
 
     def _resume_model(self) -> keras.Model:
         path = self.checkpoint_dir / "last.keras"
@@ -370,6 +395,8 @@ class TrainingRun:
         cfg = self.config
         keras.mixed_precision.set_global_policy(choose_policy(cfg.precision))
         self.check_registration()
+        if cfg.teacher and cfg.teacher_mode not in TEACHER_MODES:
+            raise TrainingError(f"teacher_mode must be one of {TEACHER_MODES}. Received: {cfg.teacher_mode!r}")
         state = self.load_state()
         for partial in self.checkpoint_dir.glob("*-partial.keras"):
             partial.unlink()  # a save cut off by a kill; the checkpoint it was replacing is whole
@@ -382,6 +409,7 @@ class TrainingRun:
         model = self._resume_model() if resume and state["epoch"] > 0 else self._new_model()
         weights = class_weights(train.labels, cfg.class_weighting)
         soft = self.teacher_targets(train)
+        judge = self.consistent_teacher()
         tf.keras.utils.set_random_seed(cfg.seed + state["epoch"])
         ds = training_dataset(
             train.images,
@@ -393,6 +421,7 @@ class TrainingRun:
             cfg.seed + state["epoch"],
             mixup=cfg.mixup,
             soft_targets=soft,
+            teacher=judge,
         )
         steps = int(ds.cardinality().numpy())
         append_event(
