@@ -284,6 +284,12 @@ def new_run_form(manager: JobManager) -> None:
         help="Learn from a registered model's (e.g. an ensemble's) soft predictions on the training faces "
         "as well as from the labels; the teacher labels the faces once, with flip test-time augmentation.",
     )
+    consistent = teacher != "—" and c7.checkbox(
+        "Teacher judges each augmented batch",
+        key="t_teacher_consistent",
+        help="The teacher labels every augmented, mixed batch exactly as the student sees it, instead of "
+        "each face once before training: closer teaching, about 25% slower.",
+    )
     register_as = c8.text_input("Register model as", f"my-model-{datetime.now():%Y%m%d-%H%M}", key="t_name")
     overwrite, problem = model_name_check(register_as, c8)
     if finetune != "—" and not problem:
@@ -304,6 +310,7 @@ def new_run_form(manager: JobManager) -> None:
             augmentation=augmentation,
             finetune_from=None if finetune == "—" else finetune,
             teacher=None if teacher == "—" else teacher,
+            teacher_mode="consistent" if consistent else "fixed",
             register_as=register_as or None,
             overwrite=overwrite,
         )

@@ -211,16 +211,19 @@ def test_train_page_offers_fine_tunable_sources_and_teachers(registry, pattern_d
     at.selectbox(key="t_teacher").set_value("tiny-pair")
     at.number_input(key="t_epochs").set_value(2)
     at.run()
+    at.checkbox(key="t_teacher_consistent").check()
+    at.run()
     assert not at.error and not at.button(key="t_start").disabled
     at.button(key="t_start").click()
     at.run()
     assert not at.exception, at.exception
     manager = JobManager(tmp_path / "runs")
     run_dir = manager.root / manager.runs()[0]["name"]
-    assert json.loads((run_dir / "config.json").read_text())["teacher"] == "tiny-pair"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["teacher"] == "tiny-pair" and config["teacher_mode"] == "consistent"
     deadline = time.time() + 180
     while manager.active() is not None and time.time() < deadline:
         time.sleep(0.5)
     assert manager.active() is None, "the run did not finish"
-    assert (run_dir / "teacher_targets.npy").is_file()
+    assert not (run_dir / "teacher_targets.npy").exists()  # judged batch by batch
     assert get_model("page-student").card["training"]["config"]["teacher"] == "tiny-pair"
