@@ -35,9 +35,13 @@ def test_tiny_run_events_and_artifacts(tiny_models_dir):
     assert (run_dir / "config.json").is_file()
     assert info.card["metrics"]["validation"]["accuracy"] > 0.5
     assert info.card["training"]["epochs_run"] == 6
-    # Exported quantized (int8 weights) and checked against the float model on validation.
-    assert info.card["tflite_weights"] == "dynamic"
-    assert info.card["quantization"]["agreement_with_float"] >= 0.98
+    # Exported with int8 weights and checked against the float model on validation; this tiny model's
+    # near-tied logits on a 42-face split may stray, and then it is float16, saying why.
+    quantization = info.card["quantization"]
+    if info.card["tflite_weights"] == "dynamic":
+        assert quantization["agreement_with_float"] >= 0.98
+    else:
+        assert info.card["tflite_weights"] == "float16" and "float16 weights instead" in quantization["note"]
     assert {m: info.card["tta"][m]["views"] for m in ("none", "flip", "crops")} == {"none": 1, "flip": 2, "crops": 10}
     assert all(info.card["tta"][m]["ms_per_face_batch64"] > 0 for m in ("none", "flip", "crops"))
     # The learnable patterns are learnt, whichever way the faces are viewed.
@@ -199,14 +203,10 @@ def test_quantize_exports_again_and_measures_again(use_models, capsys):
     from fer_core.registry import get_model
 
     before = get_model("tiny-test")
-    assert main(["quantize", "tiny-test", "--weights", "float16"]) == 0
-    assert "exported with float16 weights" in capsys.readouterr().out
+    assert main(["quantize", "tiny-test", "--weights", "float32"]) == 0
+    assert "exported with float32 weights" in capsys.readouterr().out
     info = get_model("tiny-test")
-    assert (
-        info.card["tflite_weights"] == "float16"
-        and "quantization" not in info.card
-        or (info.card["quantization"]["weights"] == "float16")
-    )
+    assert info.card["tflite_weights"] == "float32" and info.card["quantization"]["weights"] == "float32"
     assert info.card["files"]["model.tflite"] != before.card["files"]["model.tflite"]
     assert info.card["files"]["model.keras"] == before.card["files"]["model.keras"]
     assert info.card["training"] == before.card["training"]  # how it was trained stays on the card
@@ -239,6 +239,9 @@ def test_export_falls_back_to_float16_when_quantizing_strays(use_models, tmp_pat
     crops = np.random.default_rng(0).integers(0, 255, (40, 48, 48), dtype=np.uint8)
     with pytest.raises(ValueError, match="representative crops"):
         export.export_tflite(model, tmp_path / "m.tflite", "int8")
+    monkeypatch.setattr(export, "MIN_AGREEMENT", 0.0)  # any export agrees well enough
+    record = export.export_checked(model, tmp_path / "m.tflite", crops, "dynamic")
+    assert record["tflite_weights"] == "dynamic" and 0 <= record["quantization"]["agreement_with_float"] <= 1
     monkeypatch.setattr(export, "MIN_AGREEMENT", 1.01)  # no export can agree this well
     record = export.export_checked(model, tmp_path / "m.tflite", crops, "dynamic")
     assert record["tflite_weights"] == "float16" and "float16 weights instead" in record["quantization"]["note"]
