@@ -276,7 +276,8 @@ def cmd_models(args) -> int:
         print("no models registered; train one with `python -m fer_core train ... --register-as NAME`")
         return 0
     width = max([len("architecture")] + [len(r.get("architecture", "")) for r in rows])
-    print(f"  {'name':<24} {'architecture':<{width}} {'parameters':>10} {'accuracy':>9} {'macro-F1':>9} {'ms/face':>8}")
+    head = f"{'parameters':>10} {'accuracy':>9} {'macro-F1':>9} {'ms/face':>8} {'weights':>8}"
+    print(f"  {'name':<24} {'architecture':<{width}} {head}")
     for row in rows:
         mark = "*" if row["active"] else " "
         if not row["ok"]:
@@ -287,8 +288,12 @@ def cmd_models(args) -> int:
         f1 = f"{row['macro_f1']:.3f}" if row.get("macro_f1") is not None else "-"
         cost = f"{row['ms_per_face']:.2f}" if row.get("ms_per_face") is not None else "-"
         split = "" if row.get("split") in (None, "test") else f" ({row['split']})"
-        print(f"{mark} {row['name']:<24} {row['architecture']:<{width}} {params:>10} {acc:>9} {f1:>9} {cost:>8}{split}")
-    print("accuracy and macro-F1 on the card's test set; ms per face in a batch of 64, where the model was made")
+        figures = f"{params:>10} {acc:>9} {f1:>9} {cost:>8} {row.get('weights') or '-':>8}"
+        print(f"{mark} {row['name']:<24} {row['architecture']:<{width}} {figures}{split}")
+    print(
+        "accuracy and macro-F1 on the card's test set; ms per face in a batch of 64, where the model was made; "
+        "weights: how its LiteRT file stores them"
+    )
     return 0
 
 

@@ -260,6 +260,7 @@ def list_models(models_dir: Path | None = None) -> list[dict]:
                 macro_f1=metrics.get("macro_f1"),
                 split=split,
                 ms_per_face=info.card.get("tta", {}).get("none", {}).get("ms_per_face_batch64"),
+                weights=info.card.get("tflite_weights", ""),
                 fine_tunable=finetune_problem(info) is None,
                 created=info.card.get("created", ""),
             )

@@ -95,6 +95,7 @@ def test_models_listing_and_errors(use_models, tmp_path, capsys, monkeypatch):
     assert "* tiny-test" in out and "macro-F1" in out and "ms/face" in out
     row = next(line for line in out.splitlines() if line.startswith("* tiny-test")).split()
     assert row[2] == "tiny" and row[4].endswith("%")  # name, architecture, parameters, accuracy
+    assert row[7] in ("dynamic", "float16")  # int8 weights, or float16 where they strayed
     broken = tmp_path / "broken_models"
     shutil.copytree(use_models, broken)
     (broken / "tiny-test" / "model.tflite").write_bytes(b"xx")
