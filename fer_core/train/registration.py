@@ -13,7 +13,7 @@ import keras
 
 from fer_core.datasets import LabeledFaces, load_labeled
 from fer_core.preprocess import Preprocessing
-from fer_core.registry import TFLITE_WEIGHTS, ModelExistsError, registration_folder, write_card
+from fer_core.registry import TFLITE_FILE, TFLITE_WEIGHTS, ModelExistsError, registration_folder, write_card
 from fer_core.train.config import TrainConfig
 from fer_core.train.events import append_event
 from fer_core.train.export import export_checked, float32_copy, register_model
@@ -69,7 +69,7 @@ def register_best_checkpoint(
     if config.test_data:
         card["training"]["test_data"] = config.test_data
     test = load_labeled(config.test_data, spec=spec) if config.test_data else None
-    card.update(card_measurements(lambda tta, t: EmotionClassifier(folder / "model.tflite", t, tta=tta), val, test))
+    card.update(card_measurements(lambda tta, t: EmotionClassifier(folder / TFLITE_FILE, t, tta=tta), val, test))
     write_card(folder, card)
     return folder.name
 
@@ -92,7 +92,13 @@ def quantize_model(name: str, weights: str = TFLITE_WEIGHTS, models_dir: Path | 
     from fer_core.datasets import train_val_split
     from fer_core.ensemble import shared_validation
     from fer_core.evaluation import card_measurements
-    from fer_core.registry import KERAS_FILE, ModelError, get_model, install_model_folder, remove_model_files
+    from fer_core.registry import (
+        KERAS_FILE,
+        ModelError,
+        get_model,
+        install_model_folder,
+        remove_model_files,
+    )
 
     info = get_model(name, models_dir)
     if info.is_ensemble:
@@ -112,12 +118,12 @@ def quantize_model(name: str, weights: str = TFLITE_WEIGHTS, models_dir: Path | 
     remove_model_files(staging)
     staging.mkdir(parents=True)
     (staging / KERAS_FILE).write_bytes(keras_file.read_bytes())
-    card.update(export_checked(model, staging / "model.tflite", val.images, weights))
+    card.update(export_checked(model, staging / TFLITE_FILE, val.images, weights))
     command = command or f"python -m fer_core quantize {name} --weights {weights}"
     card.setdefault("quantization", {"weights": weights})["command"] = command
     test_data = card.get("training", {}).get("test_data")
     test = load_labeled(test_data, spec=spec) if test_data and Path(test_data).exists() else None
-    card.update(card_measurements(lambda tta, t: EmotionClassifier(staging / "model.tflite", t, tta=tta), val, test))
+    card.update(card_measurements(lambda tta, t: EmotionClassifier(staging / TFLITE_FILE, t, tta=tta), val, test))
     write_card(staging, card)
     install_model_folder(staging, info.folder)
     return card["tflite_weights"]
