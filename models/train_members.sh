@@ -12,6 +12,10 @@
 #
 #   FER_MODELS_DIR=~/fer-runs/registry models/train_members.sh ~/fer-runs
 #
+# Before the third member, the default itself is fine-tuned for 8 epochs at a tenth of its learning
+# rate with the pair (flip) as a consistent teacher: the cheapest route to a distilled default
+# (about 1.5 h on the slower machine, where a student from scratch takes 13 h or more).
+#
 # PYTHON picks the interpreter (default .venv/bin/python). Each model registers under its run
 # folder's name into $FER_MODELS_DIR (the repository's models/ when unset); the shipped
 # fer2013-compact-r2 is copied there first so the ensembles can use it. Every member trains on
@@ -22,7 +26,10 @@
 # with its teacher's labels). The third family was xception, but on 2026-12-01
 # (`python -m tests.benchmarks.bench_training --architectures compact,vgg,resnet,xception --steps 10`)
 # it trained at 61 images/s against vgg's 117 and resnet's 132 (12 h for 100 epochs), so the
-# third member is the wider VGG-style net with a dense head: 60 epochs, 3-4 h.
+# third member is the wider VGG-style net with a dense head. Its first 60-epoch run was lost at epoch
+# 20 with the machine it ran on; the next machine (AVX2, no bfloat16) trained it at 33-46 images/s,
+# so it now has 32 epochs (5-6 h there). A step whose model is shipped in models/ is skipped (a run
+# stopped early registers its best epoch in the registry, so only a shipped model counts as done).
 set -u
 runs=${1:?usage: models/train_members.sh RUNS_DIR}
 py=${PYTHON:-.venv/bin/python}
@@ -32,7 +39,9 @@ registry=${FER_MODELS_DIR:-models}
 run() {  # run NAME TRAIN-OPTIONS...
   local name=$1 dir=$runs/$1
   shift
-  if grep -q '"type": "finished"' "$dir/events.jsonl" 2>/dev/null; then
+  if [ -f "models/$name/card.json" ]; then
+    echo "$name: shipped, skipped"
+  elif grep -q '"type": "finished"' "$dir/events.jsonl" 2>/dev/null; then
     echo "$name: finished, skipped"
   elif [ -f "$dir/config.json" ]; then
     "$py" -m fer_core train --resume "$dir"
@@ -42,13 +51,16 @@ run() {  # run NAME TRAIN-OPTIONS...
 }
 
 mkdir -p "$registry"
-[ -d "$registry/fer2013-compact-r2" ] || cp -r models/fer2013-compact-r2 "$registry/"
+for shipped in fer2013-compact-r2 fer2013-resnet fer2013-pair; do
+  [ -d "$registry/$shipped" ] || [ "$registry" = models ] || cp -r "models/$shipped" "$registry/"
+done
 run fer2013-resnet --architecture resnet --epochs 100 --patience 0 --mixup 0.2 || exit 1
 [ -d "$registry/fer2013-pair" ] || "$py" -m fer_core ensemble fer2013-pair \
   --members fer2013-compact-r2 fer2013-resnet --fit-weights --test-data "$data/test" || exit 1
-run fer2013-student --architecture compact --epochs 120 --patience 0 --mixup 0.2 \
-  --teacher fer2013-pair --teacher-tta flip || exit 1
-run fer2013-vgg --architecture vgg --epochs 60 --patience 0 --mixup 0.2 || exit 1
+run fer2013-resnet-distilled --architecture resnet --finetune-from fer2013-resnet --epochs 8 \
+  --learning-rate 0.002 --warmup-epochs 1 --patience 0 --mixup 0.2 \
+  --teacher fer2013-pair --teacher-tta flip --teacher-mode consistent || exit 1
+run fer2013-vgg --architecture vgg --epochs 32 --patience 0 --mixup 0.2 || exit 1
 [ -d "$registry/fer2013-ensemble" ] || "$py" -m fer_core ensemble fer2013-ensemble \
   --members fer2013-compact-r2 fer2013-resnet fer2013-vgg --fit-weights --test-data "$data/test" || exit 1
 run fer2013-student-resnet --architecture resnet --epochs 100 --patience 0 --mixup 0.2 \
