@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The accuracy plan (issue: Accuracy), one step after another: a second member of another family,
-# a pair ensemble of it and the shipped compact model, a compact student distilled from that pair
-# (the default's candidate, as early as the CPU allows), then a third member of another architecture,
-# the ensemble of all three, and a resnet-sized student distilled from it (with int8 weights a resnet
-# costs under 1 ms per face, so the student for Live need not be compact). The compact student
-# learnt from targets fixed on the clean faces and gained little; this one has its teacher judge
-# every augmented, mixed batch as it sees it (`--teacher-mode consistent`; 141 against 184 images/s
-# for fixed targets in a 4,000-image resnet epoch with the pair as teacher). A step whose run folder already holds a finished run is skipped; an
+# a pair ensemble of it and the shipped compact model, the default fine-tuned with that pair as its
+# teacher, then a third member of another architecture, the ensemble of all three, and a
+# resnet-sized student distilled from it. Teachers judge every augmented, mixed batch as the student
+# sees it (`--teacher-mode consistent`; 141 against 184 images/s for targets fixed on the clean faces
+# in a 4,000-image resnet epoch with the pair as teacher); a compact student taught with fixed
+# targets gained little and is no longer a step (see README). A step whose model is shipped in
+# models/ is skipped (a run stopped early registers its best epoch in the registry, so only a
+# shipped model counts as done); one whose run folder holds a finished run is skipped; an
 # interrupted one resumes from its last checkpoint. Run from the repository root with ../shared
 # beside it; safe to start again after any interruption:
 #
@@ -14,11 +15,11 @@
 #
 # Before the third member, the default itself is fine-tuned for 8 epochs at a tenth of its learning
 # rate with the pair (flip) as a consistent teacher: the cheapest route to a distilled default
-# (about 1.5 h on the slower machine, where a student from scratch takes 13 h or more).
+# (1.2 h on the slower machine, where a student from scratch takes 13 h or more).
 #
 # PYTHON picks the interpreter (default .venv/bin/python). Each model registers under its run
 # folder's name into $FER_MODELS_DIR (the repository's models/ when unset); the shipped
-# fer2013-compact-r2 is copied there first so the ensembles can use it. Every member trains on
+# models (compact-r2, resnet, the pair) are copied there first so later steps can use them. Every member trains on
 # the same data, validation share and seed, so they hold out the same faces (the ensembles'
 # weights are fitted there); the seed also fixes initialisation and augmentation, so the third
 # member is another architecture, not another seed. On this 2-core CPU: resnet about 245 images/s
@@ -28,8 +29,7 @@
 # it trained at 61 images/s against vgg's 117 and resnet's 132 (12 h for 100 epochs), so the
 # third member is the wider VGG-style net with a dense head. Its first 60-epoch run was lost at epoch
 # 20 with the machine it ran on; the next machine (AVX2, no bfloat16) trained it at 33-46 images/s,
-# so it now has 32 epochs (5-6 h there). A step whose model is shipped in models/ is skipped (a run
-# stopped early registers its best epoch in the registry, so only a shipped model counts as done).
+# so it now has 32 epochs (5-6 h there).
 set -u
 runs=${1:?usage: models/train_members.sh RUNS_DIR}
 py=${PYTHON:-.venv/bin/python}
