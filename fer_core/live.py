@@ -61,6 +61,18 @@ class FaceTracker:
         self.max_misses = max_misses
         self.tracks: list[TrackedFace] = []
         self._next_id = 1
+        self._frame_size: tuple[int, int] | None = None
+
+    def _rescale(self, frame_size: tuple[int, int] | None) -> None:
+        """Carry the tracks' boxes over to a new frame size (WebRTC lowers the resolution under load)."""
+        old, self._frame_size = self._frame_size, frame_size or self._frame_size
+        if frame_size is None or old is None or old == frame_size:
+            return
+        sx, sy = frame_size[0] / old[0], frame_size[1] / old[1]
+        self.tracks = [
+            replace(t, box=Box(round(t.box.x * sx), round(t.box.y * sy), round(t.box.w * sx), round(t.box.h * sy)))
+            for t in self.tracks
+        ]
 
     def _affinity(self, track: TrackedFace, face: FaceResult) -> float:
         """IoU when it is high enough; a small score for a nearby centre (fast motion); else 0."""
@@ -101,8 +113,15 @@ class FaceTracker:
             misses=0,
         )
 
-    def update(self, faces: list[FaceResult]) -> list[TrackedFace]:
-        """Feed one frame's faces; returns the tracks seen in this frame."""
+    def update(self, faces: list[FaceResult], frame_size: tuple[int, int] | None = None) -> list[TrackedFace]:
+        """Feed one frame's faces; returns the tracks seen in this frame.
+
+        Args:
+            faces: this frame's faces.
+            frame_size: (width, height) of the frame; when it changes, tracks are rescaled so a face
+                keeps its number through a resolution change.
+        """
+        self._rescale(frame_size)
         matched = self._match(faces)
         survivors, seen = [], []
         for ti, track in enumerate(self.tracks):
@@ -212,7 +231,7 @@ class LiveProcessor:
         try:
             faces = self.recognizer.analyze(frame, min_face=settings.min_face)
             with self._lock:
-                tracks = self.tracker.update(faces)
+                tracks = self.tracker.update(faces, (frame.shape[1], frame.shape[0]))
             out = annotate(frame, tracks, settings.show_probabilities)
             error = ""
         except Exception as e:  # the video thread must survive any one bad frame

@@ -34,6 +34,19 @@ def test_tracks_keep_ids_across_small_motion():
     assert [t.emotion for t in by_x] == ["happy", "sad"]
 
 
+def test_faces_keep_their_numbers_when_the_stream_resolution_drops():
+    """WebRTC lowers the resolution under CPU or network load; the same faces must keep their tracks."""
+    tracker = FaceTracker()
+    before = tracker.update([face(60, 120, "happy", size=170), face(380, 140, "sad", size=170)], (640, 480))
+    after = tracker.update([face(45, 90, "happy", size=128), face(285, 105, "sad", size=128)], (480, 360))
+    assert sorted(t.track_id for t in after) == sorted(t.track_id for t in before) == [1, 2]
+    # Without the frame size the second face (centre moved 116 px) would have started a new track.
+    blind = FaceTracker()
+    blind.update([face(60, 120, "happy", size=170), face(380, 140, "sad", size=170)])
+    smaller = blind.update([face(45, 90, "happy", size=128), face(285, 105, "sad", size=128)])
+    assert max(t.track_id for t in smaller) == 3
+
+
 def test_smoothing_damps_a_one_frame_flip():
     tracker = FaceTracker(smoothing=0.6, switch_margin=0.1)
     for _ in range(5):
