@@ -6,6 +6,7 @@ import io
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import zipfile
@@ -279,7 +280,13 @@ def free_port() -> int:
 
 
 def start_server(port: int, env: dict) -> subprocess.Popen:
-    """The real app on a loopback port; waits for /_stcore/health."""
+    """The real app on a loopback port; waits for /_stcore/health.
+
+    The server's output goes to a file (`proc.log_path`), never to an unread pipe: a full pipe
+    would block the server's logging and stall every session once it had written 64 KiB.
+    """
+    log_path = Path(tempfile.gettempdir()) / f"fer-server-{port}.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -296,10 +303,12 @@ def start_server(port: int, env: dict) -> subprocess.Popen:
         ],
         cwd=REPO,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    log.close()  # the child keeps its own handle
+    proc.log_path = log_path
     deadline = time.time() + 90
     while time.time() < deadline:
         try:
@@ -309,9 +318,9 @@ def start_server(port: int, env: dict) -> subprocess.Popen:
         except OSError:
             time.sleep(0.5)
         if proc.poll() is not None:
-            raise AssertionError(proc.communicate()[0])
+            raise AssertionError(log_path.read_text()[-5000:])
     proc.kill()
-    raise AssertionError("server did not become healthy")
+    raise AssertionError("server did not become healthy: " + log_path.read_text()[-5000:])
 
 
 def stop_server(proc: subprocess.Popen) -> None:
