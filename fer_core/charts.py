@@ -89,20 +89,40 @@ def reliability_diagram(bins: list[dict], title: str = "Reliability") -> go.Figu
     return _layout(fig, title)
 
 
-def emotion_timeline(rows: list[dict], title: str = "Smoothed emotion per face") -> go.Figure:
-    """Per-track line of the displayed emotion's confidence over time, coloured by emotion."""
+# Emotion index k sits exactly on stop k/6 of this scale, so numeric marker colours give each class its colour.
+_EMOTION_SCALE = [[k / (len(EMOTIONS) - 1), COLORS_HEX[e]] for k, e in enumerate(EMOTIONS)]
+
+
+def emotion_timeline(
+    rows: list[dict], title: str = "Smoothed emotion per face", max_points_per_track: int = 200
+) -> go.Figure:
+    """Per-track line of the displayed emotion over time, coloured by emotion.
+
+    The Live panel redraws this every second for each viewer, so it is built from numeric arrays
+    (plotly validates lists of colours and texts point by point) and each track is thinned to at
+    most `max_points_per_track` evenly spaced points, its first and last kept
+    (`python -m tests.benchmarks.bench_timeline` measures it against the earlier construction).
+    """
     fig = go.Figure()
-    tracks = sorted({r["track"] for r in rows})
-    for track in tracks:
-        mine = [r for r in rows if r["track"] == track]
+    by_track: dict[int, list[dict]] = {}
+    for r in rows:
+        by_track.setdefault(r["track"], []).append(r)
+    index = {e: k for k, e in enumerate(EMOTIONS)}
+    for track in sorted(by_track):
+        mine = by_track[track]
+        if len(mine) > max_points_per_track:
+            keep = np.linspace(0, len(mine) - 1, max_points_per_track).round().astype(int)
+            mine = [mine[i] for i in keep]
+        classes = np.array([index[r["emotion"]] for r in mine])
         fig.add_scatter(
-            x=[r["time"] for r in mine],
-            y=[EMOTIONS.index(r["emotion"]) for r in mine],
+            x=np.array([r["time"] for r in mine]),
+            y=classes,
             mode="markers+lines",
             name=f"face #{track}",
-            marker=dict(color=[COLORS_HEX[r["emotion"]] for r in mine], size=6),
+            marker=dict(color=classes, colorscale=_EMOTION_SCALE, cmin=0, cmax=len(EMOTIONS) - 1, size=6),
             line=dict(width=1),
-            text=[f"{r['emotion']} {r['confidence']:.0%}" for r in mine],
+            customdata=np.array([r["confidence"] for r in mine]),
+            hovertemplate=f"face #{track}<br>%{{x:.1f}} s<br>confidence %{{customdata:.0%}}<extra></extra>",
         )
     fig.update_yaxes(tickvals=list(range(len(EMOTIONS))), ticktext=list(EMOTIONS), range=[-0.5, len(EMOTIONS) - 0.5])
     fig.update_xaxes(title="seconds")

@@ -226,3 +226,27 @@ def test_probability_bars_keep_off_other_faces_and_labels():
         x, y, w, h = f.box.x, f.box.y, f.box.w, f.box.h
         assert not changed[max(0, y - 30) : y + h + 1, x : x + w + 1].any(), f.box
     assert changed.sum() > 3 * 7 * 50  # and every face's bars were drawn somewhere
+
+
+def test_timeline_chart_colours_each_emotion_and_thins_long_tracks():
+    from fer_core.charts import emotion_timeline
+    from fer_core.render import COLORS_HEX
+
+    rows = [
+        {"time": i / 10, "track": t, "emotion": EMOTIONS[(i // 50 + t) % 7], "confidence": 0.5 + t / 10}
+        for i in range(600)
+        for t in (1, 2)
+    ]
+    fig = emotion_timeline(rows, max_points_per_track=100)
+    assert [trace.name for trace in fig.data] == ["face #1", "face #2"]
+    for t, trace in zip((1, 2), fig.data):
+        mine = [r for r in rows if r["track"] == t]
+        assert len(trace.x) == 100 and trace.x[0] == mine[0]["time"] and trace.x[-1] == mine[-1]["time"]
+        # Each point's class index sits on the colour scale's stop of that class's colour.
+        scale = dict((round(stop * 6), colour) for stop, colour in trace.marker.colorscale)
+        for x, y, colour_index in zip(trace.x, trace.y, trace.marker.color):
+            row = next(r for r in mine if r["time"] == x)
+            assert EMOTIONS[y] == row["emotion"] and scale[colour_index].lower() == COLORS_HEX[row["emotion"]].lower()
+        assert abs(trace.customdata[0] - (0.5 + t / 10)) < 1e-9
+    short = emotion_timeline(rows[:10])
+    assert sum(len(trace.x) for trace in short.data) == 10  # short tracks are drawn whole
