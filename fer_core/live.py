@@ -65,14 +65,16 @@ class FaceTracker:
 
     def _rescale(self, frame_size: tuple[int, int] | None) -> None:
         """Carry the tracks' boxes over to a new frame size (WebRTC lowers the resolution under load)."""
-        old, self._frame_size = self._frame_size, frame_size or self._frame_size
-        if frame_size is None or old is None or old == frame_size:
+        if frame_size is None:
+            return
+        old, self._frame_size = self._frame_size, frame_size
+        if old is None or old == frame_size:
             return
         sx, sy = frame_size[0] / old[0], frame_size[1] / old[1]
-        self.tracks = [
-            replace(t, box=Box(round(t.box.x * sx), round(t.box.y * sy), round(t.box.w * sx), round(t.box.h * sy)))
-            for t in self.tracks
-        ]
+        for i, t in enumerate(self.tracks):
+            b = t.box  # its landmarks belonged to the old size
+            box = replace(b, x=round(b.x * sx), y=round(b.y * sy), w=round(b.w * sx), h=round(b.h * sy), landmarks=None)
+            self.tracks[i] = replace(t, box=box)
 
     def _affinity(self, track: TrackedFace, face: FaceResult) -> float:
         """IoU when it is high enough; a small score for a nearby centre (fast motion); else 0."""
