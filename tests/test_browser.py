@@ -113,7 +113,7 @@ def test_three_live_streams_and_a_batch_upload_at_once(live_server, tmp_path):
             page.on("console", lambda m, i=i: logs[i].append(f"{time.time():.1f} console {m.type}: {m.text}"))
             page.on("pageerror", lambda e, i=i: logs[i].append(f"{time.time():.1f} pageerror: {e}"))
             page.on("framenavigated", lambda f, i=i: logs[i].append(f"{time.time():.1f} nav: {f.url}"))
-            page.on("crash", lambda p, i=i: logs[i].append(f"{time.time():.1f} CRASH"))
+            page.on("crash", lambda _page, i=i: logs[i].append(f"{time.time():.1f} CRASH"))
         for page in live_pages:
             _start_live(page, port)
         # Read each session's numbers as soon as its faces show: the timeline keeps the last 60 s of
@@ -158,7 +158,7 @@ def test_three_live_streams_and_a_batch_upload_at_once(live_server, tmp_path):
     for ids, again, text in zip(first_ids, retried, texts):
         # Each session numbers its own faces from #1 (a restarted stream's numbers go on from
         # its first try): no tracker shared between sessions.
-        assert ids and (again or 1 in ids), ids
+        assert ids and (again or 1 in ids) and max(ids) <= 6, ids
         assert "only-mine.png" not in text
     assert "Cancelled" not in batch_text
 
