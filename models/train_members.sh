@@ -1,35 +1,37 @@
 #!/usr/bin/env bash
-# The accuracy plan (issue: Accuracy), one step after another: a second member of another family,
-# a pair ensemble of it and the shipped compact model, the default fine-tuned with that pair as its
-# teacher, then a third member of another architecture, the ensemble of all three, and a
-# resnet-sized student distilled from it. Teachers judge every augmented, mixed batch as the student
-# sees it (`--teacher-mode consistent`; 141 against 184 images/s for targets fixed on the clean faces
-# in a 4,000-image resnet epoch with the pair as teacher); a compact student taught with fixed
-# targets gained little and is no longer a step (see README). A step whose model is shipped in
-# models/ is skipped (a run stopped early registers its best epoch in the registry, so only a
-# shipped model counts as done); one whose run folder holds a finished run is skipped; an
-# interrupted one resumes from its last checkpoint. Run from the repository root with ../shared
-# beside it; safe to start again after any interruption:
+# The accuracy plan (issue: Accuracy), one step after another: a second member of another family, a
+# pair ensemble of it and the shipped compact model, the default fine-tuned with that pair as its
+# teacher, then a third member of another architecture, the ensemble of all three, and the distilled
+# default fine-tuned again with that ensemble as its teacher. Teachers judge every augmented, mixed
+# batch as the student sees it (`--teacher-mode consistent`; 141 against 184 images/s for targets
+# fixed on the clean faces in a 4,000-image resnet epoch with the pair as teacher); a compact
+# student taught with fixed targets gained little and is no longer a step (see README). A step whose
+# model is shipped in models/ is skipped (a run stopped early registers its best epoch in the
+# registry, so only a shipped model counts as done); one whose run folder holds a finished run is
+# skipped; an interrupted one resumes from its last checkpoint. Run from the repository root with
+# ../shared beside it; safe to start again after any interruption:
 #
 #   FER_MODELS_DIR=~/fer-runs/registry models/train_members.sh ~/fer-runs
 #
 # Before the third member, the default itself is fine-tuned for 8 epochs at a tenth of its learning
-# rate with the pair (flip) as a consistent teacher: the cheapest route to a distilled default
-# (1.2 h on the slower machine, where a student from scratch takes 13 h or more).
+# rate with the pair (flip) as a consistent teacher: the cheapest route to a distilled default (1.2
+# h on the slower machine, where a student from scratch takes 13 h or more). After the three-member
+# ensemble, that distilled default is fine-tuned the same way with the ensemble as its teacher (a
+# resnet student from scratch with that teacher would take about 16 h there).
 #
 # PYTHON picks the interpreter (default .venv/bin/python). Each model registers under its run
-# folder's name into $FER_MODELS_DIR (the repository's models/ when unset); the shipped
-# models (compact-r2, resnet, the pair) are copied there first so later steps can use them. Every member trains on
-# the same data, validation share and seed, so they hold out the same faces (the ensembles'
-# weights are fitted there); the seed also fixes initialisation and augmentation, so the third
-# member is another architecture, not another seed. On this 2-core CPU: resnet about 245 images/s
-# on a fast day (its 100 epochs took 7.8 h over slower days), the compact student about 380 (3 h
-# with its teacher's labels). The third family was xception, but on 2026-12-01
-# (`python -m tests.benchmarks.bench_training --architectures compact,vgg,resnet,xception --steps 10`)
-# it trained at 61 images/s against vgg's 117 and resnet's 132 (12 h for 100 epochs), so the
-# third member is the wider VGG-style net with a dense head. Its first 60-epoch run was lost at epoch
-# 20 with the machine it ran on; the next machine (AVX2, no bfloat16) trained it at 33-46 images/s,
-# so it now has 32 epochs (5-6 h there).
+# folder's name into $FER_MODELS_DIR (the repository's models/ when unset); the shipped models
+# (compact-r2, resnet, the pair, the distilled resnet) are copied there first so later steps can use
+# them. Every member trains on the same data, validation share and seed, so they hold out the same
+# faces (the ensembles' weights are fitted there); the seed also fixes initialisation and
+# augmentation, so the third member is another architecture, not another seed. On this 2-core CPU:
+# resnet about 245 images/s on a fast day (its 100 epochs took 7.8 h over slower days), the compact
+# student about 380 (3 h with its teacher's labels). The third family was xception, but on
+# 2026-12-01 (`python -m tests.benchmarks.bench_training --architectures compact,vgg,resnet,xception
+# --steps 10`) it trained at 61 images/s against vgg's 117 and resnet's 132 (12 h for 100 epochs),
+# so the third member is the wider VGG-style net with a dense head. Its first 60-epoch run was lost
+# at epoch 20 with the machine it ran on; the next machine (AVX2, no bfloat16) trained it at 33-46
+# images/s, so it now has 32 epochs (5-6 h there).
 set -u
 runs=${1:?usage: models/train_members.sh RUNS_DIR}
 py=${PYTHON:-.venv/bin/python}
@@ -51,7 +53,7 @@ run() {  # run NAME TRAIN-OPTIONS...
 }
 
 mkdir -p "$registry"
-for shipped in fer2013-compact-r2 fer2013-resnet fer2013-pair; do
+for shipped in fer2013-compact-r2 fer2013-resnet fer2013-pair fer2013-resnet-distilled; do
   [ -d "$registry/$shipped" ] || [ "$registry" = models ] || cp -r "models/$shipped" "$registry/"
 done
 run fer2013-resnet --architecture resnet --epochs 100 --patience 0 --mixup 0.2 || exit 1
@@ -63,5 +65,6 @@ run fer2013-resnet-distilled --architecture resnet --finetune-from fer2013-resne
 run fer2013-vgg --architecture vgg --epochs 32 --patience 0 --mixup 0.2 || exit 1
 [ -d "$registry/fer2013-ensemble" ] || "$py" -m fer_core ensemble fer2013-ensemble \
   --members fer2013-compact-r2 fer2013-resnet fer2013-vgg --fit-weights --test-data "$data/test" || exit 1
-run fer2013-student-resnet --architecture resnet --epochs 100 --patience 0 --mixup 0.2 \
+run fer2013-resnet-distilled3 --architecture resnet --finetune-from fer2013-resnet-distilled --epochs 8 \
+  --learning-rate 0.002 --warmup-epochs 1 --patience 0 --mixup 0.2 \
   --teacher fer2013-ensemble --teacher-tta flip --teacher-mode consistent || exit 1
