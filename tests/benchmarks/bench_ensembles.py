@@ -1,0 +1,133 @@
+"""Which members make the best ensemble: every subset of candidate models, chosen on validation.
+
+    .venv/bin/python -m tests.benchmarks.bench_ensembles --models A B C [D ...] [--tta none flip]
+
+Each candidate's logits on the validation split all candidates share (checked as `fer_core
+ensemble` checks it) and on FER-2013 `test` are computed once per TTA mode. Every subset of at
+least two members then gets weights fitted on the validation split, as `fer_core ensemble
+--fit-weights` fits them, and is scored on both sets. Rows are sorted by validation accuracy: the
+top row is the choice. `test` is printed beside it, never used to choose. Cost per face is the sum
+of the members' in that TTA mode (a batch of 64 crops, one thread, median of 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+from fer_core.classifier import EmotionClassifier  # noqa: E402
+from fer_core.datasets import load_labeled, train_val_split  # noqa: E402
+from fer_core.ensemble import fit_weights, shared_validation  # noqa: E402
+from fer_core.evaluation import classifier_logits, measure_cost_ms  # noqa: E402
+from fer_core.metrics import classification_metrics, softmax  # noqa: E402
+from fer_core.registry import ModelError, get_model  # noqa: E402
+from fer_core.tta import TTA_MODES  # noqa: E402
+
+
+def scores(labels: np.ndarray, logits: np.ndarray) -> tuple[float, float]:
+    """(accuracy, macro-F1) of `logits` against `labels`."""
+    metrics = classification_metrics(labels, softmax(logits))
+    return metrics["accuracy"], metrics["macro_f1"]
+
+
+def subset_rows(names: list[str], val: dict, test: dict, val_labels, test_labels, min_size: int) -> list[dict]:
+    """One row per subset of `names` (at least `min_size`): fitted weights and both sets' scores.
+
+    `val` and `test` map each name to its logits on that set; single models are rows too, with
+    weight 1, so the table shows what each ensemble adds.
+    """
+    rows = []
+    for size in range(min_size, len(names) + 1):
+        for subset in itertools.combinations(names, size):
+            weights = fit_weights([val[n] for n in subset], val_labels) if size > 1 else [1.0]
+
+            def mix(logits: dict, subset=subset, weights=weights) -> np.ndarray:
+                return np.tensordot(np.asarray(weights), np.stack([logits[n] for n in subset]), axes=1)
+
+            val_acc, val_f1 = scores(val_labels, mix(val))
+            test_acc, test_f1 = scores(test_labels, mix(test))
+            rows.append(
+                {
+                    "members": list(subset),
+                    "weights": weights,
+                    "val_accuracy": val_acc,
+                    "val_macro_f1": val_f1,
+                    "test_accuracy": test_acc,
+                    "test_macro_f1": test_f1,
+                }
+            )
+    return sorted(rows, key=lambda r: (r["val_accuracy"], r["val_macro_f1"]), reverse=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", required=True, help="registered single models (two or more)")
+    parser.add_argument("--tta", nargs="+", default=["none", "flip"], choices=sorted(TTA_MODES))
+    parser.add_argument("--min-size", type=int, default=1, help="smallest subset shown (1 shows each model alone)")
+    parser.add_argument("--test", type=Path, default=Path("../shared/datasets/fer2013/test"))
+    parser.add_argument("--json", type=Path, help="also write every row to this file")
+    args = parser.parse_args()
+    if len(set(args.models)) < 2:
+        parser.error("give at least two different models")
+
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    infos = [get_model(name) for name in args.models]
+    if any(info.is_ensemble for info in infos):
+        raise SystemExit("list single models; an ensemble's members can be listed instead")
+    spec = infos[0].preprocessing
+    if any(info.preprocessing != spec for info in infos):
+        raise SystemExit("the models use different preprocessing, so they cannot form an ensemble")
+    try:
+        split = shared_validation(infos)
+    except ModelError as err:
+        raise SystemExit(str(err)) from None
+    _, val = train_val_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
+    test = load_labeled(args.test, spec=spec)
+    print(f"validation {len(val)} faces ({split['data']}), test {len(test)} faces ({args.test})", file=sys.stderr)
+
+    cost: dict[str, dict[str, float]] = {mode: {} for mode in args.tta}
+    logits: dict[str, dict[str, dict]] = {mode: {"val": {}, "test": {}} for mode in args.tta}
+    for info in infos:
+        for mode in args.tta:
+            classifier = EmotionClassifier(info.verify(), tta=mode)
+            cost[mode][info.name] = measure_cost_ms(classifier, val.images[:64], repeats=5)
+            logits[mode]["val"][info.name] = classifier_logits(classifier, val)
+            logits[mode]["test"][info.name] = classifier_logits(classifier, test)
+        print(f"{info.name}: done", file=sys.stderr, flush=True)
+
+    results = {}
+    for mode in args.tta:
+        rows = subset_rows(
+            args.models, logits[mode]["val"], logits[mode]["test"], val.labels, test.labels, args.min_size
+        )
+        for row in rows:
+            row["ms_per_face"] = sum(cost[mode][n] for n in row["members"])
+        results[mode] = rows
+        print(f"\nTTA {mode} (sorted by validation accuracy; the top row is the choice)\n")
+        print("| members (weights fitted on validation) | val acc | val F1 | test acc | test F1 | ms/face |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            pairs = zip(r["members"], r["weights"])
+            members = " + ".join(f"{n} x{w:.2f}" if len(r["members"]) > 1 else n for n, w in pairs)
+            print(
+                f"| {members} | {100 * r['val_accuracy']:.1f}% | {r['val_macro_f1']:.3f} | "
+                f"{100 * r['test_accuracy']:.1f}% | {r['test_macro_f1']:.3f} | {r['ms_per_face']:.2f} |"
+            )
+    if args.json:
+        args.json.write_text(json.dumps({"cost_ms": cost, "tta": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
