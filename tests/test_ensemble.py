@@ -212,6 +212,16 @@ def test_train_page_offers_fine_tunable_sources_and_teachers(registry, pattern_d
     at.number_input(key="t_epochs").set_value(2)
     at.run()
     at.checkbox(key="t_teacher_consistent").check()
+    # The rest of the recipe, from the Advanced settings (the default model's mixup and no early stop).
+    at.number_input(key="t_mixup").set_value(0.2)
+    at.number_input(key="t_patience").set_value(0)
+    at.number_input(key="t_warmup").set_value(1)
+    at.selectbox(key="t_monitor").set_value("val_macro_f1")
+    at.text_input(key="t_test_data").set_value(str(pattern_dataset / "missing"))
+    at.run()
+    assert any("Test set not found" in e.value for e in at.error)
+    assert at.button(key="t_start").disabled
+    at.text_input(key="t_test_data").set_value(str(pattern_dataset))
     at.run()
     assert not at.error and not at.button(key="t_start").disabled
     at.button(key="t_start").click()
@@ -221,9 +231,13 @@ def test_train_page_offers_fine_tunable_sources_and_teachers(registry, pattern_d
     run_dir = manager.root / manager.runs()[0]["name"]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["teacher"] == "tiny-pair" and config["teacher_mode"] == "consistent"
+    assert (config["mixup"], config["patience"], config["warmup_epochs"]) == (0.2, 0, 1)
+    assert config["monitor"] == "val_macro_f1" and config["test_data"] == str(pattern_dataset)
     deadline = time.time() + 180
     while manager.active() is not None and time.time() < deadline:
         time.sleep(0.5)
     assert manager.active() is None, "the run did not finish"
     assert not (run_dir / "teacher_targets.npy").exists()  # judged batch by batch
-    assert get_model("page-student").card["training"]["config"]["teacher"] == "tiny-pair"
+    card = get_model("page-student").card
+    assert card["training"]["config"]["teacher"] == "tiny-pair"
+    assert card["metrics"]["test"]["n"] > 0  # the page's test set, measured once at the end
