@@ -163,6 +163,22 @@ def test_corrupted_checkpoint_gives_clear_error(pattern_dataset, tmp_path):
         run.execute(resume=True)
 
 
+def test_unusable_test_set_fails_before_training(pattern_dataset, tmp_path):
+    """A test set is only measured at registration, so a bad one must fail before any epoch."""
+    from fer_core.train.config import TrainConfig
+    from fer_core.train.run import TrainingError, TrainingRun
+
+    empty = tmp_path / "empty-set"
+    (empty / "happy").mkdir(parents=True)
+    for test_data, message in ((tmp_path / "gone", "Dataset folder not found"), (empty, "No images in class folders")):
+        cfg = TrainConfig(data=str(pattern_dataset), architecture="tiny", epochs=1, test_data=str(test_data))
+        run = TrainingRun(tmp_path / f"run-{test_data.name}", cfg)
+        with pytest.raises(TrainingError, match=message):
+            run.execute()
+        assert run.load_state()["epoch"] == 0
+        assert not run.checkpoint_dir.exists() or not any(run.checkpoint_dir.iterdir())
+
+
 @pytest.mark.slow
 def test_finetune_from_registered_model(use_models, pattern_dataset, tmp_path):
     from fer_core.registry import get_model

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from fer_core.classes import EMOTIONS
-from fer_core.datasets import LabeledFaces, train_val_split
+from fer_core.datasets import DatasetError, LabeledFaces, summarize_labelled, train_val_split
 from fer_core.metrics import classification_metrics, softmax
 from fer_core.preprocess import Preprocessing
 from fer_core.registry import (
@@ -253,6 +253,23 @@ class TrainingRun:
         except ModelError as e:
             raise TrainingError(str(e)) from e
 
+    def check_test_data(self) -> None:
+        """Fail before training, not hours later at registration, when the test set is unusable.
+
+        Only counts the set (fast); it is loaded and measured once, at the end.
+
+        Raises:
+            TrainingError: the test set is missing, not a labelled set, or holds no labelled image.
+        """
+        if not self.config.test_data:
+            return
+        try:
+            counts = summarize_labelled(self.config.test_data, self.spec, per_class=0).counts
+        except DatasetError as e:
+            raise TrainingError(f"test set {self.config.test_data!r}: {e}") from e
+        if sum(counts.values()) == 0:
+            raise TrainingError(f"test set {self.config.test_data!r} holds no image in an emotion folder")
+
     def finetune_source(self) -> ModelInfo:
         """The registered model a fine-tuning run starts from, checked before any data is loaded.
 
@@ -402,6 +419,7 @@ class TrainingRun:
             partial.unlink()  # a save cut off by a kill; the checkpoint it was replacing is whole
         if self.config.finetune_from and not (resume and state["epoch"] > 0):
             self.finetune_source()  # a bad source fails now, not after loading the data
+        self.check_test_data()
         (self.run_dir / STOP_FILE).unlink(missing_ok=True)
         train, val = self.load_data()
         if len(val) == 0:
