@@ -96,6 +96,15 @@ def test_models_listing_and_errors(use_models, tmp_path, capsys, monkeypatch):
     row = next(line for line in out.splitlines() if line.startswith("* tiny-test")).split()
     assert row[2] == "tiny" and row[4].endswith("%")  # name, architecture, parameters, accuracy
     assert row[7] in ("dynamic", "float16")  # int8 weights, or float16 where they strayed
+    # --measure times every model here, beside the card's figure from the machine that made it.
+    assert main(["models", "--measure"]) == 0
+    out = capsys.readouterr().out
+    assert "here b64" in out and "measured now on this machine" in out
+    row = next(line for line in out.splitlines() if line.startswith("* tiny-test")).split()
+    assert float(row[8]) > 0 and float(row[9]) > 0
+    assert main(["models", "--measure", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert all(r["here_ms_per_face"] > 0 and r["here_ms_one_face"] > 0 for r in listed if r["ok"])
     broken = tmp_path / "broken_models"
     shutil.copytree(use_models, broken)
     (broken / "tiny-test" / "model.tflite").write_bytes(b"xx")
