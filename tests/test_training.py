@@ -89,7 +89,9 @@ def _wait_for_epoch(run_dir: Path, proc: subprocess.Popen, timeout: float = 120)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["stop_file", "sigterm", "sigkill"])
-def test_stop_then_resume(pattern_dataset, tmp_path, how):
+def test_stop_then_resume(pattern_dataset, tmp_path, how, capsys):
+    from fer_core.cli import main
+
     run_dir, models = tmp_path / "run", tmp_path / "models"
     models.mkdir()
     proc = subprocess.Popen(
@@ -100,6 +102,14 @@ def test_stop_then_resume(pattern_dataset, tmp_path, how):
         text=True,
     )
     _wait_for_epoch(run_dir, proc)
+    # While it trains, a second process on its folder is refused before touching anything there.
+    new_run = ["train", "--data", str(pattern_dataset), "--architecture", "tiny", "--run-dir", str(run_dir)]
+    config_before = (run_dir / "config.json").read_text()
+    for second in (["train", "--resume", str(run_dir)], new_run):
+        assert main(second) == 1
+        assert f"is being trained by another process (pid {proc.pid})" in capsys.readouterr().err
+    assert (run_dir / "config.json").read_text() == config_before
+    assert not any(e["type"] == "failed" for e in read_events(run_dir))
     if how == "sigkill":  # a machine going away: no handler runs
         time.sleep(0.5)
         proc.kill()
@@ -126,6 +136,9 @@ def test_stop_then_resume(pattern_dataset, tmp_path, how):
         assert events[-1]["model"] == "resumed"  # stopping keeps (and registers) the best so far
         state = json.loads((run_dir / "state.json").read_text())
         assert state["epoch"] == done
+    # The process is gone (even killed, the kernel freed its lock); a new run is not mixed into its folder.
+    assert main(new_run) == 1
+    assert f"already holds a run ({done} epochs done)" in capsys.readouterr().err
     # Resume: continues at the next epoch and finishes all 40.
     config = json.loads((run_dir / "config.json").read_text())
     config["epochs"] = done + 2
@@ -166,7 +179,7 @@ def test_corrupted_checkpoint_gives_clear_error(pattern_dataset, tmp_path):
 def test_unusable_test_set_fails_before_training(pattern_dataset, tmp_path):
     """A test set is only measured at registration, so a bad one must fail before any epoch."""
     from fer_core.train.config import TrainConfig
-    from fer_core.train.run import TrainingError, TrainingRun
+    from fer_core.train.run import TrainingError, TrainingRun, run_training
 
     empty = tmp_path / "empty-set"
     (empty / "happy").mkdir(parents=True)
@@ -177,6 +190,11 @@ def test_unusable_test_set_fails_before_training(pattern_dataset, tmp_path):
             run.execute()
         assert run.load_state()["epoch"] == 0
         assert not run.checkpoint_dir.exists() or not any(run.checkpoint_dir.iterdir())
+    # A run that failed before its first epoch starts again in its folder with corrected settings.
+    fixed = TrainConfig(data=str(pattern_dataset), architecture="tiny", epochs=1, test_data=str(pattern_dataset))
+    final = run_training(tmp_path / "run-gone", fixed)
+    assert final["type"] == "finished" and final["epochs_done"] == 1
+    assert json.loads((tmp_path / "run-gone" / "config.json").read_text())["test_data"] == str(pattern_dataset)
 
 
 @pytest.mark.slow

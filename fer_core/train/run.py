@@ -7,12 +7,16 @@ run finish its current batch, keep the best checkpoint and end as "stopped".
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
 import signal
 import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import keras
@@ -43,6 +47,7 @@ STATE_FILE = "state.json"
 TEACHER_FILE = "teacher_targets.npy"
 TEACHER_MODES = ("fixed", "consistent")
 CONFIG_FILE = "config.json"
+LOCK_FILE = ".lock"  # held (flock) by the process training the run; the kernel frees it when that ends
 
 
 class TrainingError(RuntimeError):
@@ -206,11 +211,19 @@ class TrainingRun:
             if not config_path.is_file():
                 raise TrainingError(f"{config_path}: not a training run (no config.json)")
             config = TrainConfig.load(config_path)
+        else:
+            progress = self.load_state()["epoch"] if self.run_dir.is_dir() else 0
+            saved = any(self.checkpoint_dir.glob("*.keras")) if self.checkpoint_dir.is_dir() else False
+            if progress or saved:
+                raise TrainingError(
+                    f"{self.run_dir} already holds a run ({progress} epochs done): resume it with "
+                    f"`train --resume {self.run_dir}`, or give another --run-dir"
+                )
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            config.save(config_path)  # a run that never finished an epoch starts again with these settings
         self.config = config
         self.spec = Preprocessing(size=config.input_size, margin=config.margin, align=config.align)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        if not config_path.exists():
-            config.save(config_path)
 
     # ----- state -----
     def load_state(self) -> dict:
@@ -504,11 +517,51 @@ def _restore_signal_handlers(previous) -> None:
         signal.signal(sig, handler)
 
 
-def run_training(run_dir: str | Path, config: TrainConfig | None = None, resume: bool = False) -> dict:
-    """Execute a run, recording a `failed` event (with the traceback) if it crashes."""
-    run = TrainingRun(run_dir, config)
+@contextmanager
+def run_folder_lock(run_dir: Path, create: bool) -> Iterator[None]:
+    """Hold the run folder for this process, so that two processes never train one run.
+
+    Args:
+        run_dir: the run folder.
+        create: make the folder if needed (a new run); else it must exist (a resume).
+
+    Raises:
+        TrainingError: another process holds the folder, or (resume) there is no such folder.
+    """
+    if create:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    elif not run_dir.is_dir():
+        raise TrainingError(f"{run_dir}: not a training run (no such folder)")
+    handle = (run_dir / LOCK_FILE).open("a+")
     try:
-        return run.execute(resume=resume)
-    except BaseException as e:
-        append_event(run.run_dir, "failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
-        raise
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            raise TrainingError(
+                f"{run_dir} is being trained by another process{f' (pid {holder})' if holder else ''}: "
+                "wait for it to end, or stop it first"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def run_training(run_dir: str | Path, config: TrainConfig | None = None, resume: bool = False) -> dict:
+    """Execute a run, recording a `failed` event (with the traceback) if it crashes.
+
+    The run folder is locked for the whole run: a second process on it is refused at once,
+    before it reads or writes anything there (and without a `failed` event in the running one).
+    """
+    with run_folder_lock(Path(run_dir), create=config is not None):
+        run = TrainingRun(run_dir, config)
+        try:
+            return run.execute(resume=resume)
+        except BaseException as e:
+            append_event(run.run_dir, "failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+            raise
