@@ -108,10 +108,10 @@ REVIEW_ROWS = 20_000
 """At most this many rows of a folder's output are loaded into the review table."""
 
 
-def folder_output(folder: Path, model: str | None, detector: str, fmt: str) -> Path:
-    """Where a folder's results go by default: one output per folder, model and detector, so
-    a later run with the same choices resumes it and other choices never mix into it."""
-    name = f"{folder.name or 'photos'}-{model or 'model'}-{detector}"
+def folder_output(folder: Path, model: str | None, detector: str, fmt: str, tta: str = "none") -> Path:
+    """Where a folder's results go by default: one output per folder, model, detector and TTA mode,
+    so a later run with the same choices resumes it and other choices never mix into it."""
+    name = f"{folder.name or 'photos'}-{model or 'model'}-{detector}" + ("" if tta == "none" else f"-{tta}")
     return data_dir() / "labels" / (f"{name}.parquet" if fmt == "parquet" else f"{name}.csv")
 
 
@@ -124,7 +124,7 @@ class LocalFolder:
     workers: int
 
 
-def local_folder_form(model: str | None, detector: str) -> LocalFolder | None:
+def local_folder_form(model: str | None, detector: str, tta: str = "none") -> LocalFolder | None:
     """Widgets for labelling a folder on this machine; None until the folder exists."""
     text = st.text_input("Folder of photos (sub-folders included)", key="batch_folder", placeholder="/path/to/photos")
     left, right = st.columns(2)
@@ -138,8 +138,8 @@ def local_folder_form(model: str | None, detector: str) -> LocalFolder | None:
     if not folder.is_dir():
         st.error(f"Not a folder on this machine: {folder}")
         return None
-    out = folder_output(folder, model, detector, fmt)
-    st.caption(f"Results go to `{out}` (one file per folder, model and detector; a second run resumes it).")
+    out = folder_output(folder, model, detector, fmt, tta)
+    st.caption(f"Results go to `{out}` (one file per folder, model, detector and TTA mode; a second run resumes it).")
     return LocalFolder(folder, out, int(workers))
 
 

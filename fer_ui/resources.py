@@ -46,6 +46,14 @@ def current_model() -> ModelInfo:
     return get_model(selected_model())
 
 
+def current_card() -> dict | None:
+    """The card of the model this session uses, or None when there is no usable one (pages say why)."""
+    try:
+        return current_model().card
+    except ModelError:
+        return None
+
+
 def get_recognizer(
     detector: str = DEFAULT_DETECTOR, model: ModelInfo | None = None, tta: str = "none", live: bool = False
 ) -> EmotionRecognizer:

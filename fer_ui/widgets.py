@@ -1,4 +1,4 @@
-"""Small shared widgets: the model card, the responsible-use note, the face-detector picker."""
+"""Small shared widgets: the model card, the responsible-use note, the face-detector and TTA pickers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import streamlit as st
 from fer_core.classes import EMOTIONS
 from fer_core.detect import DETECTOR_NOTES, available_detectors
 from fer_core.registry import ModelInfo
+from fer_core.tta import TTA_MODES
 
 RESPONSIBLE_USE = (
     "Emotion labels describe **facial expressions**, not what a person feels. Expressions vary with "
@@ -63,4 +64,29 @@ def detector_picker(key: str, live: bool = False) -> str:
         key=key,
         help=note,
         format_func=lambda n: f"{n} — {DETECTOR_NOTES[n]}",
+    )
+
+
+def tta_label(mode: str, card: dict | None) -> str:
+    """A TTA mode with what the model's card measured for it: accuracy on test (else validation), cost."""
+    entry = ((card or {}).get("tta") or {}).get(mode) or {}
+    figures = ((card or {}).get("metrics") if mode == "none" else entry) or {}
+    split = "test" if figures.get("test") else "validation"
+    parts = []
+    if figures.get(split):
+        parts.append(f"{figures[split]['accuracy']:.1%} on {split}")
+    if entry.get("ms_per_face_batch64"):
+        parts.append(f"{entry['ms_per_face_batch64']:.1f} ms/face")
+    return f"{mode} ({', '.join(parts)})" if parts else mode
+
+
+def tta_picker(key: str, card: dict | None, where=st.sidebar) -> str:
+    """Choice of test-time augmentation, each mode labelled with the model card's figures for it."""
+    return where.selectbox(
+        "Test-time augmentation",
+        list(TTA_MODES),
+        key=key,
+        format_func=lambda mode: tta_label(mode, card),
+        help="; ".join(f"{k}: {v}" for k, v in TTA_MODES.items())
+        + ". Figures from the model card; its cost was measured where the model was made.",
     )

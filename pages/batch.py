@@ -21,9 +21,9 @@ from fer_ui.batch import (
     run_folder,
     status_summary,
 )
-from fer_ui.resources import model_picker, require_recognizer, selected_model
+from fer_ui.resources import current_card, model_picker, require_recognizer, selected_model
 from fer_ui.settings import demo_notice, get_settings
-from fer_ui.widgets import detector_picker
+from fer_ui.widgets import detector_picker, tta_picker
 
 fer_ui.use_router()
 
@@ -31,12 +31,13 @@ settings = get_settings()
 st.title("Batch")
 model_picker()
 detector = detector_picker("batch_detector")
+tta = tta_picker("batch_tta", current_card())
 LOCAL = "A folder on this machine"
 choices = ["Photos", "A folder", "A zip of folders"] + ([] if settings.demo else [LOCAL])
 how = st.radio("Upload", choices, horizontal=True, key="batch_how")
 limits = settings.limits
 if how == LOCAL:
-    local = local_folder_form(selected_model(), detector)
+    local = local_folder_form(selected_model(), detector, tta)
     start = st.button("Label folder", type="primary", disabled=local is None, key="batch_start_folder")
 else:
     mode = {"Photos": True, "A folder": "directory", "A zip of folders": False}[how]
@@ -51,7 +52,7 @@ else:
     start = st.button("Label photos", type="primary", disabled=not uploaded, key="batch_start")
 
 if start:
-    recognizer = require_recognizer(detector)
+    recognizer = require_recognizer(detector, tta=tta)
     if recognizer is not None:
         cancel = st.empty()
         cancel.button("Cancel", key="batch_cancel", help="Stops after the current photos; finished results stay")

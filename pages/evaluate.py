@@ -10,7 +10,6 @@ from fer_core.charts import confusion_heatmap, per_class_bars
 from fer_core.classes import EMOTIONS
 from fer_core.evaluation import compare_metrics, compare_overall, metrics_table
 from fer_core.registry import ModelError, get_model, list_models
-from fer_core.tta import TTA_MODES
 from fer_ui.evaluate import (
     calibration_panel,
     cost_per_face_ms,
@@ -22,6 +21,7 @@ from fer_ui.evaluate import (
 )
 from fer_ui.resources import current_model, model_picker
 from fer_ui.settings import get_settings
+from fer_ui.widgets import tta_picker
 
 fer_ui.use_router()
 
@@ -40,12 +40,7 @@ except ModelError as e:
 name_a = info.name
 c2, c3 = st.columns([3, 1])
 name_b = c2.selectbox("Compare with (optional)", ["—", *[n for n in names if n != name_a]], key="eval_compare")
-tta = c3.selectbox(
-    "Test-time augmentation",
-    list(TTA_MODES),
-    key="eval_tta",
-    help="; ".join(f"{k}: {v}" for k, v in TTA_MODES.items()),
-)
+tta = tta_picker("eval_tta", info.card, where=c3)
 st.caption(f"Model: **{name_a}** (change it in the sidebar)")
 data = pick_dataset(settings, info)
 if data is None:

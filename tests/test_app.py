@@ -548,6 +548,26 @@ def test_batch_page_labels_a_local_folder_with_the_cli_engine(app_env, shared_fe
     at.button(key="batch_start_folder").click()
     at.run()
     assert read_rows(out)[1] == total
+    # Test-time augmentation, labelled with the card's figures, writes its own output (never mixed
+    # into the one without it) with the rows the CLI engine gives for that mode.
+    tta = at.selectbox(key="batch_tta")
+    assert any(o.startswith("flip (") and "ms/face" in o for o in tta.options), tta.options
+    tta.set_value("flip")
+    at.run()
+    at.button(key="batch_start_folder").click()
+    at.run()
+    assert not at.exception, at.exception
+    flipped = next((tmp_path / "data" / "labels").glob("event-*-flip.parquet"))
+    from fer_core.labeling import label_folder
+    from fer_core.recognizer import EmotionRecognizer
+
+    label_folder(folder, tmp_path / "cli-flip.csv", EmotionRecognizer.from_registry(tta="flip"))
+    cli = {(r["file"], r["face"]): r["confidence"] for r in read_rows(tmp_path / "cli-flip.csv")[0]}
+    page = {(r["file"], r["face"]): r["confidence"] for r in read_rows(flipped)[0]}
+    plain = {(r["file"], r["face"]): r["confidence"] for r in written}
+    assert page.keys() == cli.keys() == plain.keys()
+    assert all(abs(float(page[k] or 0) - float(cli[k] or 0)) < 1e-6 for k in page)
+    assert any(page[k] != plain[k] for k in page)
 
 
 def test_demo_mode_offers_no_local_folders(app_env, monkeypatch):
