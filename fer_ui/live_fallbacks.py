@@ -74,8 +74,9 @@ def video_clip(
     if upload is None:
         return
     data = upload.getvalue()
-    # One result per clip, model and settings: downloads and other reruns do not redo the clip.
-    key = (hashlib.sha256(data).hexdigest(), recognizer.model_name, recognizer.detector.name, settings)
+    # One result per clip, model, TTA mode and settings: downloads and other reruns do not redo the clip.
+    tta = getattr(recognizer.classifier, "tta", "none")
+    key = (hashlib.sha256(data).hexdigest(), recognizer.model_name, recognizer.detector.name, tta, settings)
     cached = st.session_state.get(CLIP_STATE)
     if cached and cached[0] == key:
         result, video_bytes = cached[1]

@@ -396,6 +396,11 @@ def test_live_video_clip_uses_min_face_and_is_processed_once(app_env, shared_fer
     first = at.session_state["live_clip_result"]
     at.run()  # any rerun (a download click, a widget) reuses the result
     assert at.session_state["live_clip_result"] is first
+    at.selectbox(key="live_tta").set_value("flip")  # another TTA mode is another result
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["live_clip_result"] is not first
+    assert any("2 faces tracked" in s.value for s in at.success), [s.value for s in at.success]
     at.slider(key="live_min_face").set_value(200)
     at.run()
     assert any("0 faces tracked" in s.value for s in at.success), [s.value for s in at.success]
