@@ -556,7 +556,7 @@ def test_batch_page_labels_a_local_folder_with_the_cli_engine(app_env, shared_fe
     # Test-time augmentation, labelled with the card's figures, writes its own output (never mixed
     # into the one without it) with the rows the CLI engine gives for that mode.
     tta = at.selectbox(key="batch_tta")
-    assert any(o.startswith("flip (") and "ms/face" in o for o in tta.options), tta.options
+    assert any(o.startswith("flip: ") and o.endswith(" ms") for o in tta.options), tta.options
     tta.set_value("flip")
     at.run()
     at.button(key="batch_start_folder").click()
