@@ -281,6 +281,19 @@ def test_export_falls_back_to_float16_when_quantizing_strays(use_models, tmp_pat
     assert record["tflite_weights"] == "float16" and "float16 weights instead" in record["quantization"]["note"]
 
 
+def test_eta_ignores_an_epoch_that_was_paused(tmp_path):
+    from types import SimpleNamespace
+
+    from fer_core.train.run import _RunCallback
+
+    run = SimpleNamespace(run_dir=tmp_path, config=SimpleNamespace(epochs=32))
+    # Epochs of about 700 s, two of them stretched by a laptop asleep (or a paused process).
+    state = {"epoch": 5, "epoch_seconds": [714.0, 3927.0, 667.0, 669.0, 4234.0]}
+    callback = _RunCallback(run, val=None, steps=400, state=state)
+    eta = callback._eta(200)  # half way through epoch 6
+    assert 26.5 * 667 <= eta <= 26.5 * 714  # 26.5 epochs of a typical length, not of the mean (2042 s)
+
+
 def test_split_and_weights():
     from fer_core.datasets import stratified_split
     from fer_core.train.data import class_weights

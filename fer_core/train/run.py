@@ -149,12 +149,14 @@ class _RunCallback(keras.callbacks.Callback):
         self.clock = now
 
     def _eta(self, batches_done: int) -> float:
+        """Seconds left: the median of the last five epochs' times (an epoch during which the
+        machine slept or the process was paused would otherwise inflate every later estimate)."""
         per_epoch = self.state["epoch_seconds"] or [
             (time.time() - self._epoch_start) * self.steps / max(batches_done, 1)
         ]
-        mean = sum(per_epoch[-5:]) / len(per_epoch[-5:])
-        remaining_in_epoch = mean * (1 - batches_done / self.steps) if batches_done else mean
-        return remaining_in_epoch + mean * (self.run.config.epochs - self.state["epoch"] - 1)
+        typical = float(np.median(per_epoch[-5:]))
+        remaining_in_epoch = typical * (1 - batches_done / self.steps) if batches_done else typical
+        return remaining_in_epoch + typical * (self.run.config.epochs - self.state["epoch"] - 1)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.stopped_by_user:
