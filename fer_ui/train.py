@@ -246,7 +246,7 @@ def runs_section(manager: JobManager) -> None:
     status = next(r["status"] for r in runs if r["name"] == name)
     stop_col, resume_col = st.columns(2)
     if status == "running" and stop_col.button("Stop (keeps the best checkpoint)", key="t_stop"):
-        manager.stop()
+        manager.stop(name)
         st.rerun()
     if status in ("interrupted", "stopped") and resume_col.button("Resume from the last checkpoint", key="t_resume"):
         try:

@@ -92,6 +92,44 @@ def test_killed_job_shows_as_interrupted(pattern_dataset, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_run_trained_from_the_shell_shows_on_the_page_and_stops_there(
+    use_models, pattern_dataset, tmp_path, monkeypatch
+):
+    from streamlit.testing.v1 import AppTest
+
+    root = tmp_path / "runs"
+    run_dir = root / "from-shell"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fer_core", "train", "--data", str(pattern_dataset), "--architecture", "tiny"]
+        + ["--epochs", "200", "--batch-size", "8", "--patience", "0", "--run-dir", str(run_dir)],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait(lambda: any(e["type"] == "epoch" for e in read_events(run_dir)), what="an epoch")
+    manager = JobManager(root)
+    assert manager.active() is None  # not this server's job...
+    assert manager.runs()[0]["status"] == "running"  # ...but running all the same
+    with pytest.raises(JobError, match="being trained by another process"):
+        manager.resume("from-shell")
+    monkeypatch.setenv("FER_RUNS_DIR", str(root))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    assert any("Run `from-shell`: running" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    at.button(key="t_stop").click()
+    at.run()
+    assert not at.exception, at.exception
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert read_events(run_dir)[-1]["type"] == "stopped"
+    assert manager.runs()[0]["status"] == "stopped"
+    assert manager.stop("from-shell") is False  # nothing runs there any more
+
+
+@pytest.mark.slow
 def test_train_page_end_to_end(use_models, pattern_dataset, tmp_path, monkeypatch):
     """Start a real tiny run from the page, see progress, stop it, get a model the Batch page can use."""
     from streamlit.testing.v1 import AppTest

@@ -2,6 +2,8 @@
 
 A lock file `<runs>/active.json` names the running job (run folder and pid). It is created
 atomically, and a lock whose process is gone (crash, reboot) is treated as stale and removed.
+A run trained by another process (`python -m fer_core train` in a shell) shows as running too,
+through its run folder's lock (`fer_core.train.folder_lock`), and can be stopped from here.
 This module imports no TensorFlow.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 from fer_core.paths import REPO_ROOT, runs_dir
 from fer_core.train.config import TrainConfig
 from fer_core.train.events import read_events
+from fer_core.train.folder_lock import folder_held, process_alive
 
 LOCK_FILE = "active.json"
 LOG_FILE = "log.txt"
@@ -25,29 +28,6 @@ LOG_FILE = "log.txt"
 
 class JobError(RuntimeError):
     """A job cannot be started or found; the message says why."""
-
-
-def process_alive(pid: int) -> bool:
-    """Whether `pid` is a running (not zombie) process; reaps it if it is our finished child."""
-    try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)
-        if finished == pid:
-            return False
-    except ChildProcessError:
-        pass  # not our child: fall through to the other checks
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.is_file():
-        try:
-            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-        except (OSError, IndexError):
-            return True
-    return True
 
 
 ENDS = ("finished", "stopped", "failed")
@@ -157,15 +137,24 @@ class JobManager:
         run_dir = self.root / name
         if not (run_dir / "config.json").is_file():
             raise JobError(f"No run named {name!r} in {self.root}")
+        if folder_held(run_dir):
+            raise JobError(f"{name!r} is being trained by another process; stop it first")
         (run_dir / "STOP").unlink(missing_ok=True)  # the last stop request is done with
         return self._spawn(run_dir, ["--resume", str(run_dir)])
 
-    def stop(self) -> bool:
-        """Ask the running job to stop after its current batch; False when none runs."""
+    def stop(self, name: str | None = None) -> bool:
+        """Ask a running run to stop after its current batch: the run `name` (this server's job or
+        one trained by another process), else this server's job. False when it is not running."""
         job = self.active()
-        if job is None:
+        if name is None:
+            run_dir = Path(job["run_dir"]) if job else None
+        else:
+            run_dir = self.root / name
+            if not (job and Path(job["run_dir"]) == run_dir) and not folder_held(run_dir):
+                run_dir = None
+        if run_dir is None:
             return False
-        (Path(job["run_dir"]) / "STOP").touch()
+        (run_dir / "STOP").touch()
         return True
 
     def runs(self) -> list[dict]:
@@ -186,7 +175,7 @@ class JobManager:
             rows.append(
                 {
                     "name": run_dir.name,
-                    "status": run_status(run_dir, str(run_dir) == active_dir),
+                    "status": run_status(run_dir, str(run_dir) == active_dir or folder_held(run_dir)),
                     "architecture": config.get("architecture"),
                     "data": config.get("data"),
                     "epochs": f"{len(epochs)}/{config.get('epochs')}",

@@ -7,10 +7,8 @@ run finish its current batch, keep the best checkpoint and end as "stopped".
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
-import os
 import signal
 import threading
 import time
@@ -40,6 +38,7 @@ from fer_core.train.architectures import build_model
 from fer_core.train.config import TrainConfig
 from fer_core.train.data import DistillationLoss, class_weights, predict_logits, training_dataset
 from fer_core.train.events import append_event
+from fer_core.train.folder_lock import FolderBusy, hold_folder
 from fer_core.train.registration import register_best_checkpoint
 
 STOP_FILE = "STOP"
@@ -47,7 +46,6 @@ STATE_FILE = "state.json"
 TEACHER_FILE = "teacher_targets.npy"
 TEACHER_MODES = ("fixed", "consistent")
 CONFIG_FILE = "config.json"
-LOCK_FILE = ".lock"  # held (flock) by the process training the run; the kernel frees it when that ends
 
 
 class TrainingError(RuntimeError):
@@ -534,24 +532,11 @@ def run_folder_lock(run_dir: Path, create: bool) -> Iterator[None]:
         run_dir.mkdir(parents=True, exist_ok=True)
     elif not run_dir.is_dir():
         raise TrainingError(f"{run_dir}: not a training run (no such folder)")
-    handle = (run_dir / LOCK_FILE).open("a+")
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip()
-            raise TrainingError(
-                f"{run_dir} is being trained by another process{f' (pid {holder})' if holder else ''}: "
-                "wait for it to end, or stop it first"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-    finally:
-        handle.close()
+        with hold_folder(run_dir):
+            yield
+    except FolderBusy as e:
+        raise TrainingError(str(e)) from None
 
 
 def run_training(run_dir: str | Path, config: TrainConfig | None = None, resume: bool = False) -> dict:
