@@ -146,13 +146,9 @@ class JobManager:
         """Ask a running run to stop after its current batch: the run `name` (this server's job or
         one trained by another process), else this server's job. False when it is not running."""
         job = self.active()
-        if name is None:
-            run_dir = Path(job["run_dir"]) if job else None
-        else:
-            run_dir = self.root / name
-            if not (job and Path(job["run_dir"]) == run_dir) and not folder_held(run_dir):
-                run_dir = None
-        if run_dir is None:
+        ours = Path(job["run_dir"]) if job else None
+        run_dir = self.root / name if name else ours
+        if run_dir is None or (run_dir != ours and not folder_held(run_dir)):
             return False
         (run_dir / "STOP").touch()
         return True

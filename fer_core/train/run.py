@@ -212,9 +212,8 @@ class TrainingRun:
                 raise TrainingError(f"{config_path}: not a training run (no config.json)")
             config = TrainConfig.load(config_path)
         else:
-            progress = self.load_state()["epoch"] if self.run_dir.is_dir() else 0
-            saved = any(self.checkpoint_dir.glob("*.keras")) if self.checkpoint_dir.is_dir() else False
-            if progress or saved:
+            progress = self.load_state()["epoch"]
+            if progress or any(self.checkpoint_dir.glob("*.keras")):
                 raise TrainingError(
                     f"{self.run_dir} already holds a run ({progress} epochs done): resume it with "
                     f"`train --resume {self.run_dir}`, or give another --run-dir"
@@ -281,7 +280,7 @@ class TrainingRun:
         except DatasetError as e:
             raise TrainingError(f"test set {self.config.test_data!r}: {e}") from e
         if sum(counts.values()) == 0:
-            raise TrainingError(f"test set {self.config.test_data!r} holds no image in an emotion folder")
+            raise TrainingError(f"test set {self.config.test_data!r} holds no labelled face")  # a header-only CSV
 
     def finetune_source(self) -> ModelInfo:
         """The registered model a fine-tuning run starts from, checked before any data is loaded.
