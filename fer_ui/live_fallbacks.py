@@ -12,7 +12,7 @@ import streamlit as st
 from fer_core.charts import emotion_timeline
 from fer_core.imageio import ImageReadError, read_image
 from fer_core.live import LiveSettings
-from fer_core.recognizer import EmotionRecognizer
+from fer_core.recognizer import EmotionRecognizer, RecognizerSpec
 from fer_core.render import annotate
 from fer_core.video import VideoError, process_video
 
@@ -75,8 +75,7 @@ def video_clip(
         return
     data = upload.getvalue()
     # One result per clip, model, TTA mode and settings: downloads and other reruns do not redo the clip.
-    tta = getattr(recognizer.classifier, "tta", "none")
-    key = (hashlib.sha256(data).hexdigest(), recognizer.model_name, recognizer.detector.name, tta, settings)
+    key = (hashlib.sha256(data).hexdigest(), RecognizerSpec.of(recognizer), settings)
     cached = st.session_state.get(CLIP_STATE)
     if cached and cached[0] == key:
         result, video_bytes = cached[1]
