@@ -171,6 +171,19 @@ def measure_cost_ms(classifier: EmotionClassifier, crops: np.ndarray, repeats: i
     return float(sorted(times)[len(times) // 2])
 
 
+def measure_single_face_ms(classifier: EmotionClassifier, crops: np.ndarray, calls: int = 200) -> float:
+    """Median milliseconds of one call on one face (as Live runs), the first calls left out as warm-up."""
+    import time
+
+    times = []
+    for i in range(calls):
+        face = crops[i % len(crops)][None]
+        start = time.perf_counter()
+        classifier.logits(face)
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.median(times[10:]))
+
+
 def compare_on_validation(config: dict, model_names: list[str]) -> dict[str, dict]:
     """Metrics of registered models on a training run's own validation split.
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -25,20 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from fer_core.classifier import EmotionClassifier  # noqa: E402
+from fer_core.evaluation import measure_single_face_ms  # noqa: E402
 from fer_core.preprocess import to_model_input  # noqa: E402
 from fer_core.registry import WEIGHT_MODES, get_model, list_model_names  # noqa: E402
 from tests.benchmarks.bench_models import Sets, measure, training_config  # noqa: E402
-
-
-def single_face_ms(classifier: EmotionClassifier, crops: np.ndarray, calls: int = 200) -> float:
-    """Median milliseconds of one call on one face."""
-    times = []
-    for i in range(calls):
-        face = crops[i % len(crops)][None]
-        start = time.perf_counter()
-        classifier.logits(face)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times[10:])
 
 
 def weight_modes(keras_model, sets: dict, modes=WEIGHT_MODES) -> dict:
@@ -59,7 +47,7 @@ def weight_modes(keras_model, sets: dict, modes=WEIGHT_MODES) -> dict:
             out[weights] = {
                 "bytes": path.stat().st_size,
                 "agreement_with_float": agreement,
-                "ms_per_face_batch1": single_face_ms(classifier, val[:64]),
+                "ms_per_face_batch1": measure_single_face_ms(classifier, val[:64]),
                 **measure(classifier, sets),
             }
     return out
