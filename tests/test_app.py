@@ -197,6 +197,16 @@ def _correct_and_save(at: AppTest, rows: list[dict], tmp_path: Path) -> None:
     assert any(f"{faces - 1} of {faces} labels in this set came from a model" in w.value for w in evaluate.warning)
 
 
+def test_train_page_says_where_runs_and_models_go(app_env, use_models, monkeypatch):
+    """The git hint is for the repository's own models/ only, not for a registry elsewhere."""
+    caption = " ".join(c.value for c in open_page("pages/train.py").caption)
+    assert str(app_env / "runs") in caption and str(use_models) in caption
+    assert "git add" not in caption
+    monkeypatch.delenv("FER_MODELS_DIR")
+    caption = " ".join(c.value for c in open_page("pages/train.py").caption)
+    assert str(REPO / "models") in caption and "git add -f models/NAME" in caption
+
+
 def test_train_page_refuses_unsafe_model_names_and_upload_paths(app_env, tmp_path):
     at = open_page("pages/train.py")
     for hostile in (".", "..", "../x", str(tmp_path)):
