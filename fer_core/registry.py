@@ -16,7 +16,7 @@ from pathlib import Path
 from fer_core.classes import EMOTIONS
 from fer_core.names import UnsafeNameError, check_name
 from fer_core.preprocess import Preprocessing
-from fer_core.settings import Environment
+from fer_core.settings import REPO_ROOT, Environment
 
 CARD_FILE = "card.json"
 TFLITE_FILE = "model.tflite"
@@ -43,6 +43,11 @@ class ModelExistsError(ModelError):
 def default_models_dir() -> Path:
     """`$FER_MODELS_DIR`, else the repository's `models/` folder."""
     return Environment.read().models_dir
+
+
+def is_repository_registry(folder: Path) -> bool:
+    """Whether `folder` is the repository's own `models/` (where git ignores all but the shipped models)."""
+    return folder.resolve() == (REPO_ROOT / "models").resolve()
 
 
 def sha256_file(path: Path) -> str:

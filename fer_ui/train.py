@@ -23,8 +23,10 @@ from fer_core.registry import (
     ModelError,
     ModelExistsError,
     active_model_name,
+    default_models_dir,
     finetune_problem,
     get_model,
+    is_repository_registry,
     list_models,
     registration_folder,
     set_active_model,
@@ -37,6 +39,13 @@ from fer_core.uploads import unpack_uploads
 from fer_ui.labelled_sets import FER2013, path_signature, pick_labelled_set
 
 MIN_PER_CLASS = 20
+
+
+def storage_caption(manager: JobManager) -> None:
+    """Where runs and trained models go; the git hint only for the repository's own models/."""
+    models_dir = default_models_dir()
+    hint = " (ignored by git: `git add -f models/NAME` commits one)" if is_repository_registry(models_dir) else ""
+    st.caption(f"Runs are kept in `{manager.root}`; trained models are registered in `{models_dir}`{hint}.")
 
 
 def choose_data() -> str | None:
