@@ -10,10 +10,10 @@ from datetime import datetime
 from pathlib import Path
 
 from fer_core.paths import runs_dir
-from fer_core.train.config import Augmentation, TrainConfig
+from fer_core.train.config import ARCHITECTURES, Augmentation, TrainConfig
 
 _HELP = {
-    "architecture": "compact (real-time, ~0.7M params), vgg (~2.7M), resnet (~1.6M), xception (~0.4M) or tiny (tests)",
+    "architecture": "; ".join(f"{name} ({note})" for name, note in ARCHITECTURES.items()),
     "precision": "auto picks bfloat16 where the CPU has it",
     "finetune_from": "registered model to start from",
     "register_as": "register the best checkpoint under this model name",

@@ -17,6 +17,7 @@ from fer_core.classes import EMOTIONS
 from fer_core.names import UnsafeNameError, check_name
 from fer_core.preprocess import Preprocessing
 from fer_core.settings import REPO_ROOT, Environment
+from fer_core.train.config import same_weights
 
 CARD_FILE = "card.json"
 TFLITE_FILE = "model.tflite"
@@ -159,7 +160,8 @@ class ModelInfo:
 def finetune_problem(info: ModelInfo, architecture: str | None = None) -> str | None:
     """Why `info` cannot be fine-tuned (into `architecture`, when given), or None when it can.
 
-    Fine-tuning starts from the model's Keras weights, so it needs them and the same architecture.
+    Fine-tuning starts from the model's Keras weights, so it needs them and an architecture with
+    the same weights (the same one, or `resnet-fast` from a `resnet`).
     """
     if info.is_ensemble:
         return (
@@ -168,8 +170,8 @@ def finetune_problem(info: ModelInfo, architecture: str | None = None) -> str | 
         )
     if not info.keras_path.is_file():
         return f"{info.name!r} ships as a LiteRT file only (no {KERAS_FILE}), which cannot be trained further"
-    if architecture is not None and info.card.get("architecture") != architecture:
-        own = info.card.get("architecture")
+    own = info.card.get("architecture")
+    if architecture is not None and not same_weights(str(own), architecture):
         return f"{info.name!r} is {own!r}: fine-tuning needs the same architecture, not {architecture!r}"
     return None
 

@@ -32,7 +32,7 @@ from fer_core.registry import (
     set_active_model,
 )
 from fer_core.settings import LOCAL_LIMITS
-from fer_core.train.config import Augmentation, TrainConfig
+from fer_core.train.config import ARCHITECTURES, Augmentation, TrainConfig
 from fer_core.train.events import read_events
 from fer_core.train.jobs import JobError, JobManager
 from fer_core.uploads import unpack_uploads
@@ -272,7 +272,9 @@ def new_run_form(manager: JobManager) -> None:
     data_path = choose_data()
     data = dataset_summary(data_path) if data_path else None
     c1, c2, c3, c4 = st.columns(4)
-    architecture = c1.selectbox("Architecture", ["compact", "vgg", "resnet", "xception", "tiny"], key="t_arch")
+    architecture = c1.selectbox(
+        "Architecture", list(ARCHITECTURES), format_func=lambda a: f"{a} ({ARCHITECTURES[a]})", key="t_arch"
+    )
     epochs = c2.number_input("Epochs", 1, 500, 30, key="t_epochs")
     batch_size = c3.selectbox("Batch size", [32, 64, 128], index=1, key="t_batch")
     learning_rate = c4.number_input("Learning rate", 0.0001, 1.0, 0.02, format="%.4f", key="t_lr")
@@ -284,8 +286,8 @@ def new_run_form(manager: JobManager) -> None:
         ["—", *tunable],
         format_func=lambda n: n if n == "—" else f"{n} ({tunable[n]})",
         key="t_ft",
-        help="Start from a registered model's weights (same architecture). Ensembles and models shipped "
-        "as LiteRT only are not listed: they have no Keras weights to train further.",
+        help="Start from a registered model's weights (same architecture, or a resnet for resnet-fast). "
+        "Ensembles and models shipped as LiteRT only are not listed: they have no Keras weights to train further.",
     )
     teacher = c7.selectbox(
         "Distil from (teacher)",

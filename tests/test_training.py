@@ -308,3 +308,25 @@ def test_split_and_weights():
     assert np.allclose(class_weights(labels, "none"), 1.0)
     with pytest.raises(ValueError, match="Received"):
         class_weights(labels, "bogus")
+
+
+def test_resnet_fast_takes_resnet_weights_at_half_resolution(tmp_path):
+    """resnet-fast is the resnet with a stride-2 stem: the same weights, every stage at half size, and
+    a trained resnet (and only a resnet) can be fine-tuned into it."""
+    from fer_core.registry import KERAS_FILE, ModelInfo, finetune_problem
+    from fer_core.train.architectures import BUILDERS, build_model
+    from fer_core.train.config import ARCHITECTURES
+
+    assert set(BUILDERS) == set(ARCHITECTURES)
+    resnet, fast = build_model("resnet"), build_model("resnet-fast")
+    assert [w.shape for w in resnet.get_weights()] == [w.shape for w in fast.get_weights()]
+    fast.set_weights(resnet.get_weights())
+    crops = np.random.default_rng(0).integers(0, 256, (2, 48, 48, 1)).astype(np.float32)
+    assert fast(crops, training=False).shape == (2, 7)
+    assert resnet.get_layer("gap").input.shape[1:3] == (6, 6)
+    assert fast.get_layer("gap").input.shape[1:3] == (3, 3)
+    (tmp_path / KERAS_FILE).write_bytes(b"")  # finetune_problem only asks whether the file is there
+    for own, wanted in (("resnet", "resnet-fast"), ("resnet-fast", "resnet"), ("resnet", "resnet")):
+        assert finetune_problem(ModelInfo("m", tmp_path, {"architecture": own}), wanted) is None
+    problem = finetune_problem(ModelInfo("m", tmp_path, {"architecture": "compact"}), "resnet-fast")
+    assert "'m' is 'compact': fine-tuning needs the same architecture" in problem

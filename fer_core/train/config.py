@@ -6,6 +6,24 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+# The architectures `train` builds (fer_core.train.architectures), each with a note for menus and --help.
+ARCHITECTURES = {
+    "compact": "real-time, ~0.7M params",
+    "resnet": "the default's, ~1.6M params",
+    "resnet-fast": "the resnet with a stride-2 stem: the same weights at a quarter of the cost per face",
+    "vgg": "~2.7M params",
+    "xception": "~0.4M params",
+    "tiny": "tests",
+}
+# Architectures whose weights have the same shapes (only strides differ), so a model of one can be
+# fine-tuned as the other: `resnet-fast` starts from a trained `resnet`.
+_WEIGHT_LAYOUT = {"resnet-fast": "resnet"}
+
+
+def same_weights(a: str, b: str) -> bool:
+    """Whether architectures `a` and `b` share their weights' shapes (one can start from the other)."""
+    return _WEIGHT_LAYOUT.get(a, a) == _WEIGHT_LAYOUT.get(b, b)
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -52,7 +70,7 @@ class TrainConfig:
 
     Attributes:
         data: class-folder dataset or FER-2013 CSV to train on.
-        architecture: "compact", "vgg", "resnet", "xception" or "tiny".
+        architecture: a key of ARCHITECTURES.
         epochs: maximum epochs.
         batch_size: images per step.
         learning_rate: peak learning rate.
