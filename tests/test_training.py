@@ -28,6 +28,7 @@ def test_tiny_run_events_and_artifacts(tiny_models_dir):
     epochs = [e for e in events if e["type"] == "epoch"]
     assert [e["epoch"] for e in epochs] == list(range(1, 7))
     assert epochs[-1]["loss"] < epochs[0]["loss"]  # the loss falls
+    assert epochs[-1]["eta_s"] == 0 and epochs[-2]["eta_s"] > 0  # nothing left after the last epoch
     for key in ("val_accuracy", "val_macro_f1", "per_class_recall", "confusion_matrix", "eta_s", "lr", "time"):
         assert key in epochs[-1]
     assert any(e["type"] == "batch" for e in events)
@@ -292,6 +293,10 @@ def test_eta_ignores_an_epoch_that_was_paused(tmp_path):
     callback = _RunCallback(run, val=None, steps=400, state=state)
     eta = callback._eta(200)  # half way through epoch 6
     assert 26.5 * 667 <= eta <= 26.5 * 714  # 26.5 epochs of a typical length, not of the mean (2042 s)
+    state["epoch"] = 31  # just finished epoch 31 of 32: one epoch left, and none after the last
+    assert 667 <= callback._eta(0) <= 714
+    state["epoch"] = 32
+    assert callback._eta(0) == 0
 
 
 def test_split_and_weights():

@@ -184,7 +184,7 @@ class _RunCallback(keras.callbacks.Callback):
             loss=float(logs.get("loss", float("nan"))),
             lr=float(self.model.optimizer.learning_rate.numpy()),
             seconds=state["epoch_seconds"][-1],
-            eta_s=self._eta(self.steps),
+            eta_s=self._eta(0),  # the epoch just counted as done: the next one has not begun
             best=improved,
             best_epoch=state["best_epoch"],
             **{k: v for k, v in metrics.items() if k != "score"},
