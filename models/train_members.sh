@@ -22,8 +22,8 @@
 # distilled from it were dropped from the plan. On that slower machine the distilled default costs
 # 3.7 ms per face, over the 2 ms Live budget: fine-tuned into `resnet-fast` (the same weights with a
 # stride-2 stem, every stage at half resolution, a quarter of the cost) for 12 epochs it reached
-# only 62.8% on validation. So `resnet-fast` now trains from scratch for 100 epochs (about 4x faster
-# than the resnet), without a teacher so that it errs differently from the pair (a member for the
+# only 62.8% on validation. So `resnet-fast` now trains from scratch for 100 epochs (epochs of
+# 160-210 s there, about 5 hours), without a teacher so that it errs differently from the pair (a member for the
 # ensemble), then is fine-tuned for 8 epochs with the pair (flip) as its teacher, the recipe that
 # made the default: the candidate for a default within 2 ms per face here.
 #
