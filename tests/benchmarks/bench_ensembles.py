@@ -9,6 +9,11 @@ least two members then gets weights fitted on the validation split, as `fer_core
 top row is the choice. `test` is printed beside it, never used to choose. Cost per face is the sum
 of the members' in that TTA mode (a batch of 64 crops, one thread, median of 5).
 
+`--combiners` also compares ways of combining all the listed members' logits: the fitted weights
+(what an ensemble card ships), the weights plus a per-class bias, and a logistic regression over
+every member's logits (stacking), each scored by cross-validation inside the validation split
+(5 folds, 3 shuffles) as well as fitted on all of it and scored on `test`.
+
 Logits are kept in `--cache` (default ~/.cache/fer_core/logits), keyed by the model file's bytes,
 the TTA mode and the faces' pixels, so a later run with one more candidate computes only its logits
 (crops TTA costs about ten minutes a resnet here); `--cache ""` turns it off.
@@ -72,6 +77,60 @@ def subset_rows(names: list[str], val: dict, test: dict, val_labels, test_labels
     return sorted(rows, key=lambda r: (r["val_accuracy"], r["val_macro_f1"]), reverse=True)
 
 
+def fit_class_bias(logits: np.ndarray, labels: np.ndarray, steps: int = 500) -> np.ndarray:
+    """Per-class offsets added to `logits` that minimise their log-loss on `labels` (gradient descent)."""
+    bias = np.zeros(logits.shape[1])
+    onehot = np.eye(logits.shape[1])[labels]
+    for _ in range(steps):
+        bias -= (softmax(logits + bias) - onehot).mean(axis=0)
+    return bias
+
+
+def combine(method: str, fit_logits: list[np.ndarray], fit_labels: np.ndarray, apply_logits: list[np.ndarray]):
+    """Logits of `apply_logits` (one array per member) combined by `method`, fitted on `fit_logits`."""
+    from sklearn.linear_model import LogisticRegression
+
+    if method.startswith("stacking"):
+        strength = float(method.split("C=")[1].rstrip(")"))
+        model = LogisticRegression(C=strength, max_iter=2000).fit(np.concatenate(fit_logits, 1), fit_labels)
+        return model.decision_function(np.concatenate(apply_logits, 1))
+    weights = fit_weights(fit_logits, fit_labels)
+    mixed = np.tensordot(np.asarray(weights), np.stack(apply_logits), axes=1)
+    if method == "weights + class bias":
+        mixed = mixed + fit_class_bias(np.tensordot(np.asarray(weights), np.stack(fit_logits), axes=1), fit_labels)
+    return mixed
+
+
+COMBINERS = ("fitted weights", "weights + class bias", "stacking (C=0.01)", "stacking (C=0.1)")
+
+
+def combiner_rows(names: list[str], val: dict, test: dict, val_labels, test_labels) -> list[dict]:
+    """Each of COMBINERS over all of `names`: cross-validated on the validation split, then fitted on
+    all of it and scored on `test`."""
+    from sklearn.model_selection import StratifiedKFold
+
+    val_list, test_list = [val[n] for n in names], [test[n] for n in names]
+    rows = []
+    for method in COMBINERS:
+        folds = []
+        for seed in range(3):
+            for fit, held in StratifiedKFold(5, shuffle=True, random_state=seed).split(val_list[0], val_labels):
+                mixed = combine(method, [x[fit] for x in val_list], val_labels[fit], [x[held] for x in val_list])
+                folds.append(scores(val_labels[held], mixed))
+        test_acc, test_f1 = scores(test_labels, combine(method, val_list, val_labels, test_list))
+        cv_acc, cv_f1 = np.mean(folds, axis=0)
+        rows.append(
+            {
+                "method": method,
+                "cv_accuracy": cv_acc,
+                "cv_macro_f1": cv_f1,
+                "test_accuracy": test_acc,
+                "test_macro_f1": test_f1,
+            }
+        )
+    return rows
+
+
 def cached_logits(classifier: EmotionClassifier, faces, cache: Path | None) -> np.ndarray:
     """`classifier_logits` of `faces`, read from `cache` when the same model, mode and faces were seen."""
     if cache is None:
@@ -96,6 +155,9 @@ def main() -> None:
     parser.add_argument("--tta", nargs="+", default=["none", "flip"], choices=sorted(TTA_MODES))
     parser.add_argument("--min-size", type=int, default=1, help="smallest subset shown (1 shows each model alone)")
     parser.add_argument("--test", type=Path, default=Path("../shared/datasets/fer2013/test"))
+    parser.add_argument(
+        "--combiners", action="store_true", help="also compare ways of combining all the listed members"
+    )
     parser.add_argument("--json", type=Path, help="also write every row to this file")
     parser.add_argument(
         "--cache",
@@ -154,6 +216,17 @@ def main() -> None:
                 f"| {members} | {100 * r['val_accuracy']:.1f}% | {r['val_macro_f1']:.3f} | "
                 f"{100 * r['test_accuracy']:.1f}% | {r['test_macro_f1']:.3f} | {r['ms_per_face']:.2f} |"
             )
+        if args.combiners:
+            rows = combiner_rows(args.models, logits[mode]["val"], logits[mode]["test"], val.labels, test.labels)
+            results[f"{mode} combiners"] = rows
+            print(f"\nTTA {mode}: ways of combining all {len(args.models)} members\n")
+            print("| combiner | val acc (5-fold CV x3) | val F1 (CV) | test acc | test F1 |")
+            print("|---|---|---|---|---|")
+            for r in rows:
+                print(
+                    f"| {r['method']} | {100 * r['cv_accuracy']:.2f}% | {r['cv_macro_f1']:.3f} | "
+                    f"{100 * r['test_accuracy']:.1f}% | {r['test_macro_f1']:.3f} |"
+                )
     if args.json:
         args.json.write_text(json.dumps({"cost_ms": cost, "tta": results}, indent=1))
 
