@@ -26,6 +26,9 @@ _HELP = {
     "teacher_mode": "fixed: the teacher labels each face once before training; consistent: every augmented "
     "batch as the student sees it (slower)",
     "distill_temperature": "temperature softening teacher and student logits in the distillation loss",
+    "seed": "seed of the validation split (and of the run unless --run-seed is given)",
+    "run_seed": "seed of the starting weights, shuffling and augmentation (default: --seed); another value "
+    "trains another model on the same validation split, e.g. an ensemble member of the same architecture",
     "distill_weight": "share of the loss on the teacher's soft targets (0-1; the rest on the labels)",
 }
 

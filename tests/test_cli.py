@@ -146,3 +146,5 @@ def test_every_subcommand_help_prints(command, capsys):
     assert out.startswith("usage: python -m fer_core " + command)
     if command in ("predict", "label"):
         assert "yunet: the default" in out and "--detector" in out
+    if command == "train":
+        assert "--run-seed" in out and "same validation split" in out

@@ -18,13 +18,12 @@ from fer_core.train.run import run_training
 
 @pytest.fixture(scope="module")
 def two_members(tiny_models_dir, pattern_dataset, tmp_path_factory):
-    """The tiny test registry plus a second, differently trained member on the same split."""
+    """The tiny test registry plus a second member on the same split, from another run seed."""
     models = tmp_path_factory.mktemp("ensemble-models")
     shutil.copytree(tiny_models_dir, models, dirs_exist_ok=True)
     base = get_model("tiny-test", models).card["training"]["config"]
-    config = TrainConfig.from_dict(
-        {**base, "epochs": 3, "learning_rate": 0.02, "register_as": "tiny-other", "models_dir": str(models)}
-    )
+    other = {"epochs": 3, "run_seed": 7, "learning_rate": 0.02, "register_as": "tiny-other", "models_dir": str(models)}
+    config = TrainConfig.from_dict({**base, **other})
     final = run_training(tmp_path_factory.mktemp("runs") / "other", config)
     assert final["model"] == "tiny-other"
     return models

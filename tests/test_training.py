@@ -335,3 +335,22 @@ def test_resnet_fast_takes_resnet_weights_at_half_resolution(tmp_path):
         assert finetune_problem(ModelInfo("m", tmp_path, {"architecture": own}), wanted) is None
     problem = finetune_problem(ModelInfo("m", tmp_path, {"architecture": "compact"}), "resnet-fast")
     assert "'m' is 'compact': fine-tuning needs the same architecture" in problem
+
+
+def test_run_seed_changes_the_start_not_the_validation_split(pattern_dataset, tmp_path):
+    """The same settings start from the same weights; another run seed starts elsewhere but holds out
+    the same faces, so the two can form an ensemble whose weights are fitted on that split."""
+    from fer_core.train.config import TrainConfig
+    from fer_core.train.run import TrainingRun
+
+    def run(name: str, **settings) -> TrainingRun:
+        return TrainingRun(tmp_path / name, TrainConfig(data=str(pattern_dataset), architecture="tiny", **settings))
+
+    def start(r: TrainingRun) -> np.ndarray:
+        return np.concatenate([w.ravel() for w in r._new_model().get_weights()])
+
+    first, again, other = run("first"), run("again"), run("other", run_seed=7)
+    assert np.array_equal(start(first), start(again))
+    assert not np.allclose(start(first), start(other))
+    assert np.array_equal(first.load_data()[1].images, other.load_data()[1].images)
+    assert other.config.training_seed() == 7 and first.config.training_seed() == first.config.seed

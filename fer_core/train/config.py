@@ -84,7 +84,10 @@ class TrainConfig:
         class_weighting: "none", "sqrt" or "balanced".
         augmentation: the augmentation switches.
         val_fraction: share of the data held out (stratified) for checkpoint choice.
-        seed: seed of the split, shuffling and augmentation.
+        seed: seed of the validation split (and of the run itself unless `run_seed` is set).
+        run_seed: seed of the weights' initialisation, the shuffling and the augmentation; None
+            uses `seed`. Another value trains another model on the same validation split (an
+            ensemble member of the same architecture).
         patience: early-stopping patience in epochs (0 = off).
         monitor: "val_accuracy", "val_macro_f1" or "val_loss" picks the best epoch.
         precision: "auto" (bfloat16 when the CPU has it), "bfloat16" or "float32".
@@ -126,6 +129,7 @@ class TrainConfig:
     augmentation: Augmentation = field(default_factory=Augmentation)
     val_fraction: float = 0.1
     seed: int = 42
+    run_seed: int | None = None
     patience: int = 15
     monitor: str = "val_accuracy"
     precision: str = "auto"
@@ -145,6 +149,10 @@ class TrainConfig:
     overwrite: bool = False
     models_dir: str | None = None
     command: str = ""
+
+    def training_seed(self) -> int:
+        """Seed of initialisation, shuffling and augmentation: `run_seed`, else `seed`."""
+        return self.seed if self.run_seed is None else self.run_seed
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -309,6 +309,7 @@ class TrainingRun:
     # ----- model -----
     def _new_model(self) -> keras.Model:
         cfg = self.config
+        keras.utils.set_random_seed(cfg.training_seed())  # the same settings give the same starting weights
         model = build_model(cfg.architecture, size=cfg.input_size, dropout=cfg.dropout)
         if cfg.finetune_from:
             info = self.finetune_source()
@@ -440,7 +441,7 @@ class TrainingRun:
         weights = class_weights(train.labels, cfg.class_weighting)
         soft = self.teacher_targets(train)
         judge = self.consistent_teacher()
-        tf.keras.utils.set_random_seed(cfg.seed + state["epoch"])
+        tf.keras.utils.set_random_seed(cfg.training_seed() + state["epoch"])
         ds = training_dataset(
             train.images,
             train.labels,
@@ -448,7 +449,7 @@ class TrainingRun:
             cfg.batch_size,
             cfg.augmentation,
             cfg.label_smoothing,
-            cfg.seed + state["epoch"],
+            cfg.training_seed() + state["epoch"],
             mixup=cfg.mixup,
             soft_targets=soft,
             teacher=judge,
