@@ -400,7 +400,7 @@ def advanced_settings() -> dict:
             help="Stop after this many epochs without a better validation score (0 = run every epoch; "
             "long cosine schedules often improve late).",
         )
-        b1, b2, b3 = st.columns([1, 1, 2])
+        b1, b2, b3, b4 = st.columns([1, 1, 1, 2])
         val_fraction = b1.number_input(
             "Validation share", 0.05, 0.5, default.val_fraction, step=0.05, key="t_val_fraction"
         )
@@ -412,7 +412,17 @@ def advanced_settings() -> dict:
             key="t_monitor",
             help="The validation figure that picks the checkpoint the run registers.",
         )
-        test_data = b3.text_input(
+        run_seed = b3.number_input(
+            "Run seed",
+            0,
+            2**31 - 1,
+            default.seed,
+            key="t_run_seed",
+            help="Seed of the starting weights, shuffling and augmentation. The same settings and seed train "
+            "the same model; another seed trains another one on the same validation split (a member for an "
+            "ensemble of one architecture).",
+        )
+        test_data = b4.text_input(
             "Test set (optional)",
             "",
             key="t_test_data",
@@ -426,6 +436,7 @@ def advanced_settings() -> dict:
         "patience": int(patience),
         "val_fraction": float(val_fraction),
         "monitor": monitor,
+        "run_seed": None if int(run_seed) == default.seed else int(run_seed),
         "test_data": test_data or None,
     }
 

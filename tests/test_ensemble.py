@@ -216,6 +216,7 @@ def test_train_page_offers_fine_tunable_sources_and_teachers(registry, pattern_d
     at.number_input(key="t_patience").set_value(0)
     at.number_input(key="t_warmup").set_value(1)
     at.selectbox(key="t_monitor").set_value("val_macro_f1")
+    at.number_input(key="t_run_seed").set_value(7)
     at.text_input(key="t_test_data").set_value(str(pattern_dataset / "missing"))
     at.run()
     assert any("Test set not found" in e.value for e in at.error)
@@ -232,6 +233,7 @@ def test_train_page_offers_fine_tunable_sources_and_teachers(registry, pattern_d
     assert config["teacher"] == "tiny-pair" and config["teacher_mode"] == "consistent"
     assert (config["mixup"], config["patience"], config["warmup_epochs"]) == (0.2, 0, 1)
     assert config["monitor"] == "val_macro_f1" and config["test_data"] == str(pattern_dataset)
+    assert config["run_seed"] == 7 and config["seed"] == TrainConfig(data="").seed  # same validation split
     deadline = time.time() + 180
     while manager.active() is not None and time.time() < deadline:
         time.sleep(0.5)
