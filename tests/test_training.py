@@ -354,3 +354,20 @@ def test_run_seed_changes_the_start_not_the_validation_split(pattern_dataset, tm
     assert not np.allclose(start(first), start(other))
     assert np.array_equal(first.load_data()[1].images, other.load_data()[1].images)
     assert other.config.training_seed() == 7 and first.config.training_seed() == first.config.seed
+
+
+def test_training_turns_onednn_on_unless_told_not_to():
+    """The switch must be set before TensorFlow loads: importing `fer_core.train` sets it, and a
+    value the user gave is kept."""
+    import os
+
+    probe = "import fer_core.train.run, os, tensorflow; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
+    for given, expected in ((None, "1"), ("0", "0")):
+        env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+        env["TF_CPP_MIN_LOG_LEVEL"] = "0"  # TensorFlow says at start-up whether the kernels are on
+        if given is not None:
+            env["TF_ENABLE_ONEDNN_OPTS"] = given
+        done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == expected
+        assert ("oneDNN custom operations are on" in done.stderr) == (expected == "1")
