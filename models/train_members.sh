@@ -27,7 +27,7 @@
 # ensemble), then is fine-tuned for 8 epochs with the pair (flip) as its teacher, the recipe that
 # made the default: the candidate for a default within 2 ms per face here.
 #
-# Before the resnet-fast (paused at epoch 15 of 100 on 2026-12-02; it resumes after), a second
+# Before the resnet-fast (paused at epoch 16 of 100 on 2026-12-02; it resumes after), a second
 # resnet from another run seed (`--run-seed 7`: other starting weights, shuffling and augmentation,
 # the same validation split). A net fine-tuned from another adds little beside it (the first resnet
 # gets a weight of 0.02-0.10 beside the distilled default made from it, compact-r2 0.29-0.36), and
