@@ -418,8 +418,8 @@ def advanced_settings() -> dict:
             2**31 - 1,
             default.seed,
             key="t_run_seed",
-            help="Seed of the starting weights, shuffling and augmentation. The same settings and seed train "
-            "the same model; another seed trains another one on the same validation split (a member for an "
+            help="Seed of the starting weights, shuffling and augmentation. The same settings and seed start "
+            "from the same weights; another seed trains another one on the same validation split (a member for an "
             "ensemble of one architecture).",
         )
         test_data = b4.text_input(

@@ -86,12 +86,21 @@ def fit_class_bias(logits: np.ndarray, labels: np.ndarray, steps: int = 500) -> 
     return bias
 
 
+# Ways of combining members' logits; stacking's value is its logistic regression's C (None: not stacking).
+COMBINERS: dict[str, float | None] = {
+    "fitted weights": None,
+    "weights + class bias": None,
+    "stacking (C=0.01)": 0.01,
+    "stacking (C=0.1)": 0.1,
+}
+
+
 def combine(method: str, fit_logits: list[np.ndarray], fit_labels: np.ndarray, apply_logits: list[np.ndarray]):
     """Logits of `apply_logits` (one array per member) combined by `method`, fitted on `fit_logits`."""
     from sklearn.linear_model import LogisticRegression
 
-    if method.startswith("stacking"):
-        strength = float(method.split("C=")[1].rstrip(")"))
+    strength = COMBINERS[method]
+    if strength is not None:
         model = LogisticRegression(C=strength, max_iter=2000).fit(np.concatenate(fit_logits, 1), fit_labels)
         return model.decision_function(np.concatenate(apply_logits, 1))
     weights = fit_weights(fit_logits, fit_labels)
@@ -99,9 +108,6 @@ def combine(method: str, fit_logits: list[np.ndarray], fit_labels: np.ndarray, a
     if method == "weights + class bias":
         mixed = mixed + fit_class_bias(np.tensordot(np.asarray(weights), np.stack(fit_logits), axes=1), fit_labels)
     return mixed
-
-
-COMBINERS = ("fitted weights", "weights + class bias", "stacking (C=0.01)", "stacking (C=0.1)")
 
 
 def combiner_rows(names: list[str], val: dict, test: dict, val_labels, test_labels) -> list[dict]:
