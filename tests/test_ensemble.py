@@ -84,17 +84,21 @@ def test_fitted_weights_favour_the_better_member():
     assert weights[1] > 0.8 and sum(weights) == pytest.approx(1.0, abs=1e-3)
 
 
+def _student_args(run_dir, epochs: int, *teaching: str) -> list[str]:
+    """`train` arguments for a tiny student of the tiny pair (made here), registered as tiny-student."""
+    create_ensemble("tiny-pair", ["tiny-test", "tiny-other"])
+    base = get_model("tiny-test").card["training"]["config"]
+    args = ["train", "--data", base["data"], "--architecture", "tiny", "--epochs", str(epochs), "--batch-size", "32"]
+    args += ["--learning-rate", "0.05", "--val-fraction", "0.2", "--warmup-epochs", "0", "--precision", "float32"]
+    return [*args, "--teacher", "tiny-pair", *teaching, "--register-as", "tiny-student", "--run-dir", str(run_dir)]
+
+
 @pytest.mark.slow
 def test_tiny_distillation_run_lowers_its_loss_and_registers(registry, tmp_path, capsys):
     from fer_core.train.events import read_events
 
-    create_ensemble("tiny-pair", ["tiny-test", "tiny-other"])
-    base = get_model("tiny-test").card["training"]["config"]
     run_dir = tmp_path / "student"
-    args = ["train", "--data", base["data"], "--architecture", "tiny", "--epochs", "4", "--batch-size", "32"]
-    args += ["--learning-rate", "0.05", "--val-fraction", "0.2", "--warmup-epochs", "0", "--precision", "float32"]
-    args += ["--teacher", "tiny-pair", "--teacher-tta", "none", "--distill-temperature", "3"]
-    args += ["--register-as", "tiny-student", "--run-dir", str(run_dir)]
+    args = _student_args(run_dir, 4, "--teacher-tta", "none", "--distill-temperature", "3")
     assert main(args) == 0, capsys.readouterr().err
     losses = [e["loss"] for e in read_events(run_dir) if e["type"] == "epoch"]
     assert len(losses) == 4 and losses[-1] < losses[0], losses
@@ -135,13 +139,8 @@ def test_consistent_teacher_labels_each_batch_as_the_student_sees_it(registry, p
 def test_consistent_distillation_run_registers(registry, tmp_path, capsys):
     from fer_core.train.events import read_events
 
-    create_ensemble("tiny-pair", ["tiny-test", "tiny-other"])
-    base = get_model("tiny-test").card["training"]["config"]
     run_dir = tmp_path / "student"
-    args = ["train", "--data", base["data"], "--architecture", "tiny", "--epochs", "3", "--batch-size", "32"]
-    args += ["--learning-rate", "0.05", "--val-fraction", "0.2", "--warmup-epochs", "0", "--precision", "float32"]
-    args += ["--teacher", "tiny-pair", "--teacher-mode", "consistent", "--teacher-tta", "flip"]
-    args += ["--register-as", "tiny-student", "--run-dir", str(run_dir)]
+    args = _student_args(run_dir, 3, "--teacher-mode", "consistent", "--teacher-tta", "flip")
     assert main(args) == 0, capsys.readouterr().err
     losses = [e["loss"] for e in read_events(run_dir) if e["type"] == "epoch"]
     assert len(losses) == 3 and losses[-1] < losses[0], losses
