@@ -84,28 +84,32 @@ def test_fitted_weights_favour_the_better_member():
     assert weights[1] > 0.8 and sum(weights) == pytest.approx(1.0, abs=1e-3)
 
 
-def _student_args(run_dir, epochs: int, *teaching: str) -> list[str]:
-    """`train` arguments for a tiny student of the tiny pair (made here), registered as tiny-student."""
+def _train_student(run_dir, epochs: int, capsys, *teaching: str) -> tuple[list[str], dict]:
+    """Train a tiny student of the tiny pair (made here) as tiny-student; check its loss fell.
+
+    Returns the `train` arguments and the student's card.
+    """
+    from fer_core.train.events import read_events
+
     create_ensemble("tiny-pair", ["tiny-test", "tiny-other"])
     base = get_model("tiny-test").card["training"]["config"]
     args = ["train", "--data", base["data"], "--architecture", "tiny", "--epochs", str(epochs), "--batch-size", "32"]
     args += ["--learning-rate", "0.05", "--val-fraction", "0.2", "--warmup-epochs", "0", "--precision", "float32"]
-    return [*args, "--teacher", "tiny-pair", *teaching, "--register-as", "tiny-student", "--run-dir", str(run_dir)]
+    args += ["--teacher", "tiny-pair", *teaching, "--register-as", "tiny-student", "--run-dir", str(run_dir)]
+    assert main(args) == 0, capsys.readouterr().err
+    losses = [e["loss"] for e in read_events(run_dir) if e["type"] == "epoch"]
+    assert len(losses) == epochs and losses[-1] < losses[0], losses
+    card = get_model("tiny-student").card
+    assert card["training"]["config"]["teacher"] == "tiny-pair" and "validation" in card["metrics"]
+    return args, card
 
 
 @pytest.mark.slow
 def test_tiny_distillation_run_lowers_its_loss_and_registers(registry, tmp_path, capsys):
-    from fer_core.train.events import read_events
-
     run_dir = tmp_path / "student"
-    args = _student_args(run_dir, 4, "--teacher-tta", "none", "--distill-temperature", "3")
-    assert main(args) == 0, capsys.readouterr().err
-    losses = [e["loss"] for e in read_events(run_dir) if e["type"] == "epoch"]
-    assert len(losses) == 4 and losses[-1] < losses[0], losses
+    args, _ = _train_student(run_dir, 4, capsys, "--teacher-tta", "none", "--distill-temperature", "3")
     soft = np.load(run_dir / "teacher_targets.npy")
     assert soft.shape[1] == 7 and np.allclose(soft.sum(axis=1), 1.0, atol=1e-4)
-    card = get_model("tiny-student").card
-    assert card["training"]["config"]["teacher"] == "tiny-pair" and "validation" in card["metrics"]
     # A teacher that does not exist stops the run before any training, with its name.
     assert main([*args[:-4], "--teacher", "ghost", "--run-dir", str(tmp_path / "ghost")]) != 0
     assert "ghost" in capsys.readouterr().err
@@ -137,16 +141,10 @@ def test_consistent_teacher_labels_each_batch_as_the_student_sees_it(registry, p
 
 @pytest.mark.slow
 def test_consistent_distillation_run_registers(registry, tmp_path, capsys):
-    from fer_core.train.events import read_events
-
     run_dir = tmp_path / "student"
-    args = _student_args(run_dir, 3, "--teacher-mode", "consistent", "--teacher-tta", "flip")
-    assert main(args) == 0, capsys.readouterr().err
-    losses = [e["loss"] for e in read_events(run_dir) if e["type"] == "epoch"]
-    assert len(losses) == 3 and losses[-1] < losses[0], losses
+    args, card = _train_student(run_dir, 3, capsys, "--teacher-mode", "consistent", "--teacher-tta", "flip")
     assert not (run_dir / "teacher_targets.npy").exists()  # nothing precomputed: judged batch by batch
-    card = get_model("tiny-student").card
-    assert card["training"]["config"]["teacher_mode"] == "consistent" and "validation" in card["metrics"]
+    assert card["training"]["config"]["teacher_mode"] == "consistent"
     bad = [a.replace("consistent", "sometimes").replace("tiny-student", "tiny-bad") for a in args[:-1]]
     assert main([*bad, str(tmp_path / "bad")]) != 0
     assert "teacher_mode" in capsys.readouterr().err
