@@ -142,10 +142,14 @@ def training_curves(epochs: list[dict]) -> go.Figure:
     """Loss and validation accuracy / macro-F1 per epoch."""
     x = [e["epoch"] for e in epochs]
     fig = go.Figure()
-    fig.add_scatter(x=x, y=[e["loss"] for e in epochs], name="train loss", yaxis="y2")
-    fig.add_scatter(x=x, y=[e["val_loss"] for e in epochs], name="val loss", yaxis="y2")
-    fig.add_scatter(x=x, y=[e["val_accuracy"] for e in epochs], name="val accuracy")
-    fig.add_scatter(x=x, y=[e["val_macro_f1"] for e in epochs], name="val macro-F1")
+    for key, name, axis in (
+        ("loss", "train loss", "y2"),
+        ("val_loss", "val loss", "y2"),
+        ("val_accuracy", "val accuracy", "y"),
+        ("val_macro_f1", "val macro-F1", "y"),
+    ):
+        if all(key in e for e in epochs):  # a model card may keep fewer figures than a live run
+            fig.add_scatter(x=x, y=[e[key] for e in epochs], name=name, yaxis=axis)
     fig.update_layout(
         yaxis=dict(title="accuracy / F1", range=[0, 1]),
         yaxis2=dict(title="loss", overlaying="y", side="right"),

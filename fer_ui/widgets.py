@@ -46,6 +46,15 @@ def model_card(info: ModelInfo) -> None:
         f"({training.get('wall_seconds', 0) / 60:.0f} min). Created {card.get('created', '?')}. "
         "FER-2013 was released for research within the ICML 2013 challenge; check its terms before other uses."
     )
+    history = training.get("history") or []
+    if history:
+        from fer_core.charts import recall_curves, training_curves  # plotly: only where a curve is shown
+
+        with st.expander(f"Learning curve ({len(history)} epochs, best {training.get('best_epoch', '?')})"):
+            left, right = st.columns(2)
+            left.plotly_chart(training_curves(history), key=f"card_curves_{info.name}")
+            if all("per_class_recall" in e for e in history):
+                right.plotly_chart(recall_curves(history), key=f"card_recall_{info.name}")
     with st.expander("Full model card (JSON)"):
         st.json(card, expanded=False)
 

@@ -46,6 +46,14 @@ def test_every_page_renders(app_env, page):
     assert at.title[0].value
 
 
+def test_home_shows_the_active_models_learning_curve(app_env):
+    at = open_page("pages/home.py")
+    assert not at.exception, at.exception
+    labels = [e.label for e in at.expander]
+    assert any(label.startswith("Learning curve (6 epochs, best") for label in labels), labels
+    assert len(at.get("plotly_chart")) == 2  # loss / accuracy / macro-F1, and recall per class
+
+
 def test_pages_without_any_model_say_so(tmp_path, monkeypatch):
     monkeypatch.setenv("FER_MODELS_DIR", str(tmp_path / "empty"))
     for page in PAGES:

@@ -36,6 +36,12 @@ def test_tiny_run_events_and_artifacts(tiny_models_dir):
     assert (run_dir / "config.json").is_file()
     assert info.card["metrics"]["validation"]["accuracy"] > 0.5
     assert info.card["training"]["epochs_run"] == 6
+    # The learning curve stays with the model when the run folder is gone, without the confusion matrices.
+    history = info.card["training"]["history"]
+    assert [e["epoch"] for e in history] == list(range(1, 7))
+    assert history[-1]["val_accuracy"] == pytest.approx(epochs[-1]["val_accuracy"], abs=1e-5)
+    assert set(history[0]["per_class_recall"]) == set(epochs[0]["per_class_recall"])
+    assert "confusion_matrix" not in history[0] and history[0]["seconds"] > 0
     # Exported with int8 weights and checked against the float model on validation; this tiny model's
     # near-tied logits on a 42-face split may stray, and then it is float16, saying why.
     quantization = info.card["quantization"]
@@ -371,3 +377,17 @@ def test_training_turns_onednn_on_unless_told_not_to():
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == expected
         assert ("oneDNN custom operations are on" in done.stderr) == (expected == "1")
+
+
+def test_epoch_history_keeps_the_later_figures_of_an_epoch_counted_twice():
+    from fer_core.train.events import epoch_history
+
+    def epoch(n, acc):
+        recall = dict.fromkeys(("angry", "happy"), 0.123456789)
+        return {"type": "epoch", "epoch": n, "loss": 1.0, "val_accuracy": acc, "per_class_recall": recall}
+
+    events = [{"type": "started"}, epoch(1, 0.3), epoch(2, 0.4), {"type": "batch", "epoch": 3}, epoch(2, 0.45)]
+    history = epoch_history(events)
+    assert [(e["epoch"], e["val_accuracy"]) for e in history] == [(1, 0.3), (2, 0.45)]
+    assert history[0]["per_class_recall"]["happy"] == 0.12346
+    assert epoch_history([]) == []

@@ -32,3 +32,27 @@ def read_events(run_dir: Path) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return events
+
+
+# What a model card keeps of each epoch (the confusion matrices stay in the run folder).
+HISTORY_FIELDS = ("epoch", "loss", "val_loss", "val_accuracy", "val_macro_f1", "lr", "seconds")
+
+
+def epoch_history(events: list[dict]) -> list[dict]:
+    """The learning curve of a run: one entry per finished epoch, in order, numbers rounded.
+
+    An epoch counted twice (a run resumed from an older checkpoint) keeps its later figures.
+    """
+    by_epoch: dict[int, dict] = {}
+    for event in events:
+        if event.get("type") != "epoch":
+            continue
+        entry = {k: _rounded(event[k]) for k in HISTORY_FIELDS if k in event}
+        if "per_class_recall" in event:
+            entry["per_class_recall"] = {c: _rounded(r) for c, r in event["per_class_recall"].items()}
+        by_epoch[int(event["epoch"])] = entry
+    return [by_epoch[k] for k in sorted(by_epoch)]
+
+
+def _rounded(value):
+    return round(value, 5) if isinstance(value, float) else value

@@ -15,7 +15,7 @@ from fer_core.datasets import LabeledFaces, load_labeled
 from fer_core.preprocess import Preprocessing
 from fer_core.registry import TFLITE_FILE, TFLITE_WEIGHTS, ModelExistsError, registration_folder, write_card
 from fer_core.train.config import TrainConfig
-from fer_core.train.events import append_event
+from fer_core.train.events import append_event, epoch_history, read_events
 from fer_core.train.export import export_checked, float32_copy, register_model
 
 
@@ -62,6 +62,7 @@ def register_best_checkpoint(
             "wall_seconds": round(state["wall_seconds"], 1),
             "run_dir": str(run_dir.resolve()),
             "config": config.to_dict(),
+            "history": epoch_history(read_events(run_dir)),
         },
     }
     register_model(model, folder, card, val.images)
