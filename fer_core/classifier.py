@@ -100,3 +100,29 @@ class EmotionClassifier:
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (N, 7) in EMOTIONS order."""
         return softmax(self.logits(crops), self.temperature)
+
+    def multiply_adds(self) -> int:
+        """Multiply-adds the network does for one view of one face (its convolutions and dense layers).
+
+        A measure of cost that, unlike milliseconds, is the same on every machine; TTA multiplies it
+        by the number of views.
+        """
+        with self._lock:
+            shapes = {t["index"]: t["shape"] for t in self._interpreter.get_tensor_details()}
+            ops = self._interpreter._get_ops_details()  # LiteRT's op list: name, input and output tensors
+        return sum(_op_multiply_adds(op, shapes) for op in ops)
+
+
+def _op_multiply_adds(op: dict, shapes: dict[int, np.ndarray]) -> int:
+    """Multiply-adds of one LiteRT op for one item of the batch (0 for ops that do none worth counting)."""
+    name = op["op_name"]
+    if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        return 0
+    out = shapes[op["outputs"][0]]
+    kernel = shapes[op["inputs"][1]]
+    per_output = int(np.prod(out[1:]))  # output values of one item
+    if name == "CONV_2D":  # kernel (out_channels, kh, kw, in_channels)
+        return per_output * int(np.prod(kernel[1:]))
+    if name == "DEPTHWISE_CONV_2D":  # kernel (1, kh, kw, channels): one input channel per output
+        return per_output * int(kernel[1] * kernel[2])
+    return per_output * int(kernel[-1])  # FULLY_CONNECTED: kernel (units, inputs)

@@ -278,7 +278,7 @@ def cmd_models(args) -> int:
     if args.measure:
         for row in rows:
             if row["ok"]:
-                row["here_ms_per_face"], row["here_ms_one_face"] = _time_model(row["name"])
+                row["here_ms_per_face"], row["here_ms_one_face"], row["multiply_adds"] = _time_model(row["name"])
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -288,7 +288,7 @@ def cmd_models(args) -> int:
     width = max([len("architecture")] + [len(r.get("architecture", "")) for r in rows])
     head = f"{'parameters':>10} {'accuracy':>9} {'macro-F1':>9} {'ms/face':>8} {'weights':>8}"
     if args.measure:
-        head += f" {'here b64':>9} {'here b1':>8}"
+        head += f" {'here b64':>9} {'here b1':>8} {'M mult-adds':>11}"
     print(f"  {'name':<24} {'architecture':<{width}} {head}")
     for row in rows:
         mark = "*" if row["active"] else " "
@@ -302,13 +302,15 @@ def cmd_models(args) -> int:
         split = "" if row.get("split") in (None, "test") else f" ({row['split']})"
         figures = f"{params:>10} {acc:>9} {f1:>9} {cost:>8} {row.get('weights') or '-':>8}"
         if args.measure:
-            figures += f" {row['here_ms_per_face']:>9.2f} {row['here_ms_one_face']:>8.2f}"
+            mult_adds = row["multiply_adds"] / 1e6
+            figures += f" {row['here_ms_per_face']:>9.2f} {row['here_ms_one_face']:>8.2f} {mult_adds:>11.1f}"
         print(f"{mark} {row['name']:<24} {row['architecture']:<{width}} {figures}{split}")
     print(
         "accuracy and macro-F1 on the card's test set; ms per face in a batch of 64, where the model was made; "
         "weights: how its LiteRT file stores them"
         + (
-            "; here: measured now on this machine, ms per face in a batch of 64 and one face per call"
+            "; here: measured now on this machine, ms per face in a batch of 64 and one face per call; "
+            "M mult-adds: millions of multiply-adds per face, the cost that does not depend on the machine"
             if args.measure
             else ""
         )
@@ -316,8 +318,9 @@ def cmd_models(args) -> int:
     return 0
 
 
-def _time_model(name: str) -> tuple[float, float]:
-    """Milliseconds per face of a registered model on this machine: (batch of 64, one face per call).
+def _time_model(name: str) -> tuple[float, float, int]:
+    """Milliseconds per face of a registered model on this machine (batch of 64, one face per call),
+    and its multiply-adds per face.
 
     Timing does not depend on the faces, so seeded noise crops of the model's input size stand in.
     """
@@ -329,7 +332,8 @@ def _time_model(name: str) -> tuple[float, float]:
     classifier = EmotionClassifier.from_registry(name)
     crops = np.random.default_rng(0).integers(0, 256, (64, classifier.input_size, classifier.input_size), np.uint8)
     classifier.logits(crops)  # warm-up: the interpreter sizes itself for the batch
-    return measure_cost_ms(classifier, crops, repeats=5), measure_single_face_ms(classifier, crops, calls=100)
+    batch64 = measure_cost_ms(classifier, crops, repeats=5)
+    return batch64, measure_single_face_ms(classifier, crops, calls=100), classifier.multiply_adds()
 
 
 def cmd_ensemble(args) -> int:

@@ -77,6 +77,10 @@ class EnsembleClassifier:
         """Calibrated probabilities (N, 7) in EMOTIONS order."""
         return softmax(self.logits(crops), self.temperature)
 
+    def multiply_adds(self) -> int:
+        """Multiply-adds for one view of one face: every member's that has a weight."""
+        return sum(m.multiply_adds() for m, w in zip(self.members, self.weights) if w > 0)
+
 
 def fit_weights(member_logits: list[np.ndarray], labels: np.ndarray, steps: int = 300) -> list[float]:
     """Non-negative member weights (summing to 1) that minimise the log-loss of the averaged logits.

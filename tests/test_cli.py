@@ -105,6 +105,10 @@ def test_models_listing_and_errors(use_models, tmp_path, capsys, monkeypatch):
     assert main(["models", "--measure", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert all(r["here_ms_per_face"] > 0 and r["here_ms_one_face"] > 0 for r in listed if r["ok"])
+    # Multiply-adds counted from the LiteRT file agree with the Keras model's own layer shapes.
+    tiny = next(r for r in listed if r["name"] == "tiny-test")
+    assert float(row[10]) == pytest.approx(tiny["multiply_adds"] / 1e6, abs=0.05)
+    assert tiny["multiply_adds"] == _keras_multiply_adds(use_models / "tiny-test" / "model.keras")
     broken = tmp_path / "broken_models"
     shutil.copytree(use_models, broken)
     (broken / "tiny-test" / "model.tflite").write_bytes(b"xx")
@@ -148,3 +152,20 @@ def test_every_subcommand_help_prints(command, capsys):
         assert "yunet: the default" in out and "--detector" in out
     if command == "train":
         assert "--run-seed" in out and "same validation split" in out
+
+
+def _keras_multiply_adds(path) -> int:
+    """Multiply-adds per face counted from a Keras model's layers (to check the LiteRT count)."""
+    import keras
+
+    model = keras.saving.load_model(path, compile=False)
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            kh, kw = layer.kernel_size
+            total += int(np.prod(layer.output.shape[1:])) * kh * kw
+        elif isinstance(layer, keras.layers.Conv2D):
+            total += int(np.prod(layer.output.shape[1:])) * int(np.prod(layer.kernel.shape[:-1]))
+        elif isinstance(layer, keras.layers.Dense):
+            total += int(np.prod(layer.kernel.shape))
+    return total

@@ -49,6 +49,8 @@ def test_ensemble_card_loads_and_averages_member_logits(registry, pattern_datase
     b = EmotionClassifier.from_registry("tiny-other").logits(crops)
     np.testing.assert_allclose(ensemble.logits(crops), (a + b) / 2, rtol=1e-5, atol=1e-5)
     assert ensemble.predict_proba(crops).sum(axis=1) == pytest.approx(np.ones(5), abs=1e-5)
+    single = EmotionClassifier.from_registry("tiny-test").multiply_adds()
+    assert single > 0 and ensemble.multiply_adds() == 2 * single  # two members of one architecture
 
 
 def test_ensemble_evaluates_through_the_cli_like_a_model(registry, pattern_dataset, capsys):
