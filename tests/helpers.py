@@ -87,3 +87,29 @@ def launch_chromium(playwright, video: Path | None = None):
     if video is not None:
         args.append(f"--use-file-for-fake-video-capture={video}")
     return playwright.chromium.launch(executable_path=shutil.which("chromium"), args=args)
+
+
+def keras_multiply_adds(model) -> int:
+    """Multiply-adds per face counted from a Keras model's layers (a model or its `.keras` path).
+
+    Convolutions (plain, depthwise and separable) and dense layers: the same ops the LiteRT count
+    of `EmotionClassifier.multiply_adds` sees.
+    """
+    import keras
+
+    if not isinstance(model, keras.Model):
+        model = keras.saving.load_model(model, compile=False)
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D)):
+            kh, kw = layer.kernel_size
+            height, width, channels = layer.output.shape[1:]
+            inputs = layer.input.shape[-1]
+            total += height * width * inputs * kh * kw  # the depthwise part
+            if isinstance(layer, keras.layers.SeparableConv2D):
+                total += height * width * inputs * channels  # the pointwise part
+        elif isinstance(layer, keras.layers.Conv2D):
+            total += int(np.prod(layer.output.shape[1:])) * int(np.prod(layer.kernel.shape[:-1]))
+        elif isinstance(layer, keras.layers.Dense):
+            total += int(np.prod(layer.kernel.shape))
+    return total

@@ -14,7 +14,7 @@ import pytest
 
 from fer_core.cli import main
 from fer_core.rows import COLUMNS
-from tests.helpers import compose_scene, fer_samples, write_class_folders
+from tests.helpers import compose_scene, fer_samples, keras_multiply_adds, write_class_folders
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_models_listing_and_errors(use_models, tmp_path, capsys, monkeypatch):
     # Multiply-adds counted from the LiteRT file agree with the Keras model's own layer shapes.
     tiny = next(r for r in listed if r["name"] == "tiny-test")
     assert float(row[10]) == pytest.approx(tiny["multiply_adds"] / 1e6, abs=0.05)
-    assert tiny["multiply_adds"] == _keras_multiply_adds(use_models / "tiny-test" / "model.keras")
+    assert tiny["multiply_adds"] == keras_multiply_adds(use_models / "tiny-test" / "model.keras")
     broken = tmp_path / "broken_models"
     shutil.copytree(use_models, broken)
     (broken / "tiny-test" / "model.tflite").write_bytes(b"xx")
@@ -152,20 +152,3 @@ def test_every_subcommand_help_prints(command, capsys):
         assert "yunet: the default" in out and "--detector" in out
     if command == "train":
         assert "--run-seed" in out and "same validation split" in out
-
-
-def _keras_multiply_adds(path) -> int:
-    """Multiply-adds per face counted from a Keras model's layers (to check the LiteRT count)."""
-    import keras
-
-    model = keras.saving.load_model(path, compile=False)
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.DepthwiseConv2D):
-            kh, kw = layer.kernel_size
-            total += int(np.prod(layer.output.shape[1:])) * kh * kw
-        elif isinstance(layer, keras.layers.Conv2D):
-            total += int(np.prod(layer.output.shape[1:])) * int(np.prod(layer.kernel.shape[:-1]))
-        elif isinstance(layer, keras.layers.Dense):
-            total += int(np.prod(layer.kernel.shape))
-    return total

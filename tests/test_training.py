@@ -391,3 +391,18 @@ def test_epoch_history_keeps_the_later_figures_of_an_epoch_counted_twice():
     assert [(e["epoch"], e["val_accuracy"]) for e in history] == [(1, 0.3), (2, 0.45)]
     assert history[0]["per_class_recall"]["happy"] == 0.12346
     assert epoch_history([]) == []
+
+
+def test_architecture_menu_states_each_networks_multiply_adds():
+    import re
+
+    from fer_core.train.architectures import build_model
+    from fer_core.train.config import ARCHITECTURES
+    from tests.helpers import keras_multiply_adds
+
+    for name, note in ARCHITECTURES.items():
+        if name == "tiny":
+            continue
+        stated = re.search(r"~(\d+)M multiply-adds", note)
+        assert stated, (name, note)
+        assert int(stated.group(1)) == round(keras_multiply_adds(build_model(name)) / 1e6), name

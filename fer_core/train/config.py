@@ -7,12 +7,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 # The architectures `train` builds (fer_core.train.architectures), each with a note for menus and --help.
+# Each with its size and its multiply-adds per 48 px face (the cost per face on any machine; tested).
 ARCHITECTURES = {
-    "compact": "real-time, ~0.7M params",
-    "resnet": "the default's, ~1.6M params",
-    "resnet-fast": "the resnet with a stride-2 stem: the same weights at a quarter of the cost per face",
-    "vgg": "~2.7M params",
-    "xception": "~0.4M params",
+    "compact": "real-time, ~0.7M params, ~101M multiply-adds",
+    "resnet": "the default's, ~1.6M params, ~167M multiply-adds",
+    "resnet-fast": "the resnet with a stride-2 stem: the same weights, ~42M multiply-adds",
+    "vgg": "~2.7M params, ~264M multiply-adds",
+    "xception": "~0.4M params, ~141M multiply-adds",
     "tiny": "tests",
 }
 # Architectures whose weights have the same shapes (only strides differ), so a model of one can be
