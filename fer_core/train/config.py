@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-# The architectures `train` builds (fer_core.train.architectures), each with a note for menus and --help.
-# Each with its size and its multiply-adds per 48 px face (the cost per face on any machine; tested).
+# The architectures `train` builds (fer_core.train.architectures), each with a note for menus and --help:
+# its size and its multiply-adds per 48 px face (the cost per face on any machine; tested).
 ARCHITECTURES = {
     "compact": "real-time, ~0.7M params, ~101M multiply-adds",
     "resnet": "the default's, ~1.6M params, ~167M multiply-adds",
