@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from fer_core.cli_runs import add_runs_parser, cmd_runs
 from fer_core.cli_train import add_train_parser, run_train_command
 from fer_core.detect import DEFAULT_DETECTOR, DETECTOR_NOTES
 from fer_core.registry import TFLITE_WEIGHTS, WEIGHT_MODES
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add_train_parser(sub)
+    add_runs_parser(sub)
     return parser
 
 
@@ -392,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         "ensemble": cmd_ensemble,
         "quantize": cmd_quantize,
         "train": run_train_command,
+        "runs": cmd_runs,
     }
     try:
         return handlers[args.command](args)

@@ -33,7 +33,7 @@ from fer_core.registry import (
 )
 from fer_core.settings import LOCAL_LIMITS
 from fer_core.train.config import ARCHITECTURES, Augmentation, TrainConfig
-from fer_core.train.events import read_events
+from fer_core.train.events import finished_epochs, read_events
 from fer_core.train.jobs import JobError, JobManager
 from fer_core.uploads import unpack_uploads
 from fer_ui.labelled_sets import FER2013, path_signature, pick_labelled_set
@@ -125,7 +125,7 @@ PHASE_NOTES = {
 def progress_panel(manager: JobManager, name: str, status: str) -> None:
     """One run: status and phase, progress and ETA (while training), curves, recall, confusion matrix, log."""
     events = read_events(manager.root / name)
-    epochs = [e for e in events if e["type"] == "epoch"]
+    epochs = finished_epochs(events)
     batches = [e for e in events if e["type"] == "batch"]
     total = next((e["config"]["epochs"] for e in events if e["type"] in ("started", "resumed")), 1)
     st.markdown(f"**Run `{name}`: {status}**")

@@ -13,6 +13,7 @@ import fer_ui  # noqa: E402,F401  (libsrtp must load before TensorFlow; see fer_
 from tests.helpers import SHARED, write_class_folders  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+TINY_RUNS = "tiny-runs"
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +30,7 @@ def tiny_models_dir(tmp_path_factory, pattern_dataset) -> Path:
     from fer_core.train.run import run_training
 
     models = tmp_path_factory.mktemp("models")
-    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    run_dir = tmp_path_factory.getbasetemp() / TINY_RUNS / "tiny"
     config = TrainConfig(
         data=str(pattern_dataset),
         architecture="tiny",
@@ -47,6 +48,16 @@ def tiny_models_dir(tmp_path_factory, pattern_dataset) -> Path:
     assert final["type"] == "finished" and final["model"] == "tiny-test"
     set_active_model("tiny-test", models)
     return models
+
+
+@pytest.fixture
+def tiny_runs(tiny_models_dir, tmp_path_factory, tmp_path) -> Path:
+    """A private copy of the runs folder holding the finished run ("tiny") that made "tiny-test"."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(tmp_path_factory.getbasetemp() / TINY_RUNS, runs)
+    return runs
 
 
 @pytest.fixture

@@ -129,7 +129,7 @@ def test_module_entry_point_runs(use_models):
     assert json.loads(out.stdout)[0]["name"] == "tiny-test"
 
 
-SUBCOMMANDS = ["predict", "label", "evaluate", "models", "ensemble", "quantize", "train"]
+SUBCOMMANDS = ["predict", "label", "evaluate", "models", "ensemble", "quantize", "train", "runs"]
 
 
 def test_the_help_tests_cover_every_subcommand():
@@ -152,3 +152,46 @@ def test_every_subcommand_help_prints(command, capsys):
         assert "yunet: the default" in out and "--detector" in out
     if command == "train":
         assert "--run-seed" in out and "same validation split" in out
+
+
+def test_runs_lists_a_finished_run_and_shows_its_learning_curve(tiny_runs, capsys):
+    from fer_core.train.events import finished_epochs, read_events
+
+    epochs = finished_epochs(read_events(tiny_runs / "tiny"))
+    best = max(epochs, key=lambda e: e["val_accuracy"])
+    assert main(["runs", "--runs-dir", str(tiny_runs)]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    row = next(line for line in listed if line.startswith("tiny "))
+    assert row.split()[1:4] == ["finished", "tiny", "6/6"] and row.split()[-1] == "tiny-test"
+    assert f"(ep {best['epoch']})" in row
+
+    assert main(["runs", "tiny", "--runs-dir", str(tiny_runs), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["run"]["status"] == "finished" and doc["run"]["best_epoch"] == best["epoch"]
+    assert [h["epoch"] for h in doc["epochs"]] == [1, 2, 3, 4, 5, 6]
+    assert [h["val_accuracy"] for h in doc["epochs"]] == [pytest.approx(e["val_accuracy"], abs=1e-5) for e in epochs]
+    assert doc["progress"] is None  # nothing trains now
+
+    assert main(["runs", "tiny", "--runs-dir", str(tiny_runs)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("tiny: finished · tiny · 6/6 epochs")
+    curve = [line.split() for line in out.splitlines() if line[:1].isdigit()]
+    assert [int(c[0]) for c in curve] == [1, 2, 3, 4, 5, 6]
+    assert curve[best["epoch"] - 1][3] == f"{100 * best['val_accuracy']:.1f}%"
+    assert f"best: epoch {best['epoch']}, validation" in out and "registered as model tiny-test" in out
+
+
+def test_runs_errors_name_the_problem(tiny_runs, tmp_path, capsys):
+    assert main(["runs", "--runs-dir", str(tmp_path / "nowhere")]) == 2
+    assert "no runs folder at" in capsys.readouterr().err
+    assert main(["runs", "nope", "--runs-dir", str(tiny_runs)]) == 2
+    err = capsys.readouterr().err
+    assert "no run named 'nope'" in err and "(runs there: tiny)" in err
+    assert main(["runs", "tiny", "--stop", "--runs-dir", str(tiny_runs)]) == 2
+    assert "is not running (finished)" in capsys.readouterr().err
+    assert not (tiny_runs / "tiny" / "STOP").exists()
+    assert main(["runs", "--stop", "--runs-dir", str(tiny_runs)]) == 2
+    assert "--stop needs the name" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["runs", "--runs-dir", str(tmp_path / "empty")]) == 0
+    assert capsys.readouterr().out.startswith("No runs in")

@@ -130,6 +130,42 @@ def test_a_run_trained_from_the_shell_shows_on_the_page_and_stops_there(
 
 
 @pytest.mark.slow
+def test_a_run_trained_from_the_shell_is_watched_and_stopped_from_another_shell(use_models, pattern_dataset, tmp_path):
+    root = tmp_path / "runs"
+    run_dir = root / "watched"
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fer_core", "train", "--data", str(pattern_dataset), "--architecture", "tiny"]
+        + ["--epochs", "200", "--batch-size", "8", "--patience", "0", "--run-dir", str(run_dir)],
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def runs(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "fer_core", "runs", *args, "--runs-dir", str(root)]
+        return subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=60)
+
+    _wait(lambda: any(e["type"] == "epoch" for e in read_events(run_dir)), what="an epoch")
+    listed = runs()
+    assert listed.returncode == 0, listed.stderr
+    assert next(line for line in listed.stdout.splitlines() if line.startswith("watched")).split()[1] == "running"
+    shown = runs("watched", "--json")
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert doc["run"]["status"] == "running" and doc["epochs"][0]["epoch"] == 1
+    stop = runs("watched", "--stop")
+    assert stop.returncode == 0 and "Asked watched to stop" in stop.stdout, stop.stderr
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    after = runs("watched")
+    assert after.stdout.startswith("watched: stopped"), after.stdout
+    assert "no model registered" in after.stdout  # the run named none
+    assert runs("watched", "--stop").returncode == 2  # nothing runs there any more
+
+
+@pytest.mark.slow
 def test_train_page_end_to_end(use_models, pattern_dataset, tmp_path, monkeypatch):
     """Start a real tiny run from the page, see progress, stop it, get a model the Batch page can use."""
     from streamlit.testing.v1 import AppTest

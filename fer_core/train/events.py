@@ -38,20 +38,31 @@ def read_events(run_dir: Path) -> list[dict]:
 HISTORY_FIELDS = ("epoch", "loss", "val_loss", "val_accuracy", "val_macro_f1", "lr", "seconds")
 
 
-def epoch_history(events: list[dict]) -> list[dict]:
-    """The learning curve of a run: one entry per finished epoch, in order, numbers rounded.
+def finished_epochs(events: list[dict]) -> list[dict]:
+    """A run's epoch events, one per finished epoch, in order.
 
-    An epoch counted twice (a run resumed from an older checkpoint) keeps its later figures.
+    An epoch counted twice (a run resumed from an older checkpoint) keeps its later event.
     """
-    by_epoch: dict[int, dict] = {}
-    for event in events:
-        if event.get("type") != "epoch":
-            continue
+    by_epoch = {int(e["epoch"]): e for e in events if e.get("type") == "epoch"}
+    return [by_epoch[k] for k in sorted(by_epoch)]
+
+
+def epoch_history(events: list[dict]) -> list[dict]:
+    """The learning curve of a run: one entry per finished epoch, in order, numbers rounded."""
+    history = []
+    for event in finished_epochs(events):
         entry = {k: _rounded(event[k]) for k in HISTORY_FIELDS if k in event}
         if "per_class_recall" in event:
             entry["per_class_recall"] = {c: _rounded(r) for c, r in event["per_class_recall"].items()}
-        by_epoch[int(event["epoch"])] = entry
-    return [by_epoch[k] for k in sorted(by_epoch)]
+        history.append(entry)
+    return history
+
+
+def current_batch(events: list[dict]) -> dict | None:
+    """The latest batch event of the epoch in progress (batch, batches, images/s, the run's ETA),
+    or None when the run's latest event is not a batch (an epoch just ended, or the run did)."""
+    last = events[-1] if events else {}
+    return last if last.get("type") == "batch" else None
 
 
 def _rounded(value):

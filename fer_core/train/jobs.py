@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fer_core.paths import REPO_ROOT, runs_dir
 from fer_core.train.config import TrainConfig
-from fer_core.train.events import read_events
+from fer_core.train.events import finished_epochs, read_events
 from fer_core.train.folder_lock import folder_held, process_alive
 
 LOCK_FILE = "active.json"
@@ -164,7 +164,7 @@ class JobManager:
             reverse=True,
         ):
             events = read_events(run_dir)
-            epochs = [e for e in events if e["type"] == "epoch"]
+            epochs = finished_epochs(events)
             best = max(epochs, key=lambda e: e["val_accuracy"], default=None)
             final = next((e for e in reversed(events) if e["type"] in ("finished", "stopped", "failed")), {})
             config = json.loads((run_dir / "config.json").read_text())
@@ -177,6 +177,7 @@ class JobManager:
                     "epochs": f"{len(epochs)}/{config.get('epochs')}",
                     "best_val_accuracy": round(best["val_accuracy"], 4) if best else None,
                     "best_val_macro_f1": round(best["val_macro_f1"], 4) if best else None,
+                    "best_epoch": best["epoch"] if best else None,
                     "model": final.get("model"),
                     "error": final.get("error", ""),
                 }
