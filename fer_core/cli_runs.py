@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from fer_core.classes import EMOTIONS
-from fer_core.train.events import current_batch, epoch_history, read_events
+from fer_core.train.events import current_batch, duration_text, epoch_history, read_events
 from fer_core.train.jobs import JobManager
 
 
@@ -100,7 +100,7 @@ def _print_run(row: dict, history: list[dict], progress: dict | None, events: li
     if progress:
         print(
             f"epoch {progress['epoch']}: batch {progress['batch']}/{progress['batches']}, "
-            f"{progress['images_per_s']:.0f} images/s; the run's ETA {progress['eta_s'] / 3600:.1f} h"
+            f"{progress['images_per_s']:.0f} images/s; the run's ETA {duration_text(progress['eta_s'])}"
         )
     if history:
         table = [["epoch", "loss", "val loss", "val acc", "val F1", "lr", "seconds"]]

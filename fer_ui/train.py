@@ -33,7 +33,7 @@ from fer_core.registry import (
 )
 from fer_core.settings import LOCAL_LIMITS
 from fer_core.train.config import ARCHITECTURES, Augmentation, TrainConfig
-from fer_core.train.events import finished_epochs, read_events
+from fer_core.train.events import duration_text, finished_epochs, read_events
 from fer_core.train.jobs import JobError, JobManager
 from fer_core.uploads import unpack_uploads
 from fer_ui.labelled_sets import FER2013, path_signature, pick_labelled_set
@@ -148,7 +148,8 @@ def progress_panel(manager: JobManager, name: str, status: str) -> None:
             f" · {last['images_per_s']:.0f} images/s",
         )
         st.progress(
-            min(1.0, len(epochs) / total), text=f"Run: {len(epochs)}/{total} epochs · ETA {last['eta_s'] / 60:.1f} min"
+            min(1.0, len(epochs) / total),
+            text=f"Run: {len(epochs)}/{total} epochs · ETA {duration_text(last['eta_s'])}",
         )
     if epochs:
         left, right = st.columns(2)
@@ -236,6 +237,15 @@ def activation(model: str, active: str | None) -> None:
         st.success(f"{model} is now the active model on every page.")
 
 
+RUNS_COLUMNS = {
+    "name": "run",
+    "best_val_accuracy": st.column_config.NumberColumn("best validation accuracy", format="percent"),
+    "best_val_macro_f1": st.column_config.NumberColumn("its macro-F1", format="%.3f"),
+    "best_epoch": "at epoch",
+}
+"""How the runs table labels the `JobManager.runs` fields it shows differently from their keys."""
+
+
 @st.fragment(run_every=2.0)
 def runs_section(manager: JobManager) -> None:
     """Runs table, the chosen run's Stop/Resume and its live progress, refreshed together every 2 s.
@@ -248,7 +258,7 @@ def runs_section(manager: JobManager) -> None:
         st.info("No runs yet: start one below.")
         return
     st.subheader("Runs")
-    st.dataframe(pd.DataFrame(runs), hide_index=True)
+    st.dataframe(pd.DataFrame(runs), hide_index=True, column_config=RUNS_COLUMNS)
     names = [r["name"] for r in runs]
     default = st.session_state.get("train_run") or (Path(job["run_dir"]).name if job else names[0])
     name = st.selectbox("Show run", names, index=names.index(default) if default in names else 0, key="t_show")

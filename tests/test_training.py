@@ -380,7 +380,7 @@ def test_training_turns_onednn_on_unless_told_not_to():
 
 
 def test_epoch_history_keeps_the_later_figures_of_an_epoch_counted_twice():
-    from fer_core.train.events import epoch_history
+    from fer_core.train.events import current_batch, epoch_history, finished_epochs
 
     def epoch(n, acc):
         recall = dict.fromkeys(("angry", "happy"), 0.123456789)
@@ -391,6 +391,15 @@ def test_epoch_history_keeps_the_later_figures_of_an_epoch_counted_twice():
     assert [(e["epoch"], e["val_accuracy"]) for e in history] == [(1, 0.3), (2, 0.45)]
     assert history[0]["per_class_recall"]["happy"] == 0.12346
     assert epoch_history([]) == []
+    assert [e["val_accuracy"] for e in finished_epochs(events)] == [0.3, 0.45]  # the runs table counts 2, not 3
+    assert current_batch(events) is None  # an epoch ended last
+    assert current_batch([*events, {"type": "batch", "epoch": 3, "batch": 5}])["batch"] == 5
+
+
+def test_durations_read_as_an_eta():
+    from fer_core.train.events import duration_text
+
+    assert [duration_text(s) for s in (40, 750, 31_320)] == ["40 s", "12.5 min", "8.7 h"]
 
 
 def test_architecture_menu_states_each_networks_multiply_adds():

@@ -67,3 +67,12 @@ def current_batch(events: list[dict]) -> dict | None:
 
 def _rounded(value):
     return round(value, 5) if isinstance(value, float) else value
+
+
+def duration_text(seconds: float) -> str:
+    """A duration as people read an ETA: "40 s", "12.5 min", "8.7 h"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
