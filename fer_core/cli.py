@@ -64,7 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tta_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = sub.add_parser("models", help="list registered models, or choose the active one")
+    p = sub.add_parser("models", help="list registered models, show one model's card, or choose the active one")
+    p.add_argument(
+        "name",
+        nargs="?",
+        help="a registered model: print its card (figures per split and class, TTA modes, calibration, how it "
+        "was trained and its learning curve; with --json the whole card)",
+    )
     p.add_argument("--activate", metavar="NAME", help="make NAME the active model")
     p.add_argument(
         "--measure",
@@ -276,6 +282,8 @@ def cmd_models(args) -> int:
         set_active_model(name)
         print(f"active model: {name}")
         return 0
+    if args.name:
+        return _show_model(args)
     rows = list_models()
     if args.measure:
         for row in rows:
@@ -317,6 +325,25 @@ def cmd_models(args) -> int:
             else ""
         )
     )
+    return 0
+
+
+def _show_model(args) -> int:
+    from fer_core.cli_card import print_card
+    from fer_core.registry import active_model_name, get_model
+
+    info = get_model(args.name.rstrip("/"))
+    info.verify()
+    if args.json:
+        print(json.dumps(info.card, indent=2))
+        return 0
+    print_card(info, active=info.name == active_model_name())
+    if args.measure:
+        batch64, one, mult_adds = _time_model(info.name)
+        print(
+            f"here: {batch64:.2f} ms per face in a batch of 64, {one:.2f} ms one face per call; "
+            f"{mult_adds / 1e6:.1f} M multiply-adds per face"
+        )
     return 0
 
 

@@ -69,7 +69,7 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _percent(value) -> str:
+def percent(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
@@ -83,10 +83,10 @@ def _print_runs(runs: list[dict], root: Path, as_json: bool) -> None:
     print(f"Runs in {root}, newest first:")
     table = [["run", "status", "architecture", "epochs", "best val acc", "val F1", "model"]]
     for r in runs:
-        best = f"{_percent(r['best_val_accuracy'])} (ep {r['best_epoch']})" if r["best_epoch"] else "-"
+        best = f"{percent(r['best_val_accuracy'])} (ep {r['best_epoch']})" if r["best_epoch"] else "-"
         f1 = "-" if r["best_val_macro_f1"] is None else f"{r['best_val_macro_f1']:.3f}"
         table.append([r["name"], r["status"], str(r["architecture"]), r["epochs"], best, f1, r["model"] or "-"])
-    _print_table(table)
+    print_table(table)
     for r in runs:
         if r["error"]:
             print(f"{r['name']} failed: {r['error']}")
@@ -103,27 +103,7 @@ def _print_run(row: dict, history: list[dict], progress: dict | None, events: li
             f"{progress['images_per_s']:.0f} images/s; the run's ETA {duration_text(progress['eta_s'])}"
         )
     if history:
-        table = [["epoch", "loss", "val loss", "val acc", "val F1", "lr", "seconds"]]
-        for h in history:
-            table.append(
-                [
-                    str(h["epoch"]),
-                    _number(h.get("loss"), 4),
-                    _number(h.get("val_loss"), 4),
-                    _percent(h.get("val_accuracy")),
-                    _number(h.get("val_macro_f1"), 3),
-                    _number(h.get("lr"), 5),
-                    _number(h.get("seconds"), 0),
-                ]
-            )
-        _print_table(table)
-        best = max(history, key=lambda h: h["val_accuracy"])
-        recall = best.get("per_class_recall", {})
-        print(
-            f"best: epoch {best['epoch']}, validation {_percent(best['val_accuracy'])} / "
-            f"{best['val_macro_f1']:.3f}; recall "
-            + ", ".join(f"{c} {_percent(recall[c])}" for c in EMOTIONS if c in recall)
-        )
+        print_curve(history)
     else:
         print("no epoch finished yet")
     if row["model"]:
@@ -134,11 +114,35 @@ def _print_run(row: dict, history: list[dict], progress: dict | None, events: li
         print(f"failed: {row['error']}")
 
 
+def print_curve(history: list[dict]) -> None:
+    """A learning curve (`fer_core.train.events.epoch_history` entries) as a table, then its best epoch."""
+    table = [["epoch", "loss", "val loss", "val acc", "val F1", "lr", "seconds"]]
+    for h in history:
+        table.append(
+            [
+                str(h["epoch"]),
+                _number(h.get("loss"), 4),
+                _number(h.get("val_loss"), 4),
+                percent(h.get("val_accuracy")),
+                _number(h.get("val_macro_f1"), 3),
+                _number(h.get("lr"), 5),
+                _number(h.get("seconds"), 0),
+            ]
+        )
+    print_table(table)
+    best = max(history, key=lambda h: h["val_accuracy"])
+    recall = best.get("per_class_recall", {})
+    print(
+        f"best: epoch {best['epoch']}, validation {percent(best['val_accuracy'])} / "
+        f"{best['val_macro_f1']:.3f}; recall " + ", ".join(f"{c} {percent(recall[c])}" for c in EMOTIONS if c in recall)
+    )
+
+
 def _number(value, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _print_table(rows: list[list[str]]) -> None:
+def print_table(rows: list[list[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())

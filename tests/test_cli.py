@@ -122,6 +122,33 @@ def test_models_listing_and_errors(use_models, tmp_path, capsys, monkeypatch):
     assert "No trained model is installed" in capsys.readouterr().err
 
 
+def test_models_name_prints_the_models_card(use_models, capsys):
+    from fer_core.registry import get_model
+
+    card = get_model("tiny-test").card
+    assert main(["models", "tiny-test"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith(f"tiny-test (active) · tiny · {card['parameters']:,} parameters · input 48 px")
+    assert lines[1].startswith(f"trained on {card['training']['data']}: {card['training']['epochs_run']} epochs")
+    rows = {line.split()[0]: line.split() for line in lines if line.split()[:1] in (["validation"], ["test"])}
+    splits = [split for split in ("validation", "test") if split in card["metrics"]]
+    assert "validation" in splits and sorted(rows) == sorted(splits)
+    for split in splits:
+        m = card["metrics"][split]
+        assert rows[split][2:4] == [f"{100 * m['accuracy']:.1f}%", f"{m['macro_f1']:.3f}"]
+        assert rows[split][4] == f"{100 * m['per_class']['angry']['recall']:.1f}%"
+    assert "flip: 2 views" in out and "crops: 10 views" in out and "calibration: temperature" in out
+    curve = [line for line in lines[lines.index(next(x for x in lines if x.startswith("learning curve"))) :]]
+    assert sum(1 for line in curve if line[:1].isdigit()) == len(card["training"]["history"])
+    assert main(["models", "tiny-test", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == card
+    assert main(["models", "tiny-test", "--measure"]) == 0
+    assert "here: " in capsys.readouterr().out.splitlines()[-1]
+    assert main(["models", "nope"]) == 2
+    assert "no such model" in capsys.readouterr().err
+
+
 def test_module_entry_point_runs(use_models):
     out = subprocess.run(
         [sys.executable, "-m", "fer_core", "models", "--json"], capture_output=True, text=True, check=True

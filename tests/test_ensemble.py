@@ -64,6 +64,9 @@ def test_ensemble_evaluates_through_the_cli_like_a_model(registry, pattern_datas
     assert main(["models", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["tiny-pair"]["ok"], rows["tiny-pair"]
+    assert main(["models", "tiny-pair"]) == 0
+    members = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("members"))
+    assert f"tiny-test x{weights[0]:.2f} (" in members and f"tiny-other x{weights[1]:.2f} (" in members
 
 
 def test_missing_member_gives_a_clear_error(registry, capsys):
