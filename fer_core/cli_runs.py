@@ -58,7 +58,7 @@ def cmd_runs(args) -> int:
     if args.json:
         print(json.dumps({"run": row, "progress": progress, "epochs": history}, indent=2))
     else:
-        _print_run(row, history, progress, events)
+        _print_run(row, history, progress, events, root / args.name)
     if args.log:
         print(manager.log_tail(args.name, args.log) or "(the run has no log: it was started from a shell)")
     return 0
@@ -92,7 +92,7 @@ def _print_runs(runs: list[dict], root: Path, as_json: bool) -> None:
             print(f"{r['name']} failed: {r['error']}")
 
 
-def _print_run(row: dict, history: list[dict], progress: dict | None, events: list[dict]) -> None:
+def _print_run(row: dict, history: list[dict], progress: dict | None, events: list[dict], run_dir: Path) -> None:
     print(f"{row['name']}: {row['status']} · {row['architecture']} · {row['epochs']} epochs · data {row['data']}")
     command = next((e["config"].get("command") for e in events if e["type"] == "started"), None)
     if command:
@@ -112,6 +112,8 @@ def _print_run(row: dict, history: list[dict], progress: dict | None, events: li
         print("no model registered (the run named none: train --register-as); its checkpoints stay in the run folder")
     if row["error"]:
         print(f"failed: {row['error']}")
+    if row["status"] in ("interrupted", "stopped", "failed"):
+        print(f"resume from its last checkpoint: python -m fer_core train --resume {run_dir}")
 
 
 def print_curve(history: list[dict]) -> None:

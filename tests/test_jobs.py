@@ -162,6 +162,7 @@ def test_a_run_trained_from_the_shell_is_watched_and_stopped_from_another_shell(
     after = runs("watched")
     assert after.stdout.startswith("watched: stopped"), after.stdout
     assert "no model registered" in after.stdout  # the run named none
+    assert f"python -m fer_core train --resume {run_dir}" in after.stdout
     assert runs("watched", "--stop").returncode == 2  # nothing runs there any more
 
 
