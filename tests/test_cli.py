@@ -206,6 +206,11 @@ def test_runs_lists_a_finished_run_and_shows_its_learning_curve(tiny_runs, capsy
     assert [int(c[0]) for c in curve] == [1, 2, 3, 4, 5, 6]
     assert curve[best["epoch"] - 1][3] == f"{100 * best['val_accuracy']:.1f}%"
     assert f"best: epoch {best['epoch']}, validation" in out and "registered as model tiny-test" in out
+    assert main(["runs", "tiny", "--runs-dir", str(tiny_runs), "--log", "5"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("(the run has no log: it was started from a shell)")
+    (tiny_runs / "tiny" / "log.txt").write_text("".join(f"line {i}\n" for i in range(9)))  # as a page-started run has
+    assert main(["runs", "tiny", "--runs-dir", str(tiny_runs), "--log", "2"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("line 7\nline 8")
 
 
 def test_runs_errors_name_the_problem(tiny_runs, tmp_path, capsys):
