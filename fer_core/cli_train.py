@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fer_core.paths import runs_dir
 from fer_core.train.config import ARCHITECTURES, Augmentation, TrainConfig
+from fer_core.train.events import event_line, reporting
 
 _HELP = {
     "architecture": "; ".join(f"{name} ({note})" for name, note in ARCHITECTURES.items()),
@@ -88,6 +89,12 @@ def command_line(args: argparse.Namespace) -> str:
     return getattr(args, "command_line", None) or "python -m fer_core " + shlex.join(sys.argv[1:])
 
 
+def _print_event(event: dict) -> None:
+    line = event_line(event)
+    if line:
+        print(line, flush=True)
+
+
 def run_train_command(args: argparse.Namespace) -> int:
     """Start or resume a run in this process; prints the final event."""
     from fer_core.registry import set_active_model
@@ -109,7 +116,8 @@ def run_train_command(args: argparse.Namespace) -> int:
         run_dir, resume = Path(args.run_dir or runs_dir() / f"{stamp}-{config.architecture}"), False
     print(f"run folder: {run_dir}", file=sys.stderr)
     try:
-        final = run_training(run_dir, config, resume=resume)
+        with reporting(_print_event):
+            final = run_training(run_dir, config, resume=resume)
     except TrainingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -104,6 +104,13 @@ def _train_student(run_dir, epochs: int, capsys, *teaching: str) -> tuple[list[s
     assert main(args) == 0, capsys.readouterr().err
     losses = [e["loss"] for e in read_events(run_dir) if e["type"] == "epoch"]
     assert len(losses) == epochs and losses[-1] < losses[0], losses
+    # The terminal follows the run: a line when it starts, one per epoch, the phases, the end.
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"training tiny for {epochs} epochs on ")
+    assert [line.split(":")[0] for line in out if line.startswith("epoch ")] == [
+        f"epoch {k}/{epochs}" for k in range(1, epochs + 1)
+    ]
+    assert out[-1] == f"finished: model=tiny-student epochs={epochs}" and "exporting the best checkpoint" in out[-3]
     card = get_model("tiny-student").card
     assert card["training"]["config"]["teacher"] == "tiny-pair" and "validation" in card["metrics"]
     return args, card

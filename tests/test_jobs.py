@@ -75,7 +75,9 @@ def test_one_run_at_a_time_stop_and_resume(pattern_dataset, tmp_path):
     _wait(lambda: manager.active() is None, what="the resumed job to finish")
     assert run_status(run_dir, False) == "finished"
     assert [r["status"] for r in manager.runs()] == ["finished"]
-    assert "finished" in manager.log_tail("first")
+    log = manager.log_tail("first", lines=1000)
+    assert "finished" in log and f"resuming at epoch {done + 1} of {done + 1}" in log
+    assert f"epoch {done + 1}/{done + 1}: loss" in log  # the page's log tail follows the epochs too
 
 
 @pytest.mark.slow

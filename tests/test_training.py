@@ -396,6 +396,26 @@ def test_epoch_history_keeps_the_later_figures_of_an_epoch_counted_twice():
     assert current_batch([*events, {"type": "batch", "epoch": 3, "batch": 5}])["batch"] == 5
 
 
+def test_a_terminal_gets_one_line_per_started_run_epoch_and_phase():
+    from fer_core.train.events import event_line
+
+    epoch = {"type": "epoch", "epoch": 3, "epochs": 10, "loss": 1.23456, "val_accuracy": 0.6512}
+    epoch.update(val_macro_f1=0.6, lr=0.001, seconds=400, eta_s=2800, best=False, best_epoch=2)
+    assert event_line(epoch) == (
+        "epoch 3/10: loss 1.2346, validation 65.1% / macro-F1 0.600 (best: epoch 2), lr 0.00100, 6.7 min; ETA 46.7 min"
+    )
+    assert event_line({**epoch, "best": True, "eta_s": 0}).endswith("(best so far), lr 0.00100, 6.7 min")
+    started = {"type": "started", "config": {"architecture": "resnet", "epochs": 10, "batch_size": 64}}
+    started.update(train_counts={"angry": 900, "happy": 1100}, val_counts={"angry": 100}, steps_per_epoch=31)
+    assert event_line({**started, "policy": "float32"}) == (
+        "training resnet for 10 epochs on 2,000 faces (100 held out for validation), 31 batches of 64 per epoch, "
+        "float32"
+    )
+    assert event_line({**started, "type": "resumed", "start_epoch": 4}).startswith("resuming at epoch 5 of 10 (31")
+    assert event_line({"type": "failed", "error": "OSError: disk full"}) == "failed: OSError: disk full"
+    assert event_line({"type": "batch", "epoch": 1}) is None and event_line({"type": "finished"}) is None
+
+
 def test_durations_read_as_an_eta():
     from fer_core.train.events import duration_text
 

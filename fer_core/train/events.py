@@ -7,17 +7,34 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 EVENTS_FILE = "events.jsonl"
 
+_listeners: list[Callable[[dict], None]] = []
+
 
 def append_event(run_dir: Path, kind: str, **fields) -> dict:
-    """Append one event (with a `time` stamp) to the run's event file and return it."""
+    """Append one event (with a `time` stamp) to the run's event file, pass it to the listeners
+    (see `reporting`) and return it."""
     event = {"type": kind, "time": time.time(), **fields}
     with (run_dir / EVENTS_FILE).open("a") as f:
         f.write(json.dumps(event) + "\n")
+    for listener in list(_listeners):
+        listener(event)
     return event
+
+
+@contextmanager
+def reporting(listener: Callable[[dict], None]) -> Iterator[None]:
+    """Within the block, `listener` also receives every event this process writes (the CLI prints them)."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
 
 
 def read_events(run_dir: Path) -> list[dict]:
@@ -76,3 +93,37 @@ def duration_text(seconds: float) -> str:
     if seconds < 90 * 60:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def event_line(event: dict) -> str | None:
+    """One line for a person watching a run in a terminal, or None for events not worth a line
+    (batches; the end, which the command prints itself)."""
+    kind = event.get("type")
+    if kind in ("started", "resumed"):
+        cfg = event.get("config", {})
+        per_epoch = f"{event.get('steps_per_epoch', '?')} batches of {cfg.get('batch_size', '?')} per epoch"
+        if kind == "resumed":
+            return f"resuming at epoch {event.get('start_epoch', 0) + 1} of {cfg.get('epochs', '?')} ({per_epoch})"
+        train, val = sum(event.get("train_counts", {}).values()), sum(event.get("val_counts", {}).values())
+        return (
+            f"training {cfg.get('architecture', '?')} for {cfg.get('epochs', '?')} epochs on {train:,} faces "
+            f"({val:,} held out for validation), {per_epoch}, {event.get('policy', '?')}"
+        )
+    if kind == "epoch":
+        best = " (best so far)" if event.get("best") else f" (best: epoch {event.get('best_epoch', '?')})"
+        eta = f"; ETA {duration_text(event['eta_s'])}" if event.get("eta_s") else ""
+        return (
+            f"epoch {event['epoch']}/{event.get('epochs', '?')}: loss {event.get('loss', float('nan')):.4f}, "
+            f"validation {event.get('val_accuracy', 0):.1%} / macro-F1 {event.get('val_macro_f1', 0):.3f}{best}, "
+            f"lr {event.get('lr', 0):.5f}, {duration_text(event.get('seconds', 0))}{eta}"
+        )
+    notes = {
+        "stopping": "stop asked: ending after this batch; the best checkpoint is kept",
+        "exporting": "exporting the best checkpoint to the app's model format (LiteRT)",
+        "evaluating": "measuring the new model: calibration, TTA modes, validation and test metrics",
+    }
+    if kind in notes:
+        return notes[kind]
+    if kind == "failed":
+        return f"failed: {event.get('error', '?')}"
+    return None
