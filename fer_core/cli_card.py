@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fer_core.card_text import how_made
 from fer_core.classes import EMOTIONS
 from fer_core.cli_runs import percent, print_curve, print_table
 from fer_core.registry import ModelInfo
@@ -20,7 +21,7 @@ def print_card(info: ModelInfo, active: bool) -> None:
         validation = card.get("members_validation", {})
         print("members (logits averaged): " + "; ".join(_member(m, validation) for m in card.get("members", [])))
     training = card.get("training", {})
-    _print_training(training)
+    _print_training(card)
     _print_metrics(card.get("metrics", {}))
     _print_tta(card.get("tta", {}))
     calibration = card.get("calibration", {})
@@ -59,22 +60,11 @@ def _member(entry: dict, validation: dict) -> str:
     return f"{entry.get('name')} x{entry.get('weight', 1.0):.2f}{alone}"
 
 
-def _print_training(training: dict) -> None:
-    config = training.get("config", {})
-    made = []
-    if training.get("epochs_run") is not None:
-        made.append(f"{training['epochs_run']} epochs (best {training.get('best_epoch', '?')})")
-    if training.get("wall_seconds"):
-        made.append(f"{training['wall_seconds'] / 3600:.1f} h")
-    if config.get("finetune_from"):
-        made.append(f"fine-tuned from {config['finetune_from']}")
-    if config.get("teacher"):
-        made.append(f"taught by {config['teacher']} ({config.get('teacher_tta', 'none')})")
-    if training.get("weights"):
-        made.append(f"weights {training['weights']}")
-    print(f"trained on {training.get('data', '?')}" + (": " + ", ".join(made) if made else ""))
-    if training.get("command"):
-        print(f"command: {training['command']}")
+def _print_training(card: dict) -> None:
+    print(how_made(card))
+    command = card.get("training", {}).get("command")
+    if command:
+        print(f"command: {command}")
 
 
 def _print_metrics(metrics: dict) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from fer_core.card_text import how_made
 from fer_core.classes import EMOTIONS
 from fer_core.detect import DETECTOR_NOTES, available_detectors
 from fer_core.registry import ModelInfo
@@ -41,9 +42,9 @@ def model_card(info: ModelInfo) -> None:
         c.metric("Images evaluated", f"{shown['n']:,}")
         st.caption("Recall per class: " + ", ".join(f"{e} {shown['per_class'][e]['recall']:.0%}" for e in EMOTIONS))
     training = card.get("training", {})
+    made = how_made(card)
     st.caption(
-        f"Trained on `{training.get('data', '?')}` for {training.get('epochs_run', '?')} epochs "
-        f"({training.get('wall_seconds', 0) / 60:.0f} min). Created {card.get('created', '?')}. "
+        f"{made[0].upper()}{made[1:]}. Created {card.get('created', '?')}. "
         "FER-2013 was released for research within the ICML 2013 challenge; check its terms before other uses."
     )
     history = training.get("history") or []

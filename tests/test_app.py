@@ -52,6 +52,8 @@ def test_home_shows_the_active_models_learning_curve(app_env):
     labels = [e.label for e in at.expander]
     assert any(label.startswith("Learning curve (6 epochs, best") for label in labels), labels
     assert len(at.get("plotly_chart")) == 2  # loss / accuracy / macro-F1, and recall per class
+    made = next(c.value for c in at.caption if c.value.startswith("Trained on "))
+    assert ": 6 epochs (best " in made  # how it was made, as `models NAME` says it
 
 
 def test_pages_without_any_model_say_so(tmp_path, monkeypatch):

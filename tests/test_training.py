@@ -416,6 +416,19 @@ def test_a_terminal_gets_one_line_per_started_run_epoch_and_phase():
     assert event_line({"type": "batch", "epoch": 1}) is None and event_line({"type": "finished"}) is None
 
 
+def test_a_cards_training_reads_as_how_the_model_was_made():
+    from fer_core.card_text import how_made
+
+    config = {"finetune_from": "base", "teacher": "pair", "teacher_tta": "flip"}
+    training = {"data": "d/train", "epochs_run": 8, "best_epoch": 3, "wall_seconds": 4150.8, "config": config}
+    assert how_made({"training": training}) == (
+        "trained on d/train: 8 epochs (best 3), 1.2 h, fine-tuned from base, taught by pair (flip)"
+    )
+    short = {"data": "d", "epochs_run": 2, "best_epoch": 2, "wall_seconds": 95.0, "config": {}}
+    assert how_made({"training": short}) == "trained on d: 2 epochs (best 2), 2 min"
+    assert how_made({"training": {"data": "d", "weights": "equal"}}) == "trained on d: weights equal"
+
+
 def test_durations_read_as_an_eta():
     from fer_core.train.events import duration_text
 
