@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, type=Path, help="class folders or a FER-2013 CSV")
     p.add_argument("--usage", help="with a FER CSV: only rows with this Usage (e.g. PublicTest)")
     p.add_argument("--model", help="registered model (default: the active one)")
+    p.add_argument(
+        "--compare",
+        metavar="MODEL",
+        help="also evaluate MODEL on the same faces and print both side by side, with the differences (B - A)",
+    )
     _add_tta_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -242,6 +247,7 @@ def cmd_evaluate(args) -> int:
     from fer_core.registry import get_model
 
     info = get_model(args.model)
+    other = get_model(args.compare) if args.compare else None
     classifier = EmotionClassifier.from_registry(info, tta=args.tta)
     data = load_labeled(args.data, spec=info.preprocessing, usage=args.usage)
     for source, reason in data.errors[:20]:
@@ -251,6 +257,7 @@ def cmd_evaluate(args) -> int:
     if data.photo_note():
         print(data.photo_note(), file=sys.stderr)
     metrics, _ = evaluate_classifier(classifier, data)
+    compared = _compare(info, other, args, data, metrics) if other else None
     metrics.update(
         model=info.name,
         tta=args.tta,
@@ -258,6 +265,8 @@ def cmd_evaluate(args) -> int:
         photos_cropped=data.photos_cropped,
         photos_without_face=data.photos_without_face,
     )
+    if compared:
+        metrics["compare"] = compared
     if args.json:
         print(json.dumps(metrics))
         return 0
@@ -271,7 +280,43 @@ def cmd_evaluate(args) -> int:
     print("confusion matrix (rows true, columns predicted, order " + ",".join(metrics["classes"]) + "):")
     for row in metrics["confusion_matrix"]:
         print(" ".join(f"{v:>5}" for v in row))
+    if compared:
+        _print_comparison(info.name, compared)
     return 0
+
+
+def _compare(info, other, args, data, metrics: dict) -> dict:
+    """Model `other` on the labelled faces `info` was evaluated on (cropped its own way if it crops differently)."""
+    from fer_core.classifier import EmotionClassifier
+    from fer_core.datasets import load_labeled
+    from fer_core.evaluation import compare_metrics, compare_overall, evaluate_classifier
+
+    if other.preprocessing != info.preprocessing:
+        data = load_labeled(args.data, spec=other.preprocessing, usage=args.usage)
+    metrics_b, _ = evaluate_classifier(EmotionClassifier.from_registry(other, tta=args.tta), data)
+    return {
+        "model": other.name,
+        "overall": compare_overall(metrics, metrics_b),
+        "per_class": compare_metrics(metrics, metrics_b),
+        "metrics": metrics_b,
+    }
+
+
+def _print_comparison(name_a: str, compared: dict) -> None:
+    from fer_core.cli_runs import print_table
+
+    print(f"compared: A = {name_a}, B = {compared['model']}, on the same faces (differences are B - A)")
+    table = [["measure", "A", "B", "B - A"]]
+    table += [[r["measure"], f"{r['A']:.4f}", f"{r['B']:.4f}", f"{r['Δ (B - A)']:+.4f}"] for r in compared["overall"]]
+    print_table(table)
+    table = [["class", "support", "recall A", "recall B", "B - A", "F1 A", "F1 B", "B - A"]]
+    for r in compared["per_class"]:
+        table.append(
+            [r["class"], str(r["support"])]
+            + [f"{r['recall A']:.3f}", f"{r['recall B']:.3f}", f"{r['recall Δ']:+.3f}"]
+            + [f"{r['f1 A']:.3f}", f"{r['f1 B']:.3f}", f"{r['f1 Δ']:+.3f}"]
+        )
+    print_table(table)
 
 
 def cmd_models(args) -> int:

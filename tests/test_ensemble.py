@@ -69,6 +69,32 @@ def test_ensemble_evaluates_through_the_cli_like_a_model(registry, pattern_datas
     assert f"tiny-test x{weights[0]:.2f} (" in members and f"tiny-other x{weights[1]:.2f} (" in members
 
 
+def test_evaluate_compares_two_models_on_the_same_faces(registry, pattern_dataset, capsys):
+    data = ["evaluate", "--data", str(pattern_dataset), "--json"]
+    alone = {}
+    for name in ("tiny-test", "tiny-other"):
+        assert main([*data, "--model", name]) == 0
+        alone[name] = json.loads(capsys.readouterr().out)
+    assert main([*data, "--model", "tiny-test", "--compare", "tiny-other"]) == 0
+    both = json.loads(capsys.readouterr().out)
+    assert both["accuracy"] == alone["tiny-test"]["accuracy"] and both["compare"]["model"] == "tiny-other"
+    overall = {r["measure"]: r for r in both["compare"]["overall"]}
+    b = alone["tiny-other"]
+    assert overall["accuracy"]["B"] == pytest.approx(b["accuracy"], abs=1e-4)
+    assert overall["macro_f1"]["Δ (B - A)"] == pytest.approx(b["macro_f1"] - both["macro_f1"], abs=2e-4)
+    fear = next(r for r in both["compare"]["per_class"] if r["class"] == "fear")
+    assert fear["recall B"] == pytest.approx(b["per_class"]["fear"]["recall"], abs=1e-4)
+    assert main(["evaluate", "--data", str(pattern_dataset), "--model", "tiny-test", "--compare", "tiny-other"]) == 0
+    out = capsys.readouterr().out
+    assert "compared: A = tiny-test, B = tiny-other, on the same faces" in out
+    assert next(line for line in out.splitlines() if line.startswith("accuracy ")).split()[1:3] == [
+        f"{both['accuracy']:.4f}",
+        f"{b['accuracy']:.4f}",
+    ]
+    assert main(["evaluate", "--data", str(pattern_dataset), "--compare", "ghost"]) == 2
+    assert "no such model" in capsys.readouterr().err
+
+
 def test_missing_member_gives_a_clear_error(registry, capsys):
     create_ensemble("tiny-pair", ["tiny-test", "tiny-other"])
     shutil.rmtree(registry / "tiny-other")
