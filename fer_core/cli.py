@@ -57,6 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_options(p)
 
+    p = sub.add_parser(
+        "video", help="label every face in a video clip, frame by frame, tracked and smoothed as Live does"
+    )
+    p.add_argument("clip", type=Path, help="a video file (mp4, mov, avi, mkv, webm)")
+    p.add_argument("--out", type=Path, required=True, help="CSV of results: one row per face per frame")
+    p.add_argument("--annotated", type=Path, help="also write the clip with boxes and labels drawn (MP4)")
+    p.add_argument("--max-frames", type=int, default=3000, help="stop after this many frames (default 3000)")
+    p.add_argument("--min-face", type=int, default=40, help="ignore faces smaller than this, in pixels (default 40)")
+    p.add_argument(
+        "--smoothing", type=float, default=0.6, help="0: each frame alone; towards 1: steadier labels (default 0.6)"
+    )
+    _add_model_options(p)
+
     p = sub.add_parser("evaluate", help="metrics of a model on labelled face crops")
     p.add_argument("--data", required=True, type=Path, help="class folders or a FER-2013 CSV")
     p.add_argument("--usage", help="with a FER CSV: only rows with this Usage (e.g. PublicTest)")
@@ -237,6 +250,45 @@ def _label_on_ray(args, spec) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     _print_counts(counts, args.out)
+    return 0
+
+
+def cmd_video(args) -> int:
+    import csv
+    import tempfile
+
+    from fer_core.live import LiveSettings
+    from fer_core.video import VideoError, process_video
+
+    if not args.clip.is_file():
+        print(f"error: {args.clip}: no such file", file=sys.stderr)
+        return 2
+    settings = LiveSettings(min_face=args.min_face, smoothing=args.smoothing, mirror=False)
+    recognizer = _recognizer(args)
+
+    def progress(done: int, total: int) -> None:
+        if done % 100 == 0 or done == total:
+            print(f"\r{done}/{total or '?'} frames", end="", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        annotated = args.annotated or Path(tmp) / "annotated.mp4"
+        try:
+            result = process_video(args.clip, annotated, recognizer, settings, args.max_frames, progress)
+        except VideoError as e:
+            print(f"\nerror: {e}", file=sys.stderr)
+            return 2
+    print(file=sys.stderr)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w", newline="") as f:
+        columns = list(result.rows[0]) if result.rows else ["time", "track"]
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(result.rows)
+    tracks = len({r["track"] for r in result.rows})
+    print(
+        f"{args.clip}: {result.frames} frames at {result.fps:.0f} fps, {tracks} faces tracked, "
+        f"{len(result.rows)} rows -> {args.out}" + (f"; annotated clip -> {args.annotated}" if args.annotated else "")
+    )
     return 0
 
 
@@ -461,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "predict": cmd_predict,
         "label": cmd_label,
+        "video": cmd_video,
         "evaluate": cmd_evaluate,
         "models": cmd_models,
         "ensemble": cmd_ensemble,

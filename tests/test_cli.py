@@ -149,6 +149,35 @@ def test_models_name_prints_the_models_card(use_models, capsys):
     assert "no such model" in capsys.readouterr().err
 
 
+def test_video_labels_a_clip_frame_by_frame(use_models, tmp_path, capsys):
+    samples = fer_samples("test", per_class=1)[:2]
+    if len(samples) < 2:
+        pytest.skip("FER-2013 test faces (../shared) are needed for a clip with two faces")
+    scene, _ = compose_scene([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p, _ in samples], face_px=120)
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (scene.shape[1], scene.shape[0]))
+    for _ in range(8):
+        writer.write(scene)
+    writer.release()
+    out, annotated = tmp_path / "res" / "clip.csv", tmp_path / "annotated.mp4"
+    assert main(["video", str(clip), "--out", str(out), "--annotated", str(annotated)]) == 0
+    said = capsys.readouterr().out
+    assert "8 frames at 10 fps, 2 faces tracked, 16 rows" in said, said
+    rows = _rows(out)
+    assert len(rows) == 16 and len({r["track"] for r in rows}) == 2
+    assert {r["emotion"] for r in rows} <= {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
+    copy = cv2.VideoCapture(str(annotated))
+    assert int(copy.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+    copy.release()
+    assert main(["video", str(clip), "--out", str(out), "--min-face", "400"]) == 0  # faces are 120 px
+    assert "0 faces tracked, 0 rows" in capsys.readouterr().out and len(_rows(out)) == 0
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    assert main(["video", str(tmp_path / "broken.mp4"), "--out", str(out)]) == 2
+    assert "broken.mp4: " in capsys.readouterr().err
+    assert main(["video", str(tmp_path / "missing.mp4"), "--out", str(out)]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
 def test_module_entry_point_runs(use_models):
     out = subprocess.run(
         [sys.executable, "-m", "fer_core", "models", "--json"], capture_output=True, text=True, check=True
@@ -156,7 +185,7 @@ def test_module_entry_point_runs(use_models):
     assert json.loads(out.stdout)[0]["name"] == "tiny-test"
 
 
-SUBCOMMANDS = ["predict", "label", "evaluate", "models", "ensemble", "quantize", "train", "runs"]
+SUBCOMMANDS = ["predict", "label", "video", "evaluate", "models", "ensemble", "quantize", "train", "runs"]
 
 
 def test_the_help_tests_cover_every_subcommand():
@@ -175,7 +204,7 @@ def test_every_subcommand_help_prints(command, capsys):
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: python -m fer_core " + command)
-    if command in ("predict", "label"):
+    if command in ("predict", "label", "video"):
         assert "yunet: the default" in out and "--detector" in out
     if command == "train":
         assert "--run-seed" in out and "same validation split" in out
