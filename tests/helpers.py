@@ -73,6 +73,19 @@ def compose_scene(
     return background, boxes
 
 
+def write_two_face_clip(path: Path, frames: int = 8, fps: int = 10) -> Path | None:
+    """An MP4 of one still scene with two real FER-2013 test faces of 120 px; None without ../shared."""
+    samples = fer_samples("test", per_class=1)[:2]
+    if len(samples) < 2:
+        return None
+    scene, _ = compose_scene([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p, _ in samples], face_px=120)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (scene.shape[1], scene.shape[0]))
+    for _ in range(frames):
+        writer.write(scene)
+    writer.release()
+    return path
+
+
 def launch_chromium(playwright, video: Path | None = None):
     """Headless Debian Chromium with a fake camera (fed from a .y4m file when given)."""
     import shutil

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import compose_scene, fer_samples, write_class_folders
+from tests.helpers import compose_scene, fer_samples, write_class_folders, write_two_face_clip
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = ["pages/home.py", "pages/live.py", "pages/batch.py", "pages/evaluate.py", "pages/train.py"]
@@ -401,13 +401,7 @@ def test_evaluate_page_calibration_saves_only_what_helps_and_can_undo(app_env, p
 
 
 def test_live_video_clip_uses_min_face_and_is_processed_once(app_env, shared_fer, tmp_path):
-    samples = fer_samples("test", per_class=1)[:2]
-    scene, _ = compose_scene([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p, _ in samples], face_px=120)
-    clip = tmp_path / "clip.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (scene.shape[1], scene.shape[0]))
-    for _ in range(8):
-        writer.write(scene)
-    writer.release()
+    clip = write_two_face_clip(tmp_path / "clip.mp4")
     at = open_page("pages/live.py")
     at.file_uploader(key="live_clip").set_value([("clip.mp4", clip.read_bytes(), "video/mp4")])
     at.run()

@@ -14,7 +14,7 @@ import pytest
 
 from fer_core.cli import main
 from fer_core.rows import COLUMNS
-from tests.helpers import compose_scene, fer_samples, keras_multiply_adds, write_class_folders
+from tests.helpers import compose_scene, fer_samples, keras_multiply_adds, write_class_folders, write_two_face_clip
 
 
 @pytest.fixture
@@ -150,15 +150,9 @@ def test_models_name_prints_the_models_card(use_models, capsys):
 
 
 def test_video_labels_a_clip_frame_by_frame(use_models, tmp_path, capsys):
-    samples = fer_samples("test", per_class=1)[:2]
-    if len(samples) < 2:
+    clip = write_two_face_clip(tmp_path / "clip.mp4")
+    if clip is None:
         pytest.skip("FER-2013 test faces (../shared) are needed for a clip with two faces")
-    scene, _ = compose_scene([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p, _ in samples], face_px=120)
-    clip = tmp_path / "clip.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (scene.shape[1], scene.shape[0]))
-    for _ in range(8):
-        writer.write(scene)
-    writer.release()
     out, annotated = tmp_path / "res" / "clip.csv", tmp_path / "annotated.mp4"
     assert main(["video", str(clip), "--out", str(out), "--annotated", str(annotated)]) == 0
     said = capsys.readouterr().out
