@@ -82,6 +82,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tta_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
+    p = sub.add_parser(
+        "calibrate",
+        help="fit a model's confidence temperature on a labelled set (half fits, the other half judges); "
+        "--save keeps it in the model card when it helps",
+    )
+    p.add_argument("--data", type=Path, help="class folders or a FER-2013 CSV (e.g. your own labelled photos)")
+    p.add_argument("--usage", help="with a FER CSV: only rows with this Usage (e.g. PublicTest)")
+    p.add_argument("--model", help="registered model (default: the active one)")
+    _add_tta_option(p)
+    p.add_argument(
+        "--save",
+        action="store_true",
+        help="store the fitted temperature for this TTA mode when it lowers the error on the judging half "
+        "(the one it replaces is kept for --undo)",
+    )
+    p.add_argument("--undo", action="store_true", help="put back the calibration the last save replaced")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
     p = sub.add_parser("models", help="list registered models, show one model's card, or choose the active one")
     p.add_argument(
         "name",
@@ -371,6 +389,50 @@ def _print_comparison(name_a: str, compared: dict) -> None:
     print_table(table)
 
 
+def cmd_calibrate(args) -> int:
+    from fer_core.classifier import EmotionClassifier
+    from fer_core.datasets import load_labeled
+    from fer_core.evaluation import MIN_CALIBRATION_SET, calibration_record, calibration_report, classifier_logits
+    from fer_core.registry import get_model, save_calibration, undo_calibration
+
+    info = get_model(args.model)
+    if args.undo:
+        mode = undo_calibration(info.name)
+        print(f"{info.name}: " + (f"restored the previous calibration (TTA {mode})" if mode else "nothing to undo"))
+        return 0
+    if args.data is None:
+        print("error: --data is required (a labelled set), unless --undo", file=sys.stderr)
+        return 2
+    data = load_labeled(args.data, spec=info.preprocessing, usage=args.usage)
+    if len(data) < MIN_CALIBRATION_SET:
+        print(
+            f"error: calibration needs at least {MIN_CALIBRATION_SET} labelled faces; {args.data} has {len(data)}",
+            file=sys.stderr,
+        )
+        return 2
+    logits = classifier_logits(EmotionClassifier.from_registry(info, tta=args.tta), data)
+    report = calibration_report(data, logits, info.temperature_for(args.tta))
+    saved = bool(args.save and report["improves"])
+    if saved:
+        save_calibration(info.name, calibration_record(report, data, "python -m fer_core calibrate"), args.tta)
+    if args.json:
+        keys = ("temperature", "current_temperature", "ece_current", "ece_after", "improves", "n_fit", "n_eval")
+        print(json.dumps({"model": info.name, "tta": args.tta, **{k: report[k] for k in keys}, "saved": saved}))
+        return 0
+    print(
+        f"{info.name} (TTA {args.tta}) on {args.data}: temperature now {report['current_temperature']:.3f}, "
+        f"fitted {report['temperature']:.3f} on {report['n_fit']} faces; expected calibration error on the other "
+        f"{report['n_eval']}: {report['ece_current']:.3f} now, {report['ece_after']:.3f} fitted"
+    )
+    if not report["improves"]:
+        print("the fitted temperature does not lower the error on the judging half: nothing to save")
+    elif saved:
+        print(f"saved into {info.name}'s card for TTA {args.tta}; every page uses it now (--undo puts back the last)")
+    else:
+        print("--save would store it in the model card")
+    return 0
+
+
 def cmd_models(args) -> int:
     from fer_core.registry import list_models, set_active_model
 
@@ -515,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
         "label": cmd_label,
         "video": cmd_video,
         "evaluate": cmd_evaluate,
+        "calibrate": cmd_calibrate,
         "models": cmd_models,
         "ensemble": cmd_ensemble,
         "quantize": cmd_quantize,

@@ -111,6 +111,19 @@ def calibration_report(data: LabeledFaces, logits: np.ndarray, current_temperatu
     }
 
 
+def calibration_record(report: dict, data: LabeledFaces, where: str) -> dict:
+    """What a model card keeps of a temperature fitted by `calibration_report` (for `save_calibration`):
+    the temperature, the set it was fitted on (`where` it was done, size, fingerprint) and both errors."""
+    return {
+        "temperature": report["temperature"],
+        "fitted_on": f"{where}: {len(data)} labelled faces (set {data.fingerprint()[:12]})",
+        "n_fit": report["n_fit"],
+        "n_eval": report["n_eval"],
+        "ece_before": report["ece_current"],
+        "ece_after": report["ece_after"],
+    }
+
+
 def compare_metrics(a: dict, b: dict) -> list[dict]:
     """Per-class rows of precision/recall/F1 for two models and their difference (b - a)."""
     rows = []

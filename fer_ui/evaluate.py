@@ -18,6 +18,7 @@ from fer_core.corrections import unreviewed_share
 from fer_core.datasets import NO_FACE, DatasetError, LabeledFaces, load_class_folders, load_labeled
 from fer_core.evaluation import (
     MIN_CALIBRATION_SET,
+    calibration_record,
     calibration_report,
     cell_examples,
     classifier_logits,
@@ -172,15 +173,7 @@ def calibration_panel(info: ModelInfo, data: LabeledFaces, logits: np.ndarray, t
     elif settings.demo:
         demo_notice("Saving calibration into a model card")
     elif st.button("Save this temperature into the model card", key="save_temp"):
-        record = {
-            "temperature": report["temperature"],
-            "fitted_on": f"Evaluate page: {len(data)} labelled faces (set {data.fingerprint()[:12]})",
-            "n_fit": report["n_fit"],
-            "n_eval": report["n_eval"],
-            "ece_before": report["ece_current"],
-            "ece_after": report["ece_after"],
-        }
-        save_calibration(info.name, record, tta)
+        save_calibration(info.name, calibration_record(report, data, "Evaluate page"), tta)
         st.success(
             f"Saved for TTA {tta}: held-out ECE {report['ece_current']:.3f} -> {report['ece_after']:.3f}. "
             "Every page now uses it; 'Undo' puts the previous one back."

@@ -172,6 +172,35 @@ def test_video_labels_a_clip_frame_by_frame(use_models, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+def test_calibrate_saves_only_what_helps_and_can_undo(use_models, pattern_dataset, tmp_path, capsys):
+    from fer_core.registry import get_model, save_calibration
+
+    small = write_class_folders(tmp_path / "small", per_class=3)
+    assert main(["calibrate", "--data", str(small)]) == 2
+    assert "needs at least 200 labelled faces" in capsys.readouterr().err
+    # A badly underconfident temperature for TTA "flip": a fitted one must do better on held-out faces.
+    plain = get_model("tiny-test").card["calibration"]["temperature"]
+    save_calibration("tiny-test", {"temperature": 20.0, "fitted_on": "a bad fit"}, tta="flip")
+    flip = ["calibrate", "--data", str(pattern_dataset), "--tta", "flip"]
+    assert main([*flip, "--json"]) == 0  # without --save nothing changes
+    report = json.loads(capsys.readouterr().out)
+    assert report["improves"] and not report["saved"] and report["current_temperature"] == 20.0
+    assert get_model("tiny-test").temperature_for("flip") == 20.0
+    assert main([*flip, "--save"]) == 0
+    assert "saved into tiny-test's card for TTA flip" in capsys.readouterr().out
+    saved = get_model("tiny-test").card["calibration"]["by_tta"]["flip"]
+    assert saved["temperature"] == pytest.approx(report["temperature"]) and saved["n_fit"] + saved["n_eval"] == 210
+    assert saved["fitted_on"].startswith("python -m fer_core calibrate: 210 labelled faces")
+    assert get_model("tiny-test").card["calibration"]["temperature"] == plain  # plain predictions keep theirs
+    assert main([*flip, "--save"]) == 0  # the same fit again helps no more: nothing is written
+    assert "nothing to save" in capsys.readouterr().out
+    assert len(get_model("tiny-test").card["calibration_history"]) == 2
+    assert main(["calibrate", "--undo"]) == 0
+    assert "restored the previous calibration (TTA flip)" in capsys.readouterr().out
+    assert get_model("tiny-test").temperature_for("flip") == 20.0
+    assert main(["calibrate"]) == 2 and "--data is required" in capsys.readouterr().err
+
+
 def test_module_entry_point_runs(use_models):
     out = subprocess.run(
         [sys.executable, "-m", "fer_core", "models", "--json"], capture_output=True, text=True, check=True
@@ -179,7 +208,7 @@ def test_module_entry_point_runs(use_models):
     assert json.loads(out.stdout)[0]["name"] == "tiny-test"
 
 
-SUBCOMMANDS = ["predict", "label", "video", "evaluate", "models", "ensemble", "quantize", "train", "runs"]
+SUBCOMMANDS = ["predict", "label", "video", "evaluate", "calibrate", "models", "ensemble", "quantize", "train", "runs"]
 
 
 def test_the_help_tests_cover_every_subcommand():
