@@ -71,9 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
 
     p = sub.add_parser("evaluate", help="metrics of a model on labelled face crops")
-    p.add_argument("--data", required=True, type=Path, help="class folders or a FER-2013 CSV")
-    p.add_argument("--usage", help="with a FER CSV: only rows with this Usage (e.g. PublicTest)")
-    p.add_argument("--model", help="registered model (default: the active one)")
+    _add_labelled_set_options(p, required=True)
     p.add_argument(
         "--compare",
         metavar="MODEL",
@@ -87,9 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit a model's confidence temperature on a labelled set (half fits, the other half judges); "
         "--save keeps it in the model card when it helps",
     )
-    p.add_argument("--data", type=Path, help="class folders or a FER-2013 CSV (e.g. your own labelled photos)")
-    p.add_argument("--usage", help="with a FER CSV: only rows with this Usage (e.g. PublicTest)")
-    p.add_argument("--model", help="registered model (default: the active one)")
+    _add_labelled_set_options(p, required=False)
     _add_tta_option(p)
     p.add_argument(
         "--save",
@@ -139,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_runs_parser(sub)
     return parser
+
+
+def _add_labelled_set_options(p: argparse.ArgumentParser, required: bool) -> None:
+    """--data, --usage and --model: a labelled set and the model measured on it."""
+    p.add_argument(
+        "--data", required=required, type=Path, help="class folders or a FER-2013 CSV (e.g. your own labelled photos)"
+    )
+    p.add_argument("--usage", help="with a FER CSV: only rows with this Usage (e.g. PublicTest)")
+    p.add_argument("--model", help="registered model (default: the active one)")
 
 
 def _add_tta_option(p: argparse.ArgumentParser) -> None:
