@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="metrics of a model on labelled face crops")
     _add_labelled_set_options(p, required=True)
     p.add_argument(
+        "--errors",
+        type=Path,
+        metavar="CSV",
+        help="write every face the model gets wrong (file, true and predicted class, both probabilities), the "
+        "surest mistakes first: a list to review labels with, as the Evaluate page's confusion-matrix drill-down",
+    )
+    p.add_argument(
         "--compare",
         metavar="MODEL",
         help="also evaluate MODEL on the same faces and print both side by side, with the differences (B - A)",
@@ -331,8 +338,11 @@ def cmd_evaluate(args) -> int:
         print(f"skipped folders that are not emotions: {', '.join(data.unknown_classes)}", file=sys.stderr)
     if data.photo_note():
         print(data.photo_note(), file=sys.stderr)
-    metrics, _ = evaluate_classifier(classifier, data)
+    metrics, probs = evaluate_classifier(classifier, data)
     compared = _compare(info, other, args, data, metrics) if other else None
+    if args.errors:
+        wrong = _write_errors(args.errors, data, probs)
+        print(f"{wrong} faces the model gets wrong -> {args.errors}", file=sys.stderr)
     metrics.update(
         model=info.name,
         tta=args.tta,
@@ -358,6 +368,28 @@ def cmd_evaluate(args) -> int:
     if compared:
         _print_comparison(info.name, compared)
     return 0
+
+
+def _write_errors(path: Path, data, probs) -> int:
+    """Every misclassified face of `data` as CSV rows, lowest probability for the true class first."""
+    import csv
+
+    from fer_core.classes import EMOTIONS
+    from fer_core.evaluation import cell_examples
+
+    rows = []
+    for t, true_class in enumerate(EMOTIONS):
+        for p, predicted in enumerate(EMOTIONS):
+            if t != p:
+                rows += [{**e, "true": true_class, "predicted": predicted} for e in cell_examples(data, probs, t, p)]
+    rows.sort(key=lambda r: r["p_true"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["source", "true", "predicted", "p_true", "p_predicted"])
+        for r in rows:
+            writer.writerow([r["source"], r["true"], r["predicted"], f"{r['p_true']:.4f}", f"{r['p_predicted']:.4f}"])
+    return len(rows)
 
 
 def _compare(info, other, args, data, metrics: dict) -> dict:

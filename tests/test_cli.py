@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -87,6 +88,16 @@ def test_evaluate_json(use_models, tmp_path, capsys):
     assert sum(map(sum, result["confusion_matrix"])) == 42
     assert main(["evaluate", "--data", str(data)]) == 0
     assert "macro_f1=" in capsys.readouterr().out
+    # The mistakes, surest first, on a set whose angry and happy folders were swapped (12 mislabelled faces).
+    swapped = write_class_folders(tmp_path / "swapped", per_class=6, seed=5, names={0: "happy", 3: "angry"})
+    errors = tmp_path / "review" / "errors.csv"
+    assert main(["evaluate", "--data", str(swapped), "--errors", str(errors), "--json"]) == 0
+    matrix = np.array(json.loads(capsys.readouterr().out)["confusion_matrix"])
+    rows = _rows(errors)
+    assert len(rows) == matrix.sum() - np.trace(matrix) >= 12  # every face off the diagonal, once
+    assert {(r["true"], r["predicted"]) for r in rows} >= {("angry", "happy"), ("happy", "angry")}
+    assert all(r["true"] != r["predicted"] and Path(r["source"]).parent.name == r["true"] for r in rows)
+    assert [float(r["p_true"]) for r in rows] == sorted(float(r["p_true"]) for r in rows)
 
 
 def test_models_listing_and_errors(use_models, tmp_path, capsys, monkeypatch):
