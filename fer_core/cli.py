@@ -58,6 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
 
     p = sub.add_parser(
+        "export",
+        help="from a results file (label's output, or a reviewed CSV from the Batch page): the photos with their "
+        "faces drawn, or sorted into a folder per emotion",
+    )
+    p.add_argument("results", type=Path, help="a CSV file or Parquet folder of result rows")
+    p.add_argument("--photos", type=Path, required=True, help="the folder the rows' file names are relative to")
+    p.add_argument("--annotated", type=Path, metavar="DIR", help="write each photo with its labelled faces drawn")
+    p.add_argument(
+        "--sorted",
+        type=Path,
+        metavar="DIR",
+        help="copy each photo into DIR/<emotion of its first face>/ (no_face/ without one); a reviewed "
+        "label wins over the model's",
+    )
+
+    p = sub.add_parser(
         "video", help="label every face in a video clip, frame by frame, tracked and smoothed as Live does"
     )
     p.add_argument("clip", type=Path, help="a video file (mp4, mov, avi, mkv, webm)")
@@ -280,6 +296,47 @@ def _label_on_ray(args, spec) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     _print_counts(counts, args.out)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from fer_core.exports import annotated_files, sorted_files
+    from fer_core.outputs import read_rows
+    from fer_core.uploads import safe_relative_path
+
+    if not (args.annotated or args.sorted):
+        print("error: say what to write: --annotated DIR and/or --sorted DIR", file=sys.stderr)
+        return 2
+    if not args.results.exists():
+        print(f"error: {args.results}: no such results file", file=sys.stderr)
+        return 2
+    rows, _ = read_rows(args.results)
+    files, refused = {}, set()
+    for row in rows:
+        name = str(row.get("file", ""))
+        rel = safe_relative_path(name)
+        if rel is None or rel != name:
+            refused.add(name)  # a row naming a path outside the photo folder is never followed
+        elif (args.photos / rel).is_file():
+            files[rel] = args.photos / rel
+    for name in sorted(refused)[:20]:
+        print(f"skipped {name!r}: not a path inside {args.photos}", file=sys.stderr)
+    missing = {str(r.get("file")) for r in rows} - set(files) - refused
+    if missing:
+        print(f"{len(missing)} photos named in the results are not in {args.photos}", file=sys.stderr)
+    for folder, entries in ((args.annotated, annotated_files), (args.sorted, sorted_files)):
+        if folder is None:
+            continue
+        written = 0
+        for rel, data in entries(rows, files):
+            target = folder / rel
+            if safe_relative_path(rel) != rel or not target.resolve().is_relative_to(folder.resolve()):
+                print(f"skipped {rel!r}: a label in the results would lead outside {folder}", file=sys.stderr)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            written += 1
+        print(f"{written} photos -> {folder}")
     return 0
 
 
@@ -612,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "predict": cmd_predict,
         "label": cmd_label,
+        "export": cmd_export,
         "video": cmd_video,
         "evaluate": cmd_evaluate,
         "calibrate": cmd_calibrate,

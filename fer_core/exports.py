@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -59,26 +60,37 @@ def annotated_image(path: Path, rows: list[dict], max_side: int | None = None) -
     return thumbnail(drawn, max_side) if max_side else drawn
 
 
+def annotated_files(rows: list[dict], files: dict[str, Path]) -> Iterator[tuple[str, bytes]]:
+    """(relative name, JPEG bytes) of every readable photo with its faces drawn, under its own relative path."""
+    for name, mine in _group(rows).items():
+        if name in files and mine[0]["status"] != "unreadable":
+            yield str(PurePosixPath(name).with_suffix(".jpg")), encode_jpeg(annotated_image(files[name], mine))
+
+
+def sorted_files(rows: list[dict], files: dict[str, Path]) -> Iterator[tuple[str, bytes]]:
+    """(relative name, original bytes) of every readable photo in the folder of its first face's label
+    (or `no_face/`)."""
+    for name, mine in _group(rows).items():
+        first = mine[0]
+        if name not in files or first["status"] == "unreadable":
+            continue
+        folder = label_of(first) if is_face(first) else "no_face"
+        yield f"{folder}/{name}", files[name].read_bytes()
+
+
 def annotated_zip(rows: list[dict], files: dict[str, Path]) -> bytes:
     """A zip of every readable photo with its faces drawn, under the original relative paths."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, mine in _group(rows).items():
-            if name in files and mine[0]["status"] != "unreadable":
-                z.writestr(
-                    str(PurePosixPath(name).with_suffix(".jpg")), encode_jpeg(annotated_image(files[name], mine))
-                )
-    return buf.getvalue()
+    return _zip(annotated_files(rows, files))
 
 
 def sorted_zip(rows: list[dict], files: dict[str, Path]) -> bytes:
     """A zip with each photo in the folder of its first face's label (or `no_face/`)."""
+    return _zip(sorted_files(rows, files))
+
+
+def _zip(entries: Iterable[tuple[str, bytes]]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, mine in _group(rows).items():
-            first = mine[0]
-            if name not in files or first["status"] == "unreadable":
-                continue
-            folder = label_of(first) if is_face(first) else "no_face"
-            z.writestr(f"{folder}/{name}", files[name].read_bytes())
+        for name, data in entries:
+            z.writestr(name, data)
     return buf.getvalue()

@@ -69,6 +69,44 @@ def test_label_rows_statuses_and_resume(use_models, photo_folder, tmp_path, caps
     assert "wrote 0 rows" in capsys.readouterr().out
 
 
+def test_export_draws_and_sorts_the_photos_of_a_results_file(use_models, photo_folder, tmp_path, capsys):
+    out = tmp_path / "results.csv"
+    assert main(["label", str(photo_folder), "--out", str(out)]) == 0
+    rows = _rows(out)
+    two = [r for r in rows if r["file"] == "sub/two_faces.jpg"]
+    drawn, sorted_dir = tmp_path / "drawn", tmp_path / "sorted"
+    export = ["export", str(out), "--photos", str(photo_folder)]
+    assert main([*export, "--annotated", str(drawn), "--sorted", str(sorted_dir)]) == 0
+    said = capsys.readouterr().out
+    assert f"2 photos -> {drawn}" in said and f"2 photos -> {sorted_dir}" in said  # unreadable ones are left out
+    assert cv2.imread(str(drawn / "sub" / "two_faces.jpg")) is not None and (drawn / "blank.jpg").is_file()
+    original = (photo_folder / "sub" / "two_faces.jpg").read_bytes()
+    assert (sorted_dir / two[0]["emotion"] / "sub" / "two_faces.jpg").read_bytes() == original
+    assert (sorted_dir / "no_face" / "blank.png").is_file()
+    # A reviewed results file (as the Batch page's CSV): the person's label wins; a row naming a path
+    # outside the photo folder, or a label leading outside the output, is never followed.
+    reviewed = tmp_path / "reviewed.csv"
+    fields = [*rows[0].keys(), "label"]
+    relabelled = "fear" if two[0]["emotion"] != "fear" else "sad"
+    with reviewed.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**r, "label": relabelled if r is two[0] else ""})
+        writer.writerow({**two[0], "file": "../outside.jpg", "label": ""})
+        writer.writerow({**two[0], "file": "notes.txt", "label": "../../escaped"})
+    (photo_folder / "notes.txt").write_text("not a photo")
+    assert main([*export, "--sorted", str(tmp_path / "resorted")]) == 0
+    capsys.readouterr()
+    assert main(["export", str(reviewed), "--photos", str(photo_folder), "--sorted", str(tmp_path / "s2")]) == 0
+    err = capsys.readouterr().err
+    assert "skipped '../outside.jpg'" in err and "would lead outside" in err
+    assert (tmp_path / "s2" / relabelled / "sub" / "two_faces.jpg").is_file()
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "outside.jpg").exists()
+    assert main([*export]) == 2 and "--annotated DIR and/or --sorted DIR" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "none.csv"), "--photos", str(photo_folder), "--sorted", "x"]) == 2
+
+
 def test_predict_json_and_text(use_models, photo_folder, capsys):
     assert main(["predict", str(photo_folder / "blank.png"), str(photo_folder / "sub" / "broken.jpg"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -219,7 +257,8 @@ def test_module_entry_point_runs(use_models):
     assert json.loads(out.stdout)[0]["name"] == "tiny-test"
 
 
-SUBCOMMANDS = ["predict", "label", "video", "evaluate", "calibrate", "models", "ensemble", "quantize", "train", "runs"]
+SUBCOMMANDS = ["predict", "label", "export", "video", "evaluate", "calibrate", "models", "ensemble", "quantize"]
+SUBCOMMANDS += ["train", "runs"]
 
 
 def test_the_help_tests_cover_every_subcommand():
