@@ -72,6 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="copy each photo into DIR/<emotion of its first face>/ (no_face/ without one); a reviewed "
         "label wins over the model's",
     )
+    p.add_argument(
+        "--dataset",
+        type=Path,
+        metavar="DIR",
+        help="save the reviewed faces as a labelled training set (face crops in DIR/<emotion>/, a manifest): "
+        "for train --data or evaluate --data; DIR must be new",
+    )
+    p.add_argument(
+        "--all-faces",
+        action="store_true",
+        help="with --dataset: also faces nobody reviewed, with the model's label (marked in the manifest)",
+    )
+    p.add_argument("--model", help="with --dataset: crop faces as this model does (default: the active one)")
 
     p = sub.add_parser(
         "video", help="label every face in a video clip, frame by frame, tracked and smoothed as Live does"
@@ -304,8 +317,11 @@ def cmd_export(args) -> int:
     from fer_core.outputs import read_rows
     from fer_core.uploads import safe_relative_path
 
-    if not (args.annotated or args.sorted):
-        print("error: say what to write: --annotated DIR and/or --sorted DIR", file=sys.stderr)
+    if not (args.annotated or args.sorted or args.dataset):
+        print("error: say what to write: --annotated DIR, --sorted DIR and/or --dataset DIR", file=sys.stderr)
+        return 2
+    if args.dataset and args.dataset.exists() and any(args.dataset.iterdir()):
+        print(f"error: {args.dataset} already holds files; a dataset goes into a new folder", file=sys.stderr)
         return 2
     if not args.results.exists():
         print(f"error: {args.results}: no such results file", file=sys.stderr)
@@ -337,6 +353,15 @@ def cmd_export(args) -> int:
             target.write_bytes(data)
             written += 1
         print(f"{written} photos -> {folder}")
+    if args.dataset:
+        from fer_core.corrections import save_corrections_dataset
+        from fer_core.registry import get_model
+
+        spec = get_model(args.model).preprocessing
+        counts = save_corrections_dataset(rows, files, args.dataset, spec, reviewed_only=not args.all_faces)
+        total = sum(counts.values())
+        hint = "" if total or args.all_faces else " (no face was marked reviewed: --all-faces keeps the model's labels)"
+        print(f"{total} face crops -> {args.dataset}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + hint)
     return 0
 
 

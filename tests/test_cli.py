@@ -103,7 +103,27 @@ def test_export_draws_and_sorts_the_photos_of_a_results_file(use_models, photo_f
     assert "skipped '../outside.jpg'" in err and "would lead outside" in err
     assert (tmp_path / "s2" / relabelled / "sub" / "two_faces.jpg").is_file()
     assert not (tmp_path / "escaped").exists() and not (tmp_path / "outside.jpg").exists()
-    assert main([*export]) == 2 and "--annotated DIR and/or --sorted DIR" in capsys.readouterr().err
+    # The reviewed face as a training set, cropped as the model crops; the rest only with --all-faces.
+    rows_reviewed = _rows(reviewed)
+    for r in rows_reviewed:
+        r["reviewed"] = "True" if r["file"] == "sub/two_faces.jpg" and r["label"] else ""
+    with reviewed.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*fields, "reviewed"])
+        writer.writeheader()
+        writer.writerows(rows_reviewed)
+    dataset = tmp_path / "mine"
+    assert main(["export", str(reviewed), "--photos", str(photo_folder), "--dataset", str(dataset)]) == 0
+    assert f"1 face crops -> {dataset}: " in capsys.readouterr().out
+    crops = list(dataset.rglob("*.png")) + list(dataset.rglob("*.jpg"))
+    assert len(crops) == 1 and crops[0].parent.name == relabelled and cv2.imread(str(crops[0])).shape[:2] == (48, 48)
+    assert main(["export", str(reviewed), "--photos", str(photo_folder), "--dataset", str(dataset)]) == 2
+    assert "already holds files" in capsys.readouterr().err
+    assert main([*export, "--dataset", str(tmp_path / "none")]) == 0  # label's output: nobody reviewed
+    said = capsys.readouterr().out
+    assert "0 face crops" in said and "--all-faces keeps the model's labels" in said
+    assert main([*export, "--dataset", str(tmp_path / "all"), "--all-faces"]) == 0
+    assert "2 face crops" in capsys.readouterr().out
+    assert main([*export]) == 2 and "--sorted DIR and/or --dataset DIR" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "none.csv"), "--photos", str(photo_folder), "--sorted", "x"]) == 2
 
 
