@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fer_core.paths import runs_dir
 from fer_core.train.config import ARCHITECTURES, Augmentation, TrainConfig
-from fer_core.train.events import event_line, reporting
+from fer_core.train.events import event_line
 
 _HELP = {
     "architecture": "; ".join(f"{name} ({note})" for name, note in ARCHITECTURES.items()),
@@ -116,8 +116,7 @@ def run_train_command(args: argparse.Namespace) -> int:
         run_dir, resume = Path(args.run_dir or runs_dir() / f"{stamp}-{config.architecture}"), False
     print(f"run folder: {run_dir}", file=sys.stderr)
     try:
-        with reporting(_print_event):
-            final = run_training(run_dir, config, resume=resume)
+        final = run_training(run_dir, config, resume=resume, report=_print_event)
     except TrainingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

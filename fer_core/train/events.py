@@ -7,34 +7,23 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 EVENTS_FILE = "events.jsonl"
 
-_listeners: list[Callable[[dict], None]] = []
+Reporter = Callable[[dict], None]
+"""Receives each event as a run writes it (the CLI prints them); see `TrainingRun`'s `report`."""
 
 
-def append_event(run_dir: Path, kind: str, **fields) -> dict:
-    """Append one event (with a `time` stamp) to the run's event file, pass it to the listeners
-    (see `reporting`) and return it."""
+def append_event(run_dir: Path, kind: str, report: Reporter | None = None, **fields) -> dict:
+    """Append one event (with a `time` stamp) to the run's event file, pass it to `report`, return it."""
     event = {"type": kind, "time": time.time(), **fields}
     with (run_dir / EVENTS_FILE).open("a") as f:
         f.write(json.dumps(event) + "\n")
-    for listener in list(_listeners):
-        listener(event)
+    if report is not None:
+        report(event)
     return event
-
-
-@contextmanager
-def reporting(listener: Callable[[dict], None]) -> Iterator[None]:
-    """Within the block, `listener` also receives every event this process writes (the CLI prints them)."""
-    _listeners.append(listener)
-    try:
-        yield
-    finally:
-        _listeners.remove(listener)
 
 
 def read_events(run_dir: Path) -> list[dict]:

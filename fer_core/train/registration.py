@@ -15,7 +15,7 @@ from fer_core.datasets import LabeledFaces, load_labeled
 from fer_core.preprocess import Preprocessing
 from fer_core.registry import TFLITE_FILE, TFLITE_WEIGHTS, ModelExistsError, registration_folder, write_card
 from fer_core.train.config import TrainConfig
-from fer_core.train.events import append_event, epoch_history, read_events
+from fer_core.train.events import Reporter, append_event, epoch_history, read_events
 from fer_core.train.export import export_checked, float32_copy, register_model
 
 
@@ -33,7 +33,13 @@ def registration_target(config: TrainConfig, run_dir: Path, models_dir: Path) ->
 
 
 def register_best_checkpoint(
-    run_dir: Path, config: TrainConfig, spec: Preprocessing, val: LabeledFaces, state: dict, models_dir: Path
+    run_dir: Path,
+    config: TrainConfig,
+    spec: Preprocessing,
+    val: LabeledFaces,
+    state: dict,
+    models_dir: Path,
+    report: Reporter | None = None,
 ) -> str:
     """Export the run's best checkpoint as a registered model with a full card; returns its name.
 
@@ -45,7 +51,7 @@ def register_best_checkpoint(
 
     best = keras.saving.load_model(run_dir / "checkpoints" / "best.keras", safe_mode=True)
     model = float32_copy(best, config.architecture, config.input_size)
-    append_event(run_dir, "exporting", note="best checkpoint -> LiteRT model")
+    append_event(run_dir, "exporting", report, note="best checkpoint -> LiteRT model")
     folder = registration_target(config, run_dir, models_dir)
     card = {
         "name": folder.name,
@@ -66,7 +72,7 @@ def register_best_checkpoint(
         },
     }
     register_model(model, folder, card, val.images)
-    append_event(run_dir, "evaluating", note="calibration, TTA modes, validation and test metrics")
+    append_event(run_dir, "evaluating", report, note="calibration, TTA modes, validation and test metrics")
     if config.test_data:
         card["training"]["test_data"] = config.test_data
     test = load_labeled(config.test_data, spec=spec) if config.test_data else None

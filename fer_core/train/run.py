@@ -37,7 +37,7 @@ from fer_core.registry import (
 from fer_core.train.architectures import build_model
 from fer_core.train.config import TrainConfig
 from fer_core.train.data import DistillationLoss, class_weights, predict_logits, training_dataset
-from fer_core.train.events import append_event
+from fer_core.train.events import Reporter, append_event
 from fer_core.train.folder_lock import FolderBusy, hold_folder
 from fer_core.train.registration import register_best_checkpoint
 
@@ -124,14 +124,13 @@ class _RunCallback(keras.callbacks.Callback):
         if self.stop() and not self.stopped_by_user:
             self.model.stop_training = True
             self.stopped_by_user = True
-            append_event(self.run.run_dir, "stopping", epoch=self.state["epoch"] + 1)
+            self.run.event("stopping", epoch=self.state["epoch"] + 1)
         now = time.time()
         if now - self._last_batch_event >= 2.0 or batch + 1 == self.steps:
             self._last_batch_event = now
             done = batch + 1
             rate = done * self.run.config.batch_size / max(now - self._epoch_start, 1e-6)
-            append_event(
-                self.run.run_dir,
+            self.run.event(
                 "batch",
                 epoch=self.state["epoch"] + 1,
                 batch=done,
@@ -176,8 +175,7 @@ class _RunCallback(keras.callbacks.Callback):
         _save_atomically(self.model, self.run.checkpoint_dir / "last.keras")
         self.add_wall_time()  # saved each epoch: a killed process keeps the time it ran
         self.run.save_state(state)
-        append_event(
-            self.run.run_dir,
+        self.run.event(
             "epoch",
             epoch=epoch + 1,
             epochs=self.run.config.epochs,
@@ -203,8 +201,9 @@ class TrainingRun:
         config: settings for a new run; None to read `config.json` (resume).
     """
 
-    def __init__(self, run_dir: str | Path, config: TrainConfig | None = None):
+    def __init__(self, run_dir: str | Path, config: TrainConfig | None = None, report: Reporter | None = None):
         self.run_dir = Path(run_dir)
+        self.report = report
         self.checkpoint_dir = self.run_dir / "checkpoints"
         config_path = self.run_dir / CONFIG_FILE
         if config is None:
@@ -223,6 +222,10 @@ class TrainingRun:
         self.config = config
         self.spec = Preprocessing(size=config.input_size, margin=config.margin, align=config.align)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+
+    def event(self, kind: str, **fields) -> dict:
+        """Write a progress event to the run folder (and hand it to `report`)."""
+        return append_event(self.run_dir, kind, self.report, **fields)
 
     # ----- state -----
     def load_state(self) -> dict:
@@ -455,8 +458,7 @@ class TrainingRun:
             teacher=judge,
         )
         steps = int(ds.cardinality().numpy())
-        append_event(
-            self.run_dir,
+        self.event(
             "resumed" if resume else "started",
             config=cfg.to_dict(),
             train_counts=train.class_counts(),
@@ -479,20 +481,18 @@ class TrainingRun:
             self.save_state(state)
         status = "stopped" if callback.stopped_by_user else "finished"
         if state["best_epoch"] == 0:
-            return append_event(
-                self.run_dir,
+            return self.event(
                 status,
                 model=None,
                 epochs_done=state["epoch"],
                 note="no epoch finished, nothing to register",
             )
         model_name = (
-            register_best_checkpoint(self.run_dir, cfg, self.spec, val, state, self.models_dir)
+            register_best_checkpoint(self.run_dir, cfg, self.spec, val, state, self.models_dir, self.report)
             if cfg.register_as
             else None
         )
-        return append_event(
-            self.run_dir,
+        return self.event(
             status,
             model=model_name,
             epochs_done=state["epoch"],
@@ -539,16 +539,19 @@ def run_folder_lock(run_dir: Path, create: bool) -> Iterator[None]:
         raise TrainingError(str(e)) from None
 
 
-def run_training(run_dir: str | Path, config: TrainConfig | None = None, resume: bool = False) -> dict:
-    """Execute a run, recording a `failed` event (with the traceback) if it crashes.
+def run_training(
+    run_dir: str | Path, config: TrainConfig | None = None, resume: bool = False, report: Reporter | None = None
+) -> dict:
+    """Execute a run, recording a `failed` event (with the traceback) if it crashes; `report` also
+    receives every event as it is written.
 
     The run folder is locked for the whole run: a second process on it is refused at once,
     before it reads or writes anything there (and without a `failed` event in the running one).
     """
     with run_folder_lock(Path(run_dir), create=config is not None):
-        run = TrainingRun(run_dir, config)
+        run = TrainingRun(run_dir, config, report)
         try:
             return run.execute(resume=resume)
         except BaseException as e:
-            append_event(run.run_dir, "failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+            run.event("failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
             raise
