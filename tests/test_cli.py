@@ -335,6 +335,16 @@ def test_runs_lists_a_finished_run_and_shows_its_learning_curve(tiny_runs, capsy
     assert capsys.readouterr().out.rstrip().endswith("line 7\nline 8")
 
 
+def test_a_command_piped_into_a_reader_that_quits_early_ends_quietly(tiny_runs):
+    (tiny_runs / "tiny" / "log.txt").write_text("a log line long enough to fill a pipe\n" * 20_000)
+    command = [sys.executable, "-m", "fer_core", "runs", "tiny", "--runs-dir", str(tiny_runs), "--log", "20000"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()  # as `| head -1` reads: the first line, then the reader is gone
+    proc.stdout.close()
+    err = proc.communicate(timeout=60)[1].decode()
+    assert "BrokenPipeError" not in err and "Traceback" not in err, err
+
+
 def test_runs_errors_name_the_problem(tiny_runs, tmp_path, capsys):
     assert main(["runs", "--runs-dir", str(tmp_path / "nowhere")]) == 2
     assert "no runs folder at" in capsys.readouterr().err
