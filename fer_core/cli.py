@@ -492,7 +492,7 @@ def _compare(info, other, args, data, metrics: dict) -> dict:
 
 
 def _print_comparison(name_a: str, compared: dict) -> None:
-    from fer_core.cli_runs import print_table
+    from fer_core.cli_text import print_table
 
     print(f"compared: A = {name_a}, B = {compared['model']}, on the same faces (differences are B - A)")
     table = [["measure", "A", "B", "B - A"]]

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from fer_core.classes import EMOTIONS
+from fer_core.cli_text import number, percent, print_table
 from fer_core.train.events import current_batch, duration_text, epoch_history, read_events
 from fer_core.train.jobs import JobManager
 
@@ -69,10 +70,6 @@ def _fail(message: str) -> int:
     return 2
 
 
-def percent(value) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
 def _print_runs(runs: list[dict], root: Path, as_json: bool) -> None:
     if as_json:
         print(json.dumps(runs, indent=2))
@@ -123,12 +120,12 @@ def print_curve(history: list[dict]) -> None:
         table.append(
             [
                 str(h["epoch"]),
-                _number(h.get("loss"), 4),
-                _number(h.get("val_loss"), 4),
+                number(h.get("loss"), 4),
+                number(h.get("val_loss"), 4),
                 percent(h.get("val_accuracy")),
-                _number(h.get("val_macro_f1"), 3),
-                _number(h.get("lr"), 5),
-                _number(h.get("seconds"), 0),
+                number(h.get("val_macro_f1"), 3),
+                number(h.get("lr"), 5),
+                number(h.get("seconds"), 0),
             ]
         )
     print_table(table)
@@ -138,13 +135,3 @@ def print_curve(history: list[dict]) -> None:
         f"best: epoch {best['epoch']}, validation {percent(best['val_accuracy'])} / "
         f"{best['val_macro_f1']:.3f}; recall " + ", ".join(f"{c} {percent(recall[c])}" for c in EMOTIONS if c in recall)
     )
-
-
-def _number(value, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def print_table(rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
