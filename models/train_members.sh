@@ -78,7 +78,7 @@ run() {  # run NAME TRAIN-OPTIONS...
 }
 
 mkdir -p "$registry"
-for shipped in fer2013-compact-r2 fer2013-resnet fer2013-pair fer2013-resnet-distilled; do
+for shipped in fer2013-compact-r2 fer2013-resnet fer2013-pair fer2013-resnet-distilled fer2013-resnet-c; do
   [ -d "$registry/$shipped" ] || [ "$registry" = models ] || cp -r "models/$shipped" "$registry/"
 done
 run fer2013-resnet --architecture resnet --epochs 100 --patience 0 --mixup 0.2 || exit 1
@@ -93,7 +93,6 @@ run fer2013-resnet-distilled --architecture resnet --finetune-from fer2013-resne
 #   fer2013-resnet-fast: --architecture resnet-fast --finetune-from fer2013-resnet-distilled --epochs 12
 #     --learning-rate 0.01 --warmup-epochs 1 --patience 0 --mixup 0.2
 #     --teacher fer2013-resnet-distilled --teacher-tta none --teacher-mode consistent
-[ -d "$registry/fer2013-resnet-c" ] || [ "$registry" = models ] || cp -r models/fer2013-resnet-c "$registry/"
 run fer2013-resnet-c --architecture resnet --finetune-from fer2013-resnet --epochs 16 --learning-rate 0.02 \
   --warmup-epochs 1 --patience 0 --mixup 0.2 --run-seed 11 || exit 1
 run fer2013-resnet-b --architecture resnet --epochs 100 --patience 0 --mixup 0.2 --run-seed 7 || exit 1
