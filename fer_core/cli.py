@@ -152,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="model name for the ensemble")
     p.add_argument("--members", nargs="+", required=True, metavar="MODEL", help="registered models (two or more)")
     p.add_argument("--fit-weights", action="store_true", help="fit member weights on their shared validation split")
+    p.add_argument(
+        "--fit-tta",
+        choices=sorted(TTA_MODES),
+        default="none",
+        help="with --fit-weights: fit them on the members' logits under this test-time augmentation, "
+        "the mode the ensemble will mostly run in (default none)",
+    )
     p.add_argument("--test-data", type=Path, help="labelled set measured once for the card (never for choices)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model of this name")
     p.add_argument("--set-active", action="store_true", help="make the ensemble the active model")
@@ -651,6 +658,7 @@ def cmd_ensemble(args) -> int:
         args.name,
         args.members,
         fit=args.fit_weights,
+        fit_tta=args.fit_tta,
         test_data=args.test_data,
         overwrite=args.overwrite,
         command=args.command_line,

@@ -147,6 +147,7 @@ def create_ensemble(
     name: str,
     member_names: list[str],
     fit: bool = False,
+    fit_tta: str = "none",
     test_data: str | Path | None = None,
     models_dir: Path | None = None,
     overwrite: bool = False,
@@ -154,18 +155,22 @@ def create_ensemble(
 ) -> ModelInfo:
     """Register an ensemble of registered models, measured like a trained model.
 
-    Weights are equal, or with `fit` fitted on the members' shared validation split. The card
+    Weights are equal, or with `fit` fitted on the members' shared validation split, on their
+    logits under `fit_tta` (the test-time augmentation the ensemble will mostly run with). The card
     gets calibration, each TTA mode's cost and validation (and `test_data`) metrics, and
     each member's own validation accuracy.
 
     Raises:
         ModelError: fewer than two members, a member missing or unusable, members with
-            different preprocessing or validation splits, or the name taken (see `overwrite`).
+            different preprocessing or validation splits, the name taken (see `overwrite`), or
+            `fit_tta` set without `fit`.
     """
     from fer_core.datasets import load_labeled, train_val_split
     from fer_core.evaluation import card_measurements
     from fer_core.metrics import classification_metrics
 
+    if check_tta_mode(fit_tta) != "none" and not fit:
+        raise ModelError(f"fitting on {fit_tta} logits needs the weights to be fitted (--fit-weights)")
     if len(set(member_names)) < 2:
         raise ModelError(f"an ensemble needs at least two different members. Received: {member_names}")
     members = [get_model(n, models_dir) for n in member_names]
@@ -181,9 +186,17 @@ def create_ensemble(
     _, val = train_val_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
     plain = [EmotionClassifier(m.verify()) for m in members]
     logits = [c.logits(val.images) for c in plain]
-    weights = fit_weights(logits, val.labels) if fit else [1.0] * len(members)
+    if not fit:
+        weights = [1.0] * len(members)
+    elif fit_tta == "none":
+        weights = fit_weights(logits, val.labels)
+    else:
+        augmented = [EmotionClassifier(m.verify(), tta=fit_tta).logits(val.images) for m in members]
+        weights = fit_weights(augmented, val.labels)
     card = ensemble_card(name, members, weights, command)
-    card["training"]["weights"] = "fitted on the members' shared validation split" if fit else "equal"
+    card["training"]["weights"] = (
+        f"fitted on the members' shared validation split ({fit_tta} TTA logits)" if fit else "equal"
+    )
     card["members_validation"] = {
         m.name: round(classification_metrics(val.labels, softmax(x))["accuracy"], 4) for m, x in zip(members, logits)
     }

@@ -95,6 +95,23 @@ def test_evaluate_compares_two_models_on_the_same_faces(registry, pattern_datase
     assert "no such model" in capsys.readouterr().err
 
 
+def test_weights_fitted_on_flip_logits_are_those_of_the_members_under_flip(registry, capsys):
+    from fer_core.datasets import train_val_split
+
+    args = ["ensemble", "tiny-flip", "--members", "tiny-test", "tiny-other", "--fit-weights", "--fit-tta", "flip"]
+    assert main(args) == 0, capsys.readouterr().err
+    card = get_model("tiny-flip").card
+    assert card["training"]["weights"] == "fitted on the members' shared validation split (flip TTA logits)"
+    member = get_model("tiny-test")
+    split = member.card["training"]["config"]
+    spec = member.preprocessing
+    _, val = train_val_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
+    flipped = [EmotionClassifier.from_registry(n, tta="flip").logits(val.images) for n in ("tiny-test", "tiny-other")]
+    assert [m["weight"] for m in card["members"]] == fit_weights(flipped, val.labels)
+    assert main(["ensemble", "tiny-bad", "--members", "tiny-test", "tiny-other", "--fit-tta", "flip"]) == 2
+    assert "needs the weights to be fitted (--fit-weights)" in capsys.readouterr().err
+
+
 def test_missing_member_gives_a_clear_error(registry, capsys):
     create_ensemble("tiny-pair", ["tiny-test", "tiny-other"])
     shutil.rmtree(registry / "tiny-other")
