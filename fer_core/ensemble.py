@@ -186,13 +186,11 @@ def create_ensemble(
     _, val = train_val_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
     plain = [EmotionClassifier(m.verify()) for m in members]
     logits = [c.logits(val.images) for c in plain]
-    if not fit:
-        weights = [1.0] * len(members)
-    elif fit_tta == "none":
-        weights = fit_weights(logits, val.labels)
+    if fit and fit_tta != "none":
+        logits_to_fit = [EmotionClassifier(m.verify(), tta=fit_tta).logits(val.images) for m in members]
     else:
-        augmented = [EmotionClassifier(m.verify(), tta=fit_tta).logits(val.images) for m in members]
-        weights = fit_weights(augmented, val.labels)
+        logits_to_fit = logits
+    weights = fit_weights(logits_to_fit, val.labels) if fit else [1.0] * len(members)
     card = ensemble_card(name, members, weights, command)
     card["training"]["weights"] = (
         f"fitted on the members' shared validation split ({fit_tta} TTA logits)" if fit else "equal"
