@@ -50,7 +50,7 @@
 # and got a weight of at most 0.04 beside compact-r2 and a resnet, so it is not shipped; it is a dropped step.
 #
 # On a machine with AMX-BF16 (session 18) a resnet from scratch fits in one session: run seed 17, 36
-# epochs (2.0 hours in bfloat16). It reached 65.0% on validation (63.1% on `test`) and got a weight of
+# epochs (2.0 hours in bfloat16). It reached 64.9% on validation (63.1% on `test`) and got a weight of
 # at most 0.04 beside compact-r2 and a resnet, so it is not shipped either; a dropped step.
 #
 # PYTHON picks the interpreter (default .venv/bin/python). Each model registers under its run
