@@ -53,9 +53,10 @@
 # epochs (2.0 hours in bfloat16). It reached 64.9% on validation (63.1% on `test`) and got a weight of
 # at most 0.04 beside compact-r2 and a resnet, so it is not shipped either; a dropped step.
 #
-# The second resnet (run seed 7) now has 60 epochs of cosine instead of 100: about 3.3 hours in
-# bfloat16 here, two sessions where the run folder outlasts the first (session 19 kept the machine
-# of session 18), where 100 epochs took three and were lost twice with their machines.
+# The second resnet (run seed 7) now has 60 epochs of cosine instead of 100: epochs of 212-579 s
+# in bfloat16 on the AMX machine (median about 260 s, slower while it is shared), so about 4-5
+# hours, two sessions where the run folder outlasts the first (session 19 kept the machine of
+# session 18), where 100 epochs took three and were lost twice with their machines.
 #
 # PYTHON picks the interpreter (default .venv/bin/python). Each model registers under its run
 # folder's name into $FER_MODELS_DIR (the repository's models/ when unset); the shipped models
