@@ -54,8 +54,8 @@
 # at most 0.04 beside compact-r2 and a resnet, so it is not shipped either; a dropped step.
 #
 # The second resnet (run seed 7) now has 60 epochs of cosine instead of 100: epochs of 212-579 s
-# in bfloat16 on the AMX machine (median about 260 s, slower while it is shared), so about 4-5
-# hours, two sessions where the run folder outlasts the first (session 19 kept the machine of
+# in bfloat16 on the AMX machine (median 270 s over its first 33, slower while the machine is
+# shared; `python -m fer_core runs --runs-dir ~/fer-runs fer2013-resnet-b`), so about 4-5 hours, two sessions where the run folder outlasts the first (session 19 kept the machine of
 # session 18), where 100 epochs took three and were lost twice with their machines.
 #
 # PYTHON picks the interpreter (default .venv/bin/python). Each model registers under its run
