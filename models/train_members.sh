@@ -53,10 +53,11 @@
 # epochs (2.0 hours in bfloat16). It reached 64.9% on validation (63.1% on `test`) and got a weight of
 # at most 0.04 beside compact-r2 and a resnet, so it is not shipped either; a dropped step.
 #
-# The second resnet (run seed 7) now has 60 epochs of cosine instead of 100: epochs of 212-579 s
-# in bfloat16 on the AMX machine (median 270 s over its first 33, slower while the machine is
-# shared; `python -m fer_core runs --runs-dir ~/fer-runs fer2013-resnet-b`), so about 4-5 hours, two sessions where the run folder outlasts the first (session 19 kept the machine of
-# session 18), where 100 epochs took three and were lost twice with their machines.
+# The second resnet (run seed 7) then had 60 epochs of cosine instead of 100, two sessions where the
+# run folder outlasts the first (sessions 18-20 kept one machine), where 100 epochs took three and were
+# lost twice with their machines. In bfloat16 on the AMX machine its epochs took 151-579 s (median 259
+# s, 4.7 hours in all, slower while the machine was shared; `python -m fer_core runs --runs-dir
+# ~/fer-runs fer2013-resnet-b`).
 #
 # It finished in session 20 (best epoch 54: validation 67.0%, `test` 65.1%) and got a weight of at most
 # 0.07 beside compact-r2 and a resnet with flip; the subset chosen on validation stayed the trio's, so
