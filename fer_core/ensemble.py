@@ -3,6 +3,10 @@
 An ensemble is a model folder holding only a card with `"kind": "ensemble"` and its members
 (names of models in the same registry, each with a weight). Members keep their own files, so
 an ensemble costs no disk space; its cost per face is the sum of its members'.
+
+Members must crop faces alike (margin, alignment) but may take different crop sizes: the
+ensemble crops at the smallest and resizes that crop for each larger member, which on a dataset
+crop is exactly what the member's own preprocessing does.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 from fer_core.classes import NUM_CLASSES
 from fer_core.classifier import EmotionClassifier
 from fer_core.metrics import softmax
+from fer_core.preprocess import Preprocessing, resize_crops
 from fer_core.registry import (
     ModelError,
     ModelInfo,
@@ -32,7 +37,7 @@ class EnsembleClassifier:
     """Weighted average of member classifiers' logits (each member applies the TTA mode itself).
 
     Args:
-        members: classifiers taking the same crops.
+        members: classifiers; crops of the smallest input size are resized for the others.
         weights: one non-negative weight per member (not all zero).
         temperature: softmax temperature of the averaged logits.
         tta: test-time augmentation for every member.
@@ -43,32 +48,30 @@ class EnsembleClassifier:
     ):
         if not members or len(weights) != len(members) or sum(weights) <= 0 or min(weights) < 0:
             raise ValueError(f"Expected one weight >= 0 per member, not all 0. Received: weights={weights}")
-        sizes = {m.input_size for m in members}
-        if len(sizes) != 1:
-            raise ModelError(f"ensemble members take different input sizes: {sorted(sizes)}")
         self.members = members
         self.weights = np.asarray(weights, np.float64) / float(sum(weights))
         self.temperature = float(temperature)
         self.tta = check_tta_mode(tta)
-        self.input_size = sizes.pop()
+        self.input_size = min(m.input_size for m in members)
 
     @classmethod
     def from_registry(cls, info: ModelInfo, tta: str = "none") -> EnsembleClassifier:
         """Load an ensemble card's members, checking each member's files.
 
         Raises:
-            ModelError: a member is missing or fails its checks, or they disagree on preprocessing.
+            ModelError: a member is missing or fails its checks, or they crop faces differently.
         """
         members = info.members()
-        specs = {json.dumps(m.preprocessing.to_dict(), sort_keys=True) for m, _ in members}
-        if len(specs) != 1:
-            raise ModelError(f"ensemble {info.name!r}: members use different preprocessing ({specs})")
+        try:
+            shared_preprocessing([m for m, _ in members])
+        except ModelError as e:
+            raise ModelError(f"ensemble {info.name!r}: {e}") from e
         classifiers = [EmotionClassifier(m.verify(), tta=tta) for m, _ in members]
         return cls(classifiers, [w for _, w in members], info.temperature_for(tta), tta)
 
     def logits(self, crops: np.ndarray) -> np.ndarray:
         """Weighted mean of the members' logits (N, 7)."""
-        parts = [w * m.logits(crops) for m, w in zip(self.members, self.weights) if w > 0]
+        parts = [w * member_logits(m, crops) for m, w in zip(self.members, self.weights) if w > 0]
         if not parts:
             return np.empty((0, NUM_CLASSES), np.float32)
         return np.sum(parts, axis=0).astype(np.float32)
@@ -80,6 +83,27 @@ class EnsembleClassifier:
     def multiply_adds(self) -> int:
         """Multiply-adds for one view of one face: every member's that has a weight."""
         return sum(m.multiply_adds() for m, w in zip(self.members, self.weights) if w > 0)
+
+
+def member_logits(member: EmotionClassifier, crops: np.ndarray) -> np.ndarray:
+    """One member's logits for the ensemble's crops, resized to the member's input size."""
+    return member.logits(resize_crops(crops, member.input_size))
+
+
+def shared_preprocessing(members: list[ModelInfo]) -> Preprocessing:
+    """The crops an ensemble of these members takes: their shared margin and alignment, the smallest size.
+
+    Raises:
+        ModelError: members crop faces with different margins or alignment.
+    """
+    specs = [m.preprocessing for m in members]
+    kinds = {json.dumps({**s.to_dict(), "size": None}, sort_keys=True) for s in specs}
+    if len(kinds) != 1:
+        found = ", ".join(f"{m.name}: margin {s.margin}, align {s.align}" for m, s in zip(members, specs))
+        raise ModelError(
+            f"ensemble members must crop faces alike (margin and alignment; sizes may differ). Received: {found}"
+        )
+    return min(specs, key=lambda s: s.size)
 
 
 def fit_weights(member_logits: list[np.ndarray], labels: np.ndarray, steps: int = 300) -> list[float]:
@@ -105,7 +129,7 @@ def fit_weights(member_logits: list[np.ndarray], labels: np.ndarray, steps: int 
 
 def ensemble_card(name: str, members: list[ModelInfo], weights: list[float], command: str) -> dict:
     """The card of a new ensemble, before its measurements are added."""
-    spec = members[0].preprocessing
+    spec = shared_preprocessing(members)
     return {
         "name": name,
         "kind": "ensemble",
@@ -161,8 +185,8 @@ def create_ensemble(
     each member's own validation accuracy.
 
     Raises:
-        ModelError: fewer than two members, a member missing or unusable, members with
-            different preprocessing or validation splits, the name taken (see `overwrite`), or
+        ModelError: fewer than two members, a member missing or unusable, members that
+            crop faces differently or hold out different validation splits, the name taken (see `overwrite`), or
             `fit_tta` set without `fit`.
     """
     from fer_core.datasets import load_labeled, train_val_split
@@ -178,16 +202,14 @@ def create_ensemble(
         if member.is_ensemble:
             raise ModelError(f"member {member.name!r} is itself an ensemble; list its members instead")
         member.verify()
-    spec = members[0].preprocessing
-    if any(m.preprocessing != spec for m in members):
-        raise ModelError("ensemble members must share their preprocessing (crop size, margin, alignment)")
+    spec = shared_preprocessing(members)
     folder = registration_folder(name, models_dir, overwrite)
     split = shared_validation(members)
     _, val = train_val_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
     plain = [EmotionClassifier(m.verify()) for m in members]
-    logits = [c.logits(val.images) for c in plain]
+    logits = [member_logits(c, val.images) for c in plain]
     if fit and fit_tta != "none":
-        logits_to_fit = [EmotionClassifier(m.verify(), tta=fit_tta).logits(val.images) for m in members]
+        logits_to_fit = [member_logits(EmotionClassifier(m.verify(), tta=fit_tta), val.images) for m in members]
     else:
         logits_to_fit = logits
     weights = fit_weights(logits_to_fit, val.labels) if fit else [1.0] * len(members)

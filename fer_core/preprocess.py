@@ -96,11 +96,29 @@ def preprocess_face(image: np.ndarray, box: Box | None = None, spec: Preprocessi
         return _aligned_crop(gray, box, spec)
     else:
         crop = _crop_padded(gray, *square_box(box, spec.margin))
-    if crop.shape == (spec.size, spec.size):
+    return resize_crop(crop, spec.size)
+
+
+def resize_crop(crop: np.ndarray, size: int) -> np.ndarray:
+    """A grayscale crop as (size, size): area interpolation to shrink, bilinear to grow."""
+    if crop.shape == (size, size):
         return np.ascontiguousarray(crop)
-    shrinking = crop.shape[0] > spec.size or crop.shape[1] > spec.size
+    shrinking = crop.shape[0] > size or crop.shape[1] > size
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(crop, (spec.size, spec.size), interpolation=interpolation)
+    return cv2.resize(crop, (size, size), interpolation=interpolation)
+
+
+def resize_crops(crops: np.ndarray, size: int) -> np.ndarray:
+    """Crops (N, S, S) as (N, size, size), each resized as `preprocess_face` resizes a crop.
+
+    A square dataset crop resized here equals the same crop preprocessed at `size` directly.
+    """
+    if crops.shape[1:] == (size, size):
+        return crops
+    out = np.empty((len(crops), size, size), dtype=np.uint8)
+    for i, crop in enumerate(crops):
+        out[i] = resize_crop(crop, size)
+    return out
 
 
 ALIGN_MIN_DEGREES = 8.0

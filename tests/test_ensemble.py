@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 
 from fer_core.classifier import EmotionClassifier
 from fer_core.cli import main
 from fer_core.ensemble import EnsembleClassifier, create_ensemble, fit_weights
+from fer_core.preprocess import Preprocessing, preprocess_face, resize_crops
 from fer_core.registry import ModelError, get_model
 from fer_core.train.config import TrainConfig
 from fer_core.train.run import run_training
@@ -121,6 +123,43 @@ def test_missing_member_gives_a_clear_error(registry, capsys):
     assert "member 'tiny-other' is not usable" in capsys.readouterr().err
     with pytest.raises(ModelError, match="at least two different members"):
         create_ensemble("solo", ["tiny-test", "tiny-test"])
+
+
+def test_members_of_different_crop_sizes_share_the_smallest_crop(registry, pattern_dataset, tmp_path, capsys):
+    base = get_model("tiny-test").card["training"]["config"]
+    wide = {"epochs": 2, "input_size": 64, "register_as": "tiny-64", "models_dir": str(registry)}
+    assert run_training(tmp_path / "wide", TrainConfig.from_dict({**base, **wide}))["model"] == "tiny-64"
+    assert get_model("tiny-64").preprocessing.size == 64
+    args = ["ensemble", "tiny-mixed", "--members", "tiny-64", "tiny-test", "--fit-weights"]
+    assert main([*args, "--test-data", str(pattern_dataset)]) == 0, capsys.readouterr().err
+    info = get_model("tiny-mixed")
+    assert info.preprocessing.size == 48 and info.card["input_size"] == 48 and "test" in info.card["metrics"]
+    ensemble = EmotionClassifier.from_registry("tiny-mixed")
+    assert ensemble.input_size == 48
+    crops = np.random.default_rng(2).integers(0, 255, (4, 48, 48), dtype=np.uint8)
+    wide_crops = np.stack([cv2.resize(c, (64, 64), interpolation=cv2.INTER_LINEAR) for c in crops])
+    w = [m["weight"] for m in info.card["members"]]
+    expected = w[0] * EmotionClassifier.from_registry("tiny-64").logits(wide_crops)
+    expected += w[1] * EmotionClassifier.from_registry("tiny-test").logits(crops)
+    np.testing.assert_allclose(ensemble.logits(crops), expected / sum(w), rtol=1e-4, atol=1e-4)
+    # a dataset crop resized for the wide member is that crop preprocessed at 64 px directly
+    face = crops[0]
+    direct = preprocess_face(face, None, Preprocessing(size=64))
+    np.testing.assert_array_equal(resize_crops(crops[:1], 64)[0], direct)
+    assert main(["evaluate", "--data", str(pattern_dataset), "--model", "tiny-mixed"]) == 0
+
+
+def test_members_that_crop_faces_differently_are_refused(registry, capsys):
+    shutil.copytree(registry / "tiny-other", registry / "tiny-wide-margin")
+    card_path = registry / "tiny-wide-margin" / "card.json"
+    card = json.loads(card_path.read_text())
+    card["name"] = "tiny-wide-margin"
+    card["preprocessing"]["margin"] = 0.3
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="must crop faces alike"):
+        create_ensemble("tiny-odd", ["tiny-test", "tiny-wide-margin"])
+    assert main(["ensemble", "tiny-odd", "--members", "tiny-test", "tiny-wide-margin"]) == 2
+    assert "tiny-wide-margin: margin 0.3" in capsys.readouterr().err
 
 
 def test_fitted_weights_favour_the_better_member():

@@ -27,6 +27,7 @@ import itertools
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -35,9 +36,10 @@ import numpy as np  # noqa: E402
 
 from fer_core.classifier import EmotionClassifier  # noqa: E402
 from fer_core.datasets import load_labeled, train_val_split  # noqa: E402
-from fer_core.ensemble import fit_weights, shared_validation  # noqa: E402
+from fer_core.ensemble import fit_weights, shared_preprocessing, shared_validation  # noqa: E402
 from fer_core.evaluation import classifier_logits, measure_cost_ms  # noqa: E402
 from fer_core.metrics import classification_metrics, softmax  # noqa: E402
+from fer_core.preprocess import resize_crops  # noqa: E402
 from fer_core.registry import ModelError, get_model  # noqa: E402
 from fer_core.tta import TTA_MODES  # noqa: E402
 
@@ -183,10 +185,8 @@ def main() -> None:
     infos = [get_model(name) for name in args.models]
     if any(info.is_ensemble for info in infos):
         raise SystemExit("list single models; an ensemble's members can be listed instead")
-    spec = infos[0].preprocessing
-    if any(info.preprocessing != spec for info in infos):
-        raise SystemExit("the models use different preprocessing, so they cannot form an ensemble")
     try:
+        spec = shared_preprocessing(infos)
         split = shared_validation(infos)
     except ModelError as err:
         raise SystemExit(str(err)) from None
@@ -199,9 +199,11 @@ def main() -> None:
     for info in infos:
         for mode in args.tta:
             classifier = EmotionClassifier(info.verify(), tta=mode)
-            cost[mode][info.name] = measure_cost_ms(classifier, val.images[:64], repeats=5)
-            logits[mode]["val"][info.name] = cached_logits(classifier, val, cache)
-            logits[mode]["test"][info.name] = cached_logits(classifier, test, cache)
+            # the ensemble's crops (the smallest size), resized for this member as the ensemble does
+            own_val, own_test = (replace(d, images=resize_crops(d.images, classifier.input_size)) for d in (val, test))
+            cost[mode][info.name] = measure_cost_ms(classifier, own_val.images[:64], repeats=5)
+            logits[mode]["val"][info.name] = cached_logits(classifier, own_val, cache)
+            logits[mode]["test"][info.name] = cached_logits(classifier, own_test, cache)
         print(f"{info.name}: done", file=sys.stderr, flush=True)
 
     results = {}
