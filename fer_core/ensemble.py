@@ -5,8 +5,9 @@ An ensemble is a model folder holding only a card with `"kind": "ensemble"` and 
 an ensemble costs no disk space; its cost per face is the sum of its members'.
 
 Members must crop faces alike (margin, alignment) but may take different crop sizes: the
-ensemble crops at the smallest and resizes that crop for each larger member, which on a dataset
-crop is exactly what the member's own preprocessing does.
+ensemble crops at the smallest and resizes that crop for each larger member (equal to the
+member's own crop only where the source image is no larger than the smallest size; FER-2013's
+224 px files are not, and the larger member then sees a softer crop than it was trained on).
 """
 
 from __future__ import annotations

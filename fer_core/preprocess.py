@@ -111,7 +111,8 @@ def resize_crop(crop: np.ndarray, size: int) -> np.ndarray:
 def resize_crops(crops: np.ndarray, size: int) -> np.ndarray:
     """Crops (N, S, S) as (N, size, size), each resized as `preprocess_face` resizes a crop.
 
-    A square dataset crop resized here equals the same crop preprocessed at `size` directly.
+    A square source no larger than the crops resized here equals that source preprocessed at
+    `size` directly; a larger one (e.g. FER-2013's 224 px files) does not.
     """
     if crops.shape[1:] == (size, size):
         return crops

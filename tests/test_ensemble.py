@@ -142,7 +142,7 @@ def test_members_of_different_crop_sizes_share_the_smallest_crop(registry, patte
     expected = w[0] * EmotionClassifier.from_registry("tiny-64").logits(wide_crops)
     expected += w[1] * EmotionClassifier.from_registry("tiny-test").logits(crops)
     np.testing.assert_allclose(ensemble.logits(crops), expected / sum(w), rtol=1e-4, atol=1e-4)
-    # a dataset crop resized for the wide member is that crop preprocessed at 64 px directly
+    # a 48 px source resized for the wide member is that source preprocessed at 64 px directly
     face = crops[0]
     direct = preprocess_face(face, None, Preprocessing(size=64))
     np.testing.assert_array_equal(resize_crops(crops[:1], 64)[0], direct)
