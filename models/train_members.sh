@@ -126,6 +126,9 @@ run fer2013-resnet-distilled --architecture resnet --finetune-from fer2013-resne
 #   fer2013-compact-s13: --architecture compact --epochs 30 --patience 0 --run-seed 13
 #   fer2013-resnet-s17: --architecture resnet --epochs 36 --patience 0 --mixup 0.2 --run-seed 17
 #   fer2013-resnet-b: --architecture resnet --epochs 60 --patience 0 --mixup 0.2 --run-seed 7
+#   fer2013-resnet-64 (session 21, not yet shipped; weight 0.33-0.62 beside the others): --architecture resnet
+#     --finetune-from fer2013-resnet --input-size 64 --epochs 7 --learning-rate 0.01 --warmup-epochs 1
+#     --patience 0 --mixup 0.2 --run-seed 19
 #   fer2013-compact-r2-distilled: --architecture compact --finetune-from fer2013-compact-r2 --epochs 8
 #     --learning-rate 0.002 --warmup-epochs 1 --patience 0 --mixup 0.2
 #     --teacher fer2013-trio --teacher-tta flip --teacher-mode consistent
