@@ -12,7 +12,6 @@ member's own crop only where the source image is no larger than the smallest siz
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -98,8 +97,7 @@ def shared_preprocessing(members: list[ModelInfo]) -> Preprocessing:
         ModelError: members crop faces with different margins or alignment.
     """
     specs = [m.preprocessing for m in members]
-    kinds = {json.dumps({**s.to_dict(), "size": None}, sort_keys=True) for s in specs}
-    if len(kinds) != 1:
+    if len({(s.margin, s.align) for s in specs}) != 1:
         found = ", ".join(f"{m.name}: margin {s.margin}, align {s.align}" for m, s in zip(members, specs))
         raise ModelError(
             f"ensemble members must crop faces alike (margin and alignment; sizes may differ). Received: {found}"
