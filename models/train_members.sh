@@ -108,7 +108,8 @@ run() {  # run NAME TRAIN-OPTIONS...
 }
 
 mkdir -p "$registry"
-for shipped in fer2013-compact-r2 fer2013-resnet fer2013-pair fer2013-resnet-distilled fer2013-resnet-c; do
+for shipped in fer2013-compact-r2 fer2013-resnet fer2013-pair fer2013-resnet-distilled fer2013-resnet-c \
+  fer2013-resnet-64 fer2013-resnet-distilled-64 fer2013-compact-64 fer2013-quintet; do
   [ -d "$registry/$shipped" ] || [ "$registry" = models ] || cp -r "models/$shipped" "$registry/"
 done
 run fer2013-resnet --architecture resnet --epochs 100 --patience 0 --mixup 0.2 || exit 1
@@ -126,14 +127,22 @@ run fer2013-resnet-distilled --architecture resnet --finetune-from fer2013-resne
 #   fer2013-compact-s13: --architecture compact --epochs 30 --patience 0 --run-seed 13
 #   fer2013-resnet-s17: --architecture resnet --epochs 36 --patience 0 --mixup 0.2 --run-seed 17
 #   fer2013-resnet-b: --architecture resnet --epochs 60 --patience 0 --mixup 0.2 --run-seed 7
-#   fer2013-resnet-64 (session 21, not yet shipped; weight 0.33-0.62 beside the others): --architecture resnet
-#     --finetune-from fer2013-resnet --input-size 64 --epochs 7 --learning-rate 0.01 --warmup-epochs 1
-#     --patience 0 --mixup 0.2 --run-seed 19
 #   fer2013-compact-r2-distilled: --architecture compact --finetune-from fer2013-compact-r2 --epochs 8
 #     --learning-rate 0.002 --warmup-epochs 1 --patience 0 --mixup 0.2
 #     --teacher fer2013-trio --teacher-tta flip --teacher-mode consistent
 run fer2013-resnet-c --architecture resnet --finetune-from fer2013-resnet --epochs 16 --learning-rate 0.02 \
   --warmup-epochs 1 --patience 0 --mixup 0.2 --run-seed 11 || exit 1
+# Members at 64 px (sessions 21-22): inside an ensemble they see the 48 px crop resized, and they get
+# the largest weights yet; the quintet is the subset chosen on validation with flip.
+run fer2013-resnet-64 --architecture resnet --finetune-from fer2013-resnet --input-size 64 --epochs 7 \
+  --learning-rate 0.01 --warmup-epochs 1 --patience 0 --mixup 0.2 --run-seed 19 || exit 1
+run fer2013-resnet-distilled-64 --architecture resnet --finetune-from fer2013-resnet-distilled --input-size 64 \
+  --epochs 7 --learning-rate 0.01 --warmup-epochs 1 --patience 0 --mixup 0.2 --run-seed 23 || exit 1
+run fer2013-compact-64 --architecture compact --finetune-from fer2013-compact-r2 --input-size 64 --epochs 7 \
+  --learning-rate 0.01 --warmup-epochs 1 --patience 0 --mixup 0.2 --run-seed 29 || exit 1
+[ -d "$registry/fer2013-quintet" ] || "$py" -m fer_core ensemble fer2013-quintet --members fer2013-resnet \
+  fer2013-resnet-c fer2013-resnet-64 fer2013-resnet-distilled-64 fer2013-compact-64 --fit-weights --fit-tta flip \
+  --test-data "$data/test" || exit 1
 run fer2013-vgg-60 --architecture vgg --epochs 60 --patience 0 --mixup 0.2 || exit 1
 run fer2013-resnet-fast-scratch --architecture resnet-fast --epochs 100 --patience 0 --mixup 0.2 || exit 1
 run fer2013-resnet-fast-distilled --architecture resnet-fast --finetune-from fer2013-resnet-fast-scratch --epochs 8 \

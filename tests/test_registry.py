@@ -143,12 +143,14 @@ def test_every_shipped_model_loads_and_classifies():
     shipped = Path(__file__).resolve().parents[1] / "models"
     names = list_model_names(shipped)
     assert active_model_name(shipped) in names
-    crops = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
     for name in names:
         info = get_model(name, shipped)
         info.verify()
         if info.is_ensemble:
             assert {m.name for m, _ in info.members()} <= set(names)
-        logits = EmotionClassifier.from_registry(info).logits(crops)
+        classifier = EmotionClassifier.from_registry(info)
+        size = classifier.input_size  # 48 px for most, 64 for the larger-crop members
+        crops = np.random.default_rng(0).integers(0, 256, (3, size, size), dtype=np.uint8)
+        logits = classifier.logits(crops)
         assert logits.shape == (3, 7) and np.isfinite(logits).all(), name
         assert {"validation", "test"} <= set(info.card["metrics"]), name
