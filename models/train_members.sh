@@ -74,8 +74,8 @@
 # over three or more sessions, resumed from its last checkpoint each time.
 #
 # PYTHON picks the interpreter (default .venv/bin/python). Each model registers under its run
-# folder's name into $FER_MODELS_DIR (the repository's models/ when unset); the shipped models
-# (compact-r2, resnet, the pair, the distilled resnet) are copied there first so later steps can use
+# folder's name into $FER_MODELS_DIR (the repository's models/ when unset); every shipped model
+# (each folder in models/ with a card) is copied there first so later steps can use
 # them. Every member trains on the same data, validation share and seed, so they hold out the same
 # faces (the ensembles' weights are fitted there); until 2026-12-02 the starting
 # weights were not seeded (each run drew its own); now `--seed` fixes them too and `--run-seed`
@@ -108,8 +108,8 @@ run() {  # run NAME TRAIN-OPTIONS...
 }
 
 mkdir -p "$registry"
-for shipped in fer2013-compact-r2 fer2013-resnet fer2013-pair fer2013-resnet-distilled fer2013-resnet-c \
-  fer2013-resnet-64 fer2013-resnet-distilled-64 fer2013-compact-64 fer2013-quintet; do
+for card in models/*/card.json; do
+  shipped=$(basename "$(dirname "$card")")
   [ -d "$registry/$shipped" ] || [ "$registry" = models ] || cp -r "models/$shipped" "$registry/"
 done
 run fer2013-resnet --architecture resnet --epochs 100 --patience 0 --mixup 0.2 || exit 1
