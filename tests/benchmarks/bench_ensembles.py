@@ -14,6 +14,11 @@ of the members' in that TTA mode (a batch of 64 crops, one thread, median of 5).
 every member's logits (stacking), each scored by cross-validation inside the validation split
 (5 folds, 3 shuffles) as well as fitted on all of it and scored on `test`.
 
+`--rules N` asks whether the way the top row is chosen matters, without `test`: the validation split
+is cut into random halves N times; on one half each rule (the highest accuracy over every subset,
+the lowest log-loss over every subset, or all members) picks members and fits weights, and is scored
+on the other half, both ways.
+
 Logits are kept in `--cache` (default ~/.cache/fer_core/logits), keyed by the model file's bytes,
 the TTA mode and the faces' pixels, so a later run with one more candidate computes only its logits
 (crops TTA costs about ten minutes a resnet here); `--cache ""` turns it off.
@@ -139,6 +144,60 @@ def combiner_rows(names: list[str], val: dict, test: dict, val_labels, test_labe
     return rows
 
 
+# Ways of choosing members on the validation split, compared by `--rules`.
+RULES = ("highest accuracy", "lowest log-loss", "all members")
+
+
+def choices(val_list: list[np.ndarray], labels: np.ndarray) -> dict[str, tuple[tuple[int, ...], list[float]]]:
+    """What each of RULES picks on these logits: members (indices into `val_list`) and fitted weights."""
+    best: dict[str, tuple] = {}
+    keys: dict[str, tuple] = {}
+    for size in range(1, len(val_list) + 1):
+        for subset in itertools.combinations(range(len(val_list)), size):
+            weights = fit_weights([val_list[i] for i in subset], labels) if size > 1 else [1.0]
+            mixed = np.tensordot(np.asarray(weights), np.stack([val_list[i] for i in subset]), axes=1)
+            probs = softmax(mixed)
+            candidates = {
+                "highest accuracy": scores(labels, mixed),  # accuracy, then macro-F1: the table's order
+                "lowest log-loss": (float(np.log(probs[np.arange(len(labels)), labels] + 1e-12).mean()),),
+            }
+            for rule, key in candidates.items():
+                if rule not in keys or key > keys[rule]:
+                    best[rule], keys[rule] = (subset, weights), key
+    best["all members"] = (subset, weights)  # the last subset is every member
+    return best
+
+
+def rule_rows(names: list[str], val: dict, val_labels: np.ndarray, repeats: int) -> list[dict]:
+    """Each of RULES scored without `test`: the validation split is cut into random halves `repeats`
+    times; a rule chooses members and weights on one half and is scored on the other, both ways."""
+    val_list = [val[n] for n in names]
+    held_out: dict[str, list[float]] = {rule: [] for rule in RULES}
+    rng = np.random.default_rng(0)
+    for _ in range(repeats):
+        order = rng.permutation(len(val_labels))
+        halves = (order[: len(order) // 2], order[len(order) // 2 :])
+        for fit, held in (halves, halves[::-1]):
+            picked = choices([x[fit] for x in val_list], val_labels[fit])
+            for rule in RULES:
+                subset, weights = picked[rule]
+                mixed = np.tensordot(np.asarray(weights), np.stack([val_list[i][held] for i in subset]), axes=1)
+                held_out[rule].append(scores(val_labels[held], mixed)[0])
+    base = np.asarray(held_out[RULES[0]])
+    rows = []
+    for rule, accs in held_out.items():
+        diff = np.asarray(accs) - base
+        rows.append(
+            {
+                "rule": rule,
+                "held_out_accuracy": float(np.mean(accs)),
+                "vs_highest_accuracy": float(diff.mean()),
+                "vs_highest_accuracy_se": float(diff.std(ddof=1) / np.sqrt(len(diff))),
+            }
+        )
+    return rows
+
+
 def cached_logits(classifier: EmotionClassifier, faces, cache: Path | None) -> np.ndarray:
     """`classifier_logits` of `faces`, read from `cache` when the same model, mode and faces were seen."""
     if cache is None:
@@ -157,6 +216,40 @@ def cached_logits(classifier: EmotionClassifier, faces, cache: Path | None) -> n
     return logits
 
 
+def candidate_logits(names: list[str], modes: list[str], test_path: Path, cache: Path | None):
+    """(validation, test, logits, cost): each candidate's logits per TTA mode on the validation split
+    all candidates share and on `test_path`, and its cost per face (ms) in each mode."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    infos = [get_model(name) for name in names]
+    if any(info.is_ensemble for info in infos):
+        raise SystemExit("list single models; an ensemble's members can be listed instead")
+    try:
+        spec = shared_preprocessing(infos)
+        split = shared_validation(infos)
+    except ModelError as err:
+        raise SystemExit(str(err)) from None
+    _, val = train_val_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
+    test = load_labeled(test_path, spec=spec)
+    print(f"validation {len(val)} faces ({split['data']}), test {len(test)} faces ({test_path})", file=sys.stderr)
+
+    cost: dict[str, dict[str, float]] = {mode: {} for mode in modes}
+    logits: dict[str, dict[str, dict]] = {mode: {"val": {}, "test": {}} for mode in modes}
+    for info in infos:
+        for mode in modes:
+            classifier = EmotionClassifier(info.verify(), tta=mode)
+            # the ensemble's crops (the smallest size), resized for this member as the ensemble does
+            own_val, own_test = (replace(d, images=resize_crops(d.images, classifier.input_size)) for d in (val, test))
+            cost[mode][info.name] = measure_cost_ms(classifier, own_val.images[:64], repeats=5)
+            logits[mode]["val"][info.name] = cached_logits(classifier, own_val, cache)
+            logits[mode]["test"][info.name] = cached_logits(classifier, own_test, cache)
+        print(f"{info.name}: done", file=sys.stderr, flush=True)
+    return val, test, logits, cost
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", required=True, help="registered single models (two or more)")
@@ -165,6 +258,13 @@ def main() -> None:
     parser.add_argument("--test", type=Path, default=Path("../shared/datasets/fer2013/test"))
     parser.add_argument(
         "--combiners", action="store_true", help="also compare ways of combining all the listed members"
+    )
+    parser.add_argument(
+        "--rules",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also compare ways of choosing members, on N pairs of validation halves (no test figures)",
     )
     parser.add_argument("--json", type=Path, help="also write every row to this file")
     parser.add_argument(
@@ -176,35 +276,8 @@ def main() -> None:
     if len(set(args.models)) < 2:
         parser.error("give at least two different models")
 
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-
     cache = Path(args.cache).expanduser() if args.cache else None
-    infos = [get_model(name) for name in args.models]
-    if any(info.is_ensemble for info in infos):
-        raise SystemExit("list single models; an ensemble's members can be listed instead")
-    try:
-        spec = shared_preprocessing(infos)
-        split = shared_validation(infos)
-    except ModelError as err:
-        raise SystemExit(str(err)) from None
-    _, val = train_val_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
-    test = load_labeled(args.test, spec=spec)
-    print(f"validation {len(val)} faces ({split['data']}), test {len(test)} faces ({args.test})", file=sys.stderr)
-
-    cost: dict[str, dict[str, float]] = {mode: {} for mode in args.tta}
-    logits: dict[str, dict[str, dict]] = {mode: {"val": {}, "test": {}} for mode in args.tta}
-    for info in infos:
-        for mode in args.tta:
-            classifier = EmotionClassifier(info.verify(), tta=mode)
-            # the ensemble's crops (the smallest size), resized for this member as the ensemble does
-            own_val, own_test = (replace(d, images=resize_crops(d.images, classifier.input_size)) for d in (val, test))
-            cost[mode][info.name] = measure_cost_ms(classifier, own_val.images[:64], repeats=5)
-            logits[mode]["val"][info.name] = cached_logits(classifier, own_val, cache)
-            logits[mode]["test"][info.name] = cached_logits(classifier, own_test, cache)
-        print(f"{info.name}: done", file=sys.stderr, flush=True)
+    val, test, logits, cost = candidate_logits(args.models, args.tta, args.test, cache)
 
     results = {}
     for mode in args.tta:
@@ -234,6 +307,18 @@ def main() -> None:
                 print(
                     f"| {r['method']} | {100 * r['cv_accuracy']:.2f}% | {r['cv_macro_f1']:.3f} | "
                     f"{100 * r['test_accuracy']:.1f}% | {r['test_macro_f1']:.3f} |"
+                )
+        if args.rules:
+            rows = rule_rows(args.models, logits[mode]["val"], val.labels, args.rules)
+            results[f"{mode} rules"] = rows
+            print(f"\nTTA {mode}: ways of choosing members, each chosen on one half of validation, scored on the other")
+            print(f"({args.rules} random cuts, both ways)\n")
+            print("| rule | held-out accuracy | against highest accuracy (standard error) |")
+            print("|---|---|---|")
+            for r in rows:
+                print(
+                    f"| {r['rule']} | {100 * r['held_out_accuracy']:.2f}% | "
+                    f"{100 * r['vs_highest_accuracy']:+.2f} ({100 * r['vs_highest_accuracy_se']:.2f}) |"
                 )
     if args.json:
         args.json.write_text(json.dumps({"cost_ms": cost, "tta": results}, indent=1))
