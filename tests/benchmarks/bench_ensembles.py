@@ -38,7 +38,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+from sklearn.metrics import log_loss  # noqa: E402
 
+from fer_core.classes import NUM_CLASSES  # noqa: E402
 from fer_core.classifier import EmotionClassifier  # noqa: E402
 from fer_core.datasets import load_labeled, train_val_split  # noqa: E402
 from fer_core.ensemble import fit_weights, shared_preprocessing, shared_validation  # noqa: E402
@@ -69,7 +71,8 @@ def subset_rows(names: list[str], val: dict, test: dict, val_labels, test_labels
             def mix(logits: dict, subset=subset, weights=weights) -> np.ndarray:
                 return np.tensordot(np.asarray(weights), np.stack([logits[n] for n in subset]), axes=1)
 
-            val_acc, val_f1 = scores(val_labels, mix(val))
+            val_logits = mix(val)
+            val_acc, val_f1 = scores(val_labels, val_logits)
             test_acc, test_f1 = scores(test_labels, mix(test))
             rows.append(
                 {
@@ -77,6 +80,7 @@ def subset_rows(names: list[str], val: dict, test: dict, val_labels, test_labels
                     "weights": weights,
                     "val_accuracy": val_acc,
                     "val_macro_f1": val_f1,
+                    "val_log_loss": log_loss(val_labels, softmax(val_logits), labels=list(range(NUM_CLASSES))),
                     "test_accuracy": test_acc,
                     "test_macro_f1": test_f1,
                 }
@@ -144,46 +148,29 @@ def combiner_rows(names: list[str], val: dict, test: dict, val_labels, test_labe
     return rows
 
 
-# Ways of choosing members on the validation split, compared by `--rules`.
-RULES = ("highest accuracy", "lowest log-loss", "all members")
-
-
-def choices(val_list: list[np.ndarray], labels: np.ndarray) -> dict[str, tuple[tuple[int, ...], list[float]]]:
-    """What each of RULES picks on these logits: members (indices into `val_list`) and fitted weights."""
-    best: dict[str, tuple] = {}
-    keys: dict[str, tuple] = {}
-    for size in range(1, len(val_list) + 1):
-        for subset in itertools.combinations(range(len(val_list)), size):
-            weights = fit_weights([val_list[i] for i in subset], labels) if size > 1 else [1.0]
-            mixed = np.tensordot(np.asarray(weights), np.stack([val_list[i] for i in subset]), axes=1)
-            probs = softmax(mixed)
-            candidates = {
-                "highest accuracy": scores(labels, mixed),  # accuracy, then macro-F1: the table's order
-                "lowest log-loss": (float(np.log(probs[np.arange(len(labels)), labels] + 1e-12).mean()),),
-            }
-            for rule, key in candidates.items():
-                if rule not in keys or key > keys[rule]:
-                    best[rule], keys[rule] = (subset, weights), key
-    best["all members"] = (subset, weights)  # the last subset is every member
-    return best
+# Ways of choosing members on the validation split, compared by `--rules`: each picks one of
+# `subset_rows`' rows (sorted by validation accuracy, then macro-F1).
+RULES = {
+    "highest accuracy": lambda rows: rows[0],
+    "lowest log-loss": lambda rows: min(rows, key=lambda r: r["val_log_loss"]),
+    "all members": lambda rows: max(rows, key=lambda r: len(r["members"])),
+}
 
 
 def rule_rows(names: list[str], val: dict, val_labels: np.ndarray, repeats: int) -> list[dict]:
     """Each of RULES scored without `test`: the validation split is cut into random halves `repeats`
     times; a rule chooses members and weights on one half and is scored on the other, both ways."""
-    val_list = [val[n] for n in names]
     held_out: dict[str, list[float]] = {rule: [] for rule in RULES}
     rng = np.random.default_rng(0)
     for _ in range(repeats):
         order = rng.permutation(len(val_labels))
         halves = (order[: len(order) // 2], order[len(order) // 2 :])
         for fit, held in (halves, halves[::-1]):
-            picked = choices([x[fit] for x in val_list], val_labels[fit])
-            for rule in RULES:
-                subset, weights = picked[rule]
-                mixed = np.tensordot(np.asarray(weights), np.stack([val_list[i][held] for i in subset]), axes=1)
-                held_out[rule].append(scores(val_labels[held], mixed)[0])
-    base = np.asarray(held_out[RULES[0]])
+            fit_val, held_val = ({n: x[part] for n, x in val.items()} for part in (fit, held))
+            rows = subset_rows(names, fit_val, held_val, val_labels[fit], val_labels[held], 1)
+            for rule, pick in RULES.items():
+                held_out[rule].append(pick(rows)["test_accuracy"])  # here "test" is the held-out half
+    base = np.asarray(held_out["highest accuracy"])
     rows = []
     for rule, accs in held_out.items():
         diff = np.asarray(accs) - base
