@@ -307,6 +307,16 @@ def main() -> None:
                     f"| {r['rule']} | {100 * r['held_out_accuracy']:.2f}% | "
                     f"{100 * r['vs_highest_accuracy']:+.2f} ({100 * r['vs_highest_accuracy_se']:.2f}) |"
                 )
+            print(f"\nTTA {mode}: what each rule chooses on the whole validation split\n")
+            print("| rule | members (weights) | val acc | val log-loss | test acc | test F1 |")
+            print("|---|---|---|---|---|---|")
+            for rule, pick in RULES.items():
+                r = pick(results[mode])
+                members = " + ".join(f"{n} x{w:.2f}" for n, w in zip(r["members"], r["weights"]))
+                print(
+                    f"| {rule} | {members} | {100 * r['val_accuracy']:.1f}% | {r['val_log_loss']:.4f} | "
+                    f"{100 * r['test_accuracy']:.1f}% | {r['test_macro_f1']:.3f} |"
+                )
     if args.json:
         args.json.write_text(json.dumps({"cost_ms": cost, "tta": results}, indent=1))
 
