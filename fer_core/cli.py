@@ -581,14 +581,15 @@ def cmd_models(args) -> int:
         print("no models registered; train one with `python -m fer_core train ... --register-as NAME`")
         return 0
     width = max([len("architecture")] + [len(r.get("architecture", "")) for r in rows])
+    name_width = max(len(r["name"]) for r in rows)
     head = f"{'parameters':>10} {'accuracy':>9} {'macro-F1':>9} {'ms/face':>8} {'weights':>8}"
     if args.measure:
         head += f" {'here b64':>9} {'here b1':>8} {'M mult-adds':>11}"
-    print(f"  {'name':<24} {'architecture':<{width}} {head}")
+    print(f"  {'name':<{name_width}} {'architecture':<{width}} {head}")
     for row in rows:
         mark = "*" if row["active"] else " "
         if not row["ok"]:
-            print(f"{mark} {row['name']:<24} BROKEN: {row['error']}")
+            print(f"{mark} {row['name']:<{name_width}} BROKEN: {row['error']}")
             continue
         params = f"{row['parameters']:,}" if row.get("parameters") else "-"
         acc = f"{row['accuracy']:.1%}" if row.get("accuracy") is not None else "-"
@@ -599,7 +600,7 @@ def cmd_models(args) -> int:
         if args.measure:
             mult_adds = row["multiply_adds"] / 1e6
             figures += f" {row['here_ms_per_face']:>9.2f} {row['here_ms_one_face']:>8.2f} {mult_adds:>11.1f}"
-        print(f"{mark} {row['name']:<24} {row['architecture']:<{width}} {figures}{split}")
+        print(f"{mark} {row['name']:<{name_width}} {row['architecture']:<{width}} {figures}{split}")
     print(
         "accuracy and macro-F1 on the card's test set; ms per face in a batch of 64, where the model was made; "
         "weights: how its LiteRT file stores them"
