@@ -143,6 +143,16 @@ run fer2013-compact-64 --architecture compact --finetune-from fer2013-compact-r2
 [ -d "$registry/fer2013-quintet" ] || "$py" -m fer_core ensemble fer2013-quintet --members fer2013-resnet \
   fer2013-resnet-c fer2013-resnet-64 fer2013-resnet-distilled-64 fer2013-compact-64 --fit-weights --fit-tta flip \
   --test-data "$data/test" || exit 1
+# Sessions 23-24: the default fine-tuned at 80 px for 7 epochs, and at 64 px again for 12 epochs with
+# another run seed; with ten models in the pool the subset chosen on validation with flip is
+# `fer2013-quintet-b` (the quintet's resnet, resnet-c and distilled-64 with these two).
+run fer2013-resnet-distilled-80 --architecture resnet --finetune-from fer2013-resnet-distilled --input-size 80 \
+  --epochs 7 --learning-rate 0.01 --warmup-epochs 1 --patience 0 --mixup 0.2 --run-seed 37 || exit 1
+run fer2013-resnet-distilled-64b --architecture resnet --finetune-from fer2013-resnet-distilled --input-size 64 \
+  --epochs 12 --learning-rate 0.01 --warmup-epochs 1 --patience 0 --mixup 0.2 --run-seed 43 || exit 1
+[ -d "$registry/fer2013-quintet-b" ] || "$py" -m fer_core ensemble fer2013-quintet-b --members fer2013-resnet \
+  fer2013-resnet-c fer2013-resnet-distilled-64 fer2013-resnet-distilled-80 fer2013-resnet-distilled-64b \
+  --fit-weights --fit-tta flip --test-data "$data/test" || exit 1
 run fer2013-vgg-60 --architecture vgg --epochs 60 --patience 0 --mixup 0.2 || exit 1
 run fer2013-resnet-fast-scratch --architecture resnet-fast --epochs 100 --patience 0 --mixup 0.2 || exit 1
 run fer2013-resnet-fast-distilled --architecture resnet-fast --finetune-from fer2013-resnet-fast-scratch --epochs 8 \
