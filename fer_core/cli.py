@@ -581,7 +581,7 @@ def cmd_models(args) -> int:
         print("no models registered; train one with `python -m fer_core train ... --register-as NAME`")
         return 0
     width = max([len("architecture")] + [len(r.get("architecture", "")) for r in rows])
-    name_width = max(len(r["name"]) for r in rows)
+    name_width = max([len("name")] + [len(r["name"]) for r in rows])
     head = f"{'parameters':>10} {'accuracy':>9} {'macro-F1':>9} {'ms/face':>8} {'weights':>8}"
     if args.measure:
         head += f" {'here b64':>9} {'here b1':>8} {'M mult-adds':>11}"

@@ -88,6 +88,13 @@ def subset_rows(names: list[str], val: dict, test: dict, val_labels, test_labels
     return sorted(rows, key=lambda r: (r["val_accuracy"], r["val_macro_f1"]), reverse=True)
 
 
+def describe(row: dict) -> str:
+    """A row's members with their weights ("a x0.40 + b x0.60"); a single model by its name alone."""
+    if len(row["members"]) == 1:
+        return row["members"][0]
+    return " + ".join(f"{n} x{w:.2f}" for n, w in zip(row["members"], row["weights"]))
+
+
 def fit_class_bias(logits: np.ndarray, labels: np.ndarray, steps: int = 500) -> np.ndarray:
     """Per-class offsets added to `logits` that minimise their log-loss on `labels` (gradient descent)."""
     bias = np.zeros(logits.shape[1])
@@ -278,10 +285,8 @@ def main() -> None:
         print("| members (weights fitted on validation) | val acc | val F1 | test acc | test F1 | ms/face |")
         print("|---|---|---|---|---|---|")
         for r in rows:
-            pairs = zip(r["members"], r["weights"])
-            members = " + ".join(f"{n} x{w:.2f}" if len(r["members"]) > 1 else n for n, w in pairs)
             print(
-                f"| {members} | {100 * r['val_accuracy']:.1f}% | {r['val_macro_f1']:.3f} | "
+                f"| {describe(r)} | {100 * r['val_accuracy']:.1f}% | {r['val_macro_f1']:.3f} | "
                 f"{100 * r['test_accuracy']:.1f}% | {r['test_macro_f1']:.3f} | {r['ms_per_face']:.2f} |"
             )
         if args.combiners:
@@ -312,9 +317,8 @@ def main() -> None:
             print("|---|---|---|---|---|---|")
             for rule, pick in RULES.items():
                 r = pick(results[mode])
-                members = " + ".join(f"{n} x{w:.2f}" for n, w in zip(r["members"], r["weights"]))
                 print(
-                    f"| {rule} | {members} | {100 * r['val_accuracy']:.1f}% | {r['val_log_loss']:.4f} | "
+                    f"| {rule} | {describe(r)} | {100 * r['val_accuracy']:.1f}% | {r['val_log_loss']:.4f} | "
                     f"{100 * r['test_accuracy']:.1f}% | {r['test_macro_f1']:.3f} |"
                 )
     if args.json:
