@@ -12,8 +12,9 @@ import numpy as np
 
 from fer_core.classes import EMOTIONS
 from fer_core.imageio import ImageReadError, read_image
+from fer_core.names import unique_name
 from fer_core.preprocess import Preprocessing, preprocess_face
-from fer_core.rows import label_of, row_box, typed
+from fer_core.rows import label_of, row_box, spreadsheet_safe, typed
 
 DATASET_FILE = "dataset.json"
 
@@ -44,6 +45,8 @@ def save_corrections_dataset(
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = dict.fromkeys(EMOTIONS, 0)
     manifest = []
+    written: set[str] = set()
+    manifest_names: list[str] = []
     current: tuple[str, np.ndarray | None] = ("", None)  # one decoded photo at a time
     for row in sorted((typed(r) for r in rows if row_box(r) is not None), key=lambda r: (r["file"], r["face"])):
         reviewed = bool(row.get("reviewed") or row.get("corrected"))
@@ -58,10 +61,15 @@ def save_corrections_dataset(
         if current[1] is None:
             continue
         box = row_box(row)
-        stem = PurePosixPath(row["file"]).with_suffix("").as_posix().replace("/", "__")
-        rel = f"{label}/{stem}__face{row['face']}.png"
-        (out_dir / label).mkdir(exist_ok=True)
-        cv2.imwrite(str(out_dir / rel), preprocess_face(current[1], box, spec))
+        # the photo's whole relative name (suffix included) under the label: every crop its own file
+        rel = f"{label}/{PurePosixPath(row['file']).as_posix()}__face{row['face']}.png"
+        if rel.casefold() in written:
+            rel = unique_name(rel, set(manifest_names))
+        written.add(rel.casefold())
+        manifest_names.append(rel)
+        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        crop = preprocess_face(current[1], box, spec)
+        cv2.imwrite(str(out_dir / rel), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR) if crop.ndim == 3 else crop)
         counts[label] += 1
         manifest.append(
             {
@@ -81,7 +89,7 @@ def save_corrections_dataset(
     with (out_dir / "manifest.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(manifest[0]) if manifest else ["crop"])
         writer.writeheader()
-        writer.writerows(manifest)
+        writer.writerows(map(spreadsheet_safe, manifest))
     (out_dir / DATASET_FILE).write_text(
         json.dumps(
             {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
@@ -13,6 +14,7 @@ import numpy as np
 
 from fer_core.classes import EMOTIONS
 from fer_core.imageio import encode_jpeg, read_image
+from fer_core.names import unique_name
 from fer_core.render import annotate, thumbnail
 from fer_core.rows import COLUMNS, is_face, label_of, row_box, spreadsheet_safe, typed
 
@@ -61,10 +63,22 @@ def annotated_image(path: Path, rows: list[dict], max_side: int | None = None) -
 
 
 def annotated_files(rows: list[dict], files: dict[str, Path]) -> Iterator[tuple[str, bytes]]:
-    """(relative name, JPEG bytes) of every readable photo with its faces drawn, under its own relative path."""
+    """(relative name, JPEG bytes) of every readable photo with its faces drawn, under its own relative path.
+
+    A JPEG keeps its name; another photo gets `.jpg` after its own (`x.png` -> `x.png.jpg`), so
+    `x.jpg`, `x.jpeg` and `x.png` stay three files; any clash left (names that differ only in
+    case) gets a number.
+    """
+    taken: set[str] = set()
+    folded: set[str] = set()
     for name, mine in _group(rows).items():
         if name in files and mine[0]["status"] != "unreadable":
-            yield str(PurePosixPath(name).with_suffix(".jpg")), encode_jpeg(annotated_image(files[name], mine))
+            target = name if PurePosixPath(name).suffix.lower() in (".jpg", ".jpeg") else f"{name}.jpg"
+            if target.casefold() in folded:
+                target = unique_name(target, taken)
+            taken.add(target)
+            folded.add(target.casefold())
+            yield target, encode_jpeg(annotated_image(files[name], mine))
 
 
 def sorted_files(rows: list[dict], files: dict[str, Path]) -> Iterator[tuple[str, bytes]]:
@@ -92,5 +106,8 @@ def _zip(entries: Iterable[tuple[str, bytes]]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in entries:
-            z.writestr(name, data)
+            entry = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+            entry.external_attr = 0o100644 << 16  # a regular file readable by all, as any unzip expects
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(entry, data)
     return buf.getvalue()

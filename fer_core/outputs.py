@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -116,19 +117,43 @@ class CsvOutput:
         self._guard.close()
 
     def _resume_point(self) -> set[int]:
-        """Keys of the photos in the file, read row by row (memory: the keys only); a row cut
-        off by a crash is truncated away."""
-        done, end = set(), 0
+        """Keys of the photos in the file, read row by row (memory: the keys only).
+
+        Only a file of our own (it starts with our header) is ever resumed; anything else is
+        refused before a byte changes. The last photo's rows are truncated away and that photo
+        labelled again: a kill may have cut it between its faces, and a photo is whole or absent.
+        """
+        done, end, photo_start, last = set(), 0, 0, None
         with self.path.open("rb") as f:
+            if not _starts_with_header(f):
+                raise ValueError(
+                    f"--out {self.path} exists and is not a results file of `label` (its first line is not our "
+                    "header); nothing was written: choose another --out"
+                )
+            f.seek(0)
             for row, row_end in complete_csv_rows(f):
-                if end == 0 and row != COLUMNS:
-                    raise ValueError(f"{self.path} exists with other columns; choose another --out or delete it")
-                if end:
-                    done.add(name_key(row[0]))
+                if end and row[0] != last:
+                    if last is not None:
+                        done.add(name_key(last))
+                    last, photo_start = row[0], end
                 end = row_end
-        if end < self.path.stat().st_size:
-            self._guard.truncate(end)
+        cut = photo_start if last is not None else end
+        if cut < self.path.stat().st_size:
+            self._guard.truncate(cut)
         return done
+
+
+HEADER_LINES = tuple((",".join(COLUMNS) + ending).encode() for ending in ("\r\n", "\n"))
+"""The first line of our CSV (as csv writes it, and as an editor that saved it with plain line ends)."""
+
+
+def _starts_with_header(f: IO[bytes]) -> bool:
+    """Whether a CSV file opened in binary is empty or begins with our header line."""
+    head = f.read(len(HEADER_LINES[0]))
+    if head == b"" or any(head.startswith(h) for h in HEADER_LINES):
+        return True
+    # a header cut off by a kill while it was written: the file holds nothing but its start
+    return f.read(1) == b"" and any(h.startswith(head) for h in HEADER_LINES)
 
 
 def complete_csv_rows(f: IO[bytes]) -> Iterator[tuple[list[str], int]]:
@@ -222,6 +247,18 @@ def prepare_parquet_folder(folder: Path) -> None:
             f"--out {folder} holds other files ({', '.join(sorted(others)[:3])}); "
             "Parquet output needs a folder of its own: give a new name such as results.parquet"
         )
+
+
+@contextmanager
+def parquet_folder_lock(folder: Path) -> Iterator[None]:
+    """Hold a Parquet output folder's lock (the one a local `label` run holds) for a whole run.
+
+    Raises:
+        ValueError: another run, local or on Ray, is writing the folder.
+    """
+    with (folder / ".lock").open("a") as guard:
+        _lock(guard, folder)
+        yield
 
 
 class ParquetOutput:

@@ -37,7 +37,14 @@ from fer_core.labeling import (
     folder_entries,
     iter_folder_images,
 )
-from fer_core.outputs import name_key, parquet_done_keys, prepare_parquet_folder, row_schema, rows_table
+from fer_core.outputs import (
+    name_key,
+    parquet_done_keys,
+    parquet_folder_lock,
+    prepare_parquet_folder,
+    row_schema,
+    rows_table,
+)
 from fer_core.recognizer import RecognizerSpec
 from fer_core.registry import CARD_FILE, TFLITE_FILE, get_model
 from fer_core.rows import STATUSES
@@ -223,10 +230,16 @@ def label_folder_ray(
         Counts of rows written this time, per status.
 
     Raises:
-        ValueError: Ray is not installed, or `out` is not a folder of its own (`prepare_parquet_folder`).
+        ValueError: Ray is not installed, `out` is not a folder of its own (`prepare_parquet_folder`),
+            or another run is writing it.
     """
     ray = _import_ray()
     prepare_parquet_folder(out)
+    with parquet_folder_lock(out):  # never beside a local run (or another Ray run) writing `out`
+        return _label_on_ray(ray, root, out, spec, workers, address)
+
+
+def _label_on_ray(ray, root, out: Path, spec: RecognizerSpec, workers: int | None, address: str | None) -> dict:
     done = np.array(sorted(parquet_done_keys(out)), dtype=np.uint64)
     files = model_files(spec)
     started_here = not ray.is_initialized()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -110,8 +111,12 @@ REVIEW_ROWS = 20_000
 
 def folder_output(folder: Path, model: str | None, detector: str, fmt: str, tta: str = "none") -> Path:
     """Where a folder's results go by default: one output per folder, model, detector and TTA mode,
-    so a later run with the same choices resumes it and other choices never mix into it."""
-    name = f"{folder.name or 'photos'}-{model or 'model'}-{detector}" + ("" if tta == "none" else f"-{tta}")
+    so a later run with the same choices resumes it and other choices never mix into it.
+
+    The folder is known by its full resolved path (a short hash of it beside its name), so two
+    folders of the same name (`/a/photos`, `/b/photos`) never share an output."""
+    where = hashlib.sha256(str(folder.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    name = f"{folder.name or 'photos'}-{where}-{model or 'model'}-{detector}" + ("" if tta == "none" else f"-{tta}")
     return data_dir() / "labels" / (f"{name}.parquet" if fmt == "parquet" else f"{name}.csv")
 
 
