@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from fer_core.cli_runs import add_runs_parser, cmd_runs
+from fer_core.cli_text import print_table
 from fer_core.cli_train import add_train_parser, run_train_command
 from fer_core.detect import DEFAULT_DETECTOR, DETECTOR_NOTES
 from fer_core.registry import TFLITE_WEIGHTS, WEIGHT_MODES
@@ -99,8 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_options(p)
 
-    p = sub.add_parser("evaluate", help="metrics of a model on labelled face crops")
-    _add_labelled_set_options(p, required=True)
+    p = sub.add_parser(
+        "evaluate",
+        help="metrics of a model on labelled faces; several sets side by side (e.g. FER-2013 and your photos)",
+    )
+    _add_labelled_set_options(p, required=True, many=True)
     p.add_argument(
         "--errors",
         type=Path,
@@ -148,6 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser(
+        "measure",
+        help="measure a registered model (e.g. an ONNX model you brought) for its card: FER-2013 validation, "
+        "test and other labelled sets, each TTA mode's cost; its calibration is left as it is",
+    )
+    p.add_argument("name", help="registered model")
+    p.add_argument("--data", type=Path, required=True, help="the training set whose validation split to measure on")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="validation share of --data (default 0.1)")
+    p.add_argument("--seed", type=int, default=42, help="seed of the validation split (default 42, as `train`)")
+    p.add_argument("--test-data", type=Path, required=True, help="held-out labelled set")
+    p.add_argument(
+        "--also", type=Path, nargs="*", default=[], metavar="DIR", help="more labelled sets, named by their folder"
+    )
+
     p = sub.add_parser("ensemble", help="register an ensemble: several models whose logits are averaged")
     p.add_argument("name", help="model name for the ensemble")
     p.add_argument("--members", nargs="+", required=True, metavar="MODEL", help="registered models (two or more)")
@@ -180,10 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_labelled_set_options(p: argparse.ArgumentParser, required: bool) -> None:
-    """--data, --usage and --model: a labelled set and the model measured on it."""
+def _add_labelled_set_options(p: argparse.ArgumentParser, required: bool, many: bool = False) -> None:
+    """--data, --usage and --model: a labelled set (or several, with `many`) and the model measured on it."""
     p.add_argument(
-        "--data", required=required, type=Path, help="class folders or a FER-2013 CSV (e.g. your own labelled photos)"
+        "--data",
+        required=required,
+        type=Path,
+        nargs="+" if many else None,
+        metavar="DIR",
+        help="class folders or a FER-2013 CSV (e.g. your own labelled photos)"
+        + ("; several are measured side by side" if many else ""),
     )
     p.add_argument("--usage", help="with a FER CSV: only rows with this Usage (e.g. PublicTest)")
     p.add_argument("--model", help="registered model (default: the active one)")
@@ -333,6 +357,11 @@ def cmd_export(args) -> int:
     if not args.results.exists():
         print(f"error: {args.results}: no such results file", file=sys.stderr)
         return 2
+    source = args.photos.resolve()
+    for flag, folder in (("--annotated", args.annotated), ("--sorted", args.sorted), ("--dataset", args.dataset)):
+        if folder is not None and (folder.resolve() == source or folder.resolve().is_relative_to(source)):
+            print(f"error: {flag} {folder} is inside the photo folder {args.photos}; write elsewhere", file=sys.stderr)
+            return 2
     rows, _ = read_rows(args.results)
     files, refused = {}, set()
     for row in rows:
@@ -350,16 +379,20 @@ def cmd_export(args) -> int:
     for folder, entries in ((args.annotated, annotated_files), (args.sorted, sorted_files)):
         if folder is None:
             continue
-        written = 0
+        written = kept = 0
         for rel, data in entries(rows, files):
             target = folder / rel
             if safe_relative_path(rel) != rel or not target.resolve().is_relative_to(folder.resolve()):
                 print(f"skipped {rel!r}: a label in the results would lead outside {folder}", file=sys.stderr)
                 continue
+            if target.exists() or target.is_symlink():
+                kept += 1  # a file already there (an earlier export, or the user's own) is never replaced
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            with target.open("xb") as f:
+                f.write(data)
             written += 1
-        print(f"{written} photos -> {folder}")
+        print(f"{written} photos -> {folder}" + (f" ({kept} already there, left as they were)" if kept else ""))
     if args.dataset:
         from fer_core.corrections import save_corrections_dataset
         from fer_core.registry import get_model
@@ -412,33 +445,23 @@ def cmd_video(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from fer_core.classifier import EmotionClassifier
-    from fer_core.datasets import load_labeled
-    from fer_core.evaluation import evaluate_classifier
+    from fer_core.models import load_classifier
     from fer_core.registry import get_model
 
     info = get_model(args.model)
+    classifier = load_classifier(info, tta=args.tta)
+    if len(args.data) > 1:
+        if args.errors or args.compare:
+            print("error: --errors and --compare take one --data set", file=sys.stderr)
+            return 2
+        return _evaluate_sets(info, classifier, args)
+    args.data = args.data[0]
     other = get_model(args.compare) if args.compare else None
-    classifier = EmotionClassifier.from_registry(info, tta=args.tta)
-    data = load_labeled(args.data, spec=info.preprocessing, usage=args.usage)
-    for source, reason in data.errors[:20]:
-        print(f"skipped {source}: {reason}", file=sys.stderr)
-    if data.unknown_classes:
-        print(f"skipped folders that are not emotions: {', '.join(data.unknown_classes)}", file=sys.stderr)
-    if data.photo_note():
-        print(data.photo_note(), file=sys.stderr)
-    metrics, probs = evaluate_classifier(classifier, data)
+    metrics, data, probs = _evaluate_one(info, classifier, args.data, args)
     compared = _compare(info, other, args, data, metrics) if other else None
     if args.errors:
         wrong = _write_errors(args.errors, data, probs)
         print(f"{wrong} faces the model gets wrong -> {args.errors}", file=sys.stderr)
-    metrics.update(
-        model=info.name,
-        tta=args.tta,
-        data=str(args.data),
-        photos_cropped=data.photos_cropped,
-        photos_without_face=data.photos_without_face,
-    )
     if compared:
         metrics["compare"] = compared
     if args.json:
@@ -456,6 +479,53 @@ def cmd_evaluate(args) -> int:
         print(" ".join(f"{v:>5}" for v in row))
     if compared:
         _print_comparison(info.name, compared)
+    return 0
+
+
+def _evaluate_one(info, classifier, path: Path, args):
+    """(metrics, faces, probabilities) of the classifier on one labelled set; skipped items reported."""
+    from fer_core.datasets import load_labeled
+    from fer_core.evaluation import evaluate_classifier
+
+    data = load_labeled(path, spec=info.preprocessing, usage=args.usage)
+    for source, reason in data.errors[:20]:
+        print(f"{path}: skipped {source}: {reason}", file=sys.stderr)
+    if data.unknown_classes:
+        print(f"{path}: skipped folders that are not emotions: {', '.join(data.unknown_classes)}", file=sys.stderr)
+    if data.photo_note():
+        print(f"{path}: {data.photo_note()}", file=sys.stderr)
+    metrics, probs = evaluate_classifier(classifier, data)
+    metrics.update(
+        model=info.name,
+        tta=args.tta,
+        data=str(path),
+        photos_cropped=data.photos_cropped,
+        photos_without_face=data.photos_without_face,
+    )
+    return metrics, data, probs
+
+
+def _evaluate_sets(info, classifier, args) -> int:
+    """Several labelled sets side by side (e.g. FER-2013 test and photos of real people)."""
+    results = [_evaluate_one(info, classifier, path, args)[0] for path in args.data]
+    if args.json:
+        print(json.dumps({"model": info.name, "tta": args.tta, "sets": results}))
+        return 0
+
+    def pct(value) -> str:
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    print(f"model {info.name}, TTA {args.tta}")
+    rows = [
+        ["faces", *[str(m["n"]) for m in results]],
+        ["accuracy", *[pct(m["accuracy"]) for m in results]],
+        ["macro-F1", *[pct(m["macro_f1"]) for m in results]],
+        ["accuracy without disgust", *[pct((m["without_disgust"] or {}).get("accuracy")) for m in results]],
+        ["macro-F1 without disgust", *[pct((m["without_disgust"] or {}).get("macro_f1")) for m in results]],
+        ["ECE", *[f"{m['ece']:.3f}" for m in results]],
+    ]
+    rows += [[f"recall {c}", *[pct(m["per_class"][c]["recall"]) for m in results]] for c in results[0]["per_class"]]
+    print_table([["", *[str(p) for p in args.data]], *rows])
     return 0
 
 
@@ -483,13 +553,13 @@ def _write_errors(path: Path, data, probs) -> int:
 
 def _compare(info, other, args, data, metrics: dict) -> dict:
     """Model `other` on the labelled faces `info` was evaluated on (cropped its own way if it crops differently)."""
-    from fer_core.classifier import EmotionClassifier
     from fer_core.datasets import load_labeled
     from fer_core.evaluation import compare_metrics, compare_overall, evaluate_classifier
+    from fer_core.models import load_classifier
 
     if other.preprocessing != info.preprocessing:
         data = load_labeled(args.data, spec=other.preprocessing, usage=args.usage)
-    metrics_b, _ = evaluate_classifier(EmotionClassifier.from_registry(other, tta=args.tta), data)
+    metrics_b, _ = evaluate_classifier(load_classifier(other, tta=args.tta), data)
     return {
         "model": other.name,
         "overall": compare_overall(metrics, metrics_b),
@@ -499,7 +569,6 @@ def _compare(info, other, args, data, metrics: dict) -> dict:
 
 
 def _print_comparison(name_a: str, compared: dict) -> None:
-    from fer_core.cli_text import print_table
 
     print(f"compared: A = {name_a}, B = {compared['model']}, on the same faces (differences are B - A)")
     table = [["measure", "A", "B", "B - A"]]
@@ -516,9 +585,9 @@ def _print_comparison(name_a: str, compared: dict) -> None:
 
 
 def cmd_calibrate(args) -> int:
-    from fer_core.classifier import EmotionClassifier
     from fer_core.datasets import load_labeled
     from fer_core.evaluation import MIN_CALIBRATION_SET, calibration_record, calibration_report, classifier_logits
+    from fer_core.models import load_classifier
     from fer_core.registry import get_model, save_calibration, undo_calibration
 
     info = get_model(args.model)
@@ -536,7 +605,7 @@ def cmd_calibrate(args) -> int:
             file=sys.stderr,
         )
         return 2
-    logits = classifier_logits(EmotionClassifier.from_registry(info, tta=args.tta), data)
+    logits = classifier_logits(load_classifier(info, tta=args.tta), data)
     report = calibration_report(data, logits, info.temperature_for(args.tta))
     saved = bool(args.save and report["improves"])
     if saved:
@@ -641,14 +710,42 @@ def _time_model(name: str) -> tuple[float, float, int]:
     """
     import numpy as np
 
-    from fer_core.classifier import EmotionClassifier
     from fer_core.evaluation import measure_cost_ms, measure_single_face_ms
+    from fer_core.models import load_classifier
 
-    classifier = EmotionClassifier.from_registry(name)
+    classifier = load_classifier(name)
     crops = np.random.default_rng(0).integers(0, 256, (64, classifier.input_size, classifier.input_size), np.uint8)
     classifier.logits(crops)  # warm-up: the interpreter sizes itself for the batch
     batch64 = measure_cost_ms(classifier, crops, repeats=5)
     return batch64, measure_single_face_ms(classifier, crops, calls=100), classifier.multiply_adds()
+
+
+def cmd_measure(args) -> int:
+    from fer_core.datasets import load_labeled, train_val_split
+    from fer_core.evaluation import measure_as_shipped
+    from fer_core.models import load_classifier
+    from fer_core.registry import get_model, write_card
+
+    info = get_model(args.name)
+    info.verify()
+    spec = info.preprocessing
+    _, val = train_val_split(args.data, args.val_fraction, args.seed, spec)
+    sets = {"validation": val, "test": load_labeled(args.test_data, spec=spec)}
+    sets.update({folder.name: load_labeled(folder, spec=spec) for folder in args.also})
+    found = measure_as_shipped(lambda tta: load_classifier(info, tta), sets, val.images[:64])
+    card = dict(info.card)
+    card["metrics"] = {**card.get("metrics", {}), **found["metrics"]}
+    card["tta"] = found["tta"]
+    card.setdefault("measured", {})["command"] = args.command_line
+    card["measured"]["sets"] = {
+        "validation": f"{args.data} (val_fraction {args.val_fraction}, seed {args.seed})",
+        "test": str(args.test_data),
+        **{f.name: str(f) for f in args.also},
+    }
+    write_card(info.folder, card, hash_files=False)
+    for name, m in found["metrics"].items():
+        print(f"{name}: n={m['n']} accuracy {m['accuracy']:.4f} macro_f1 {m['macro_f1']:.4f}")
+    return 0
 
 
 def cmd_ensemble(args) -> int:
@@ -709,6 +806,7 @@ def main(argv: list[str] | None = None) -> int:
         "calibrate": cmd_calibrate,
         "models": cmd_models,
         "ensemble": cmd_ensemble,
+        "measure": cmd_measure,
         "quantize": cmd_quantize,
         "train": run_train_command,
         "runs": cmd_runs,

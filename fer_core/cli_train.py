@@ -30,6 +30,14 @@ _HELP = {
     "seed": "seed of the validation split (and of the run unless --run-seed is given)",
     "run_seed": "seed of the starting weights, shuffling and augmentation (default: --seed); another value "
     "trains another model on the same validation split, e.g. an ensemble member of the same architecture",
+    "second_teacher": "a second teacher of any kind (e.g. raf-mobilefacenet, trained on real photos); its "
+    "calibrated logits are mixed with the teacher's",
+    "second_teacher_weight": "the second teacher's share of the mixed logits (0-1)",
+    "second_teacher_weight_unlabeled": "its share on the unlabelled faces (default: --second-teacher-weight)",
+    "unlabeled": "folders of face photos without labels (joined with ':'): their largest faces are added, "
+    "with the teachers' probabilities as targets",
+    "unlabeled_max": "at most this many unlabelled photos",
+    "unlabeled_weight": "loss weight of each unlabelled face (labelled faces have their class weight)",
     "distill_weight": "share of the loss on the teacher's soft targets (0-1; the rest on the labels)",
 }
 

@@ -21,7 +21,7 @@ from sklearn.model_selection import train_test_split
 
 from fer_core.classes import EMOTIONS, NUM_CLASSES, canonical_emotion
 from fer_core.imageio import MAX_PIXELS, ImageReadError, is_image_path, read_image
-from fer_core.preprocess import Preprocessing, preprocess_face
+from fer_core.preprocess import CompositePreprocessing, Preprocessing, preprocess_face
 
 
 class DatasetError(ValueError):
@@ -33,7 +33,7 @@ class LabeledFaces:
     """Face crops with labels, ready for the classifier.
 
     Attributes:
-        images: uint8 (N, size, size) preprocessed crops.
+        images: uint8 (N, *spec.crop_shape) preprocessed crops.
         labels: int64 (N,) indexes into EMOTIONS.
         sources: where each crop came from (path, or "file.csv:row").
         errors: (source, reason) for every item that was skipped.
@@ -41,6 +41,7 @@ class LabeledFaces:
         usage: per-item split tag from a FER CSV ("Training", "PublicTest", ...), else empty.
         photos_cropped: items that were whole photos, their largest face cropped.
         photos_without_face: photos left out because no face was found (also in `errors`).
+        spec: how the crops were made (None: unknown, e.g. a set built by hand).
     """
 
     images: np.ndarray
@@ -51,6 +52,7 @@ class LabeledFaces:
     usage: list[str] = field(default_factory=list)
     photos_cropped: int = 0
     photos_without_face: int = 0
+    spec: Preprocessing | CompositePreprocessing | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -76,6 +78,7 @@ class LabeledFaces:
             usage=[self.usage[i] for i in index] if self.usage else [],
             photos_cropped=self.photos_cropped,
             photos_without_face=self.photos_without_face,
+            spec=self.spec,
         )
 
     def photo_note(self) -> str:
@@ -99,12 +102,25 @@ NO_FACE = "no face found in this photo (left out)"
 
 
 class _FaceCropper:
-    """Turns a labelled image into a model crop by the module's rule (a detector made on first need)."""
+    """Turns a labelled image into a model crop by the module's rule (a detector made on first need).
 
-    def __init__(self, spec: Preprocessing):
+    A face crop is used whole by margin crops; five-point crops need landmarks, so the detector
+    looks for the face inside the crop too (typical landmark positions stand in where it finds none).
+    """
+
+    def __init__(self, spec: Preprocessing | CompositePreprocessing, always_detect: bool = False):
         self.spec = spec
+        self.always_detect = always_detect
         self._detector = None
         self._lock = threading.Lock()
+
+    def _detect(self, image: np.ndarray):
+        with self._lock:
+            if self._detector is None:
+                from fer_core.detect import make_detector
+
+                self._detector = make_detector()
+        return self._detector.detect(image)
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, bool]:
         """(crop, whether the image was a photo).
@@ -112,17 +128,25 @@ class _FaceCropper:
         Raises:
             ValueError: a photo with no face (NO_FACE).
         """
-        if max(image.shape[:2]) <= CROP_MAX_SIDE:
+        if self.always_detect or max(image.shape[:2]) > CROP_MAX_SIDE:
+            faces = self._detect(image)
+            if not faces:
+                raise ValueError(NO_FACE)
+            return preprocess_face(image, faces[0], self.spec), True
+        if all(part.crop == "margin" for part in self.spec.parts):
             return preprocess_face(image, None, self.spec), False
-        with self._lock:
-            if self._detector is None:
-                from fer_core.detect import make_detector
+        inner = self._face_in_crop(image)
+        crops = [preprocess_face(image, inner if p.crop == "five_point" else None, p) for p in self.spec.parts]
+        return (crops[0] if len(crops) == 1 else np.concatenate([c.reshape(-1) for c in crops])), False
 
-                self._detector = make_detector()
-        faces = self._detector.detect(image)
-        if not faces:
-            raise ValueError(NO_FACE)
-        return preprocess_face(image, faces[0], self.spec), True
+    def _face_in_crop(self, image: np.ndarray):
+        """The largest face the detector finds in a face crop, or None.
+
+        The crop is searched as it is: bordering or enlarging it first found fewer faces and cost
+        the RAF-DB model 3-5 points on wild_dev's small film crops.
+        """
+        faces = self._detect(image)
+        return faces[0] if faces else None
 
 
 def find_class_root(folder: Path, depth: int = 3) -> Path:
@@ -250,8 +274,8 @@ def summarize_labelled(source: str | Path, spec: Preprocessing = Preprocessing()
 
 
 def _assemble(images, labels, sources, errors, unknown, usage, spec) -> LabeledFaces:
-    stacked = np.stack(images) if images else np.empty((0, spec.size, spec.size), np.uint8)
-    return LabeledFaces(stacked, np.asarray(labels, dtype=np.int64), sources, errors, unknown, usage)
+    stacked = np.stack(images) if images else np.empty((0, *spec.crop_shape), np.uint8)
+    return LabeledFaces(stacked, np.asarray(labels, dtype=np.int64), sources, errors, unknown, usage, spec=spec)
 
 
 def load_fer_csv(path: str | Path, usage: str | None = None, spec: Preprocessing = Preprocessing()) -> LabeledFaces:
@@ -306,6 +330,67 @@ def _parse_fer_row(row: dict, spec: Preprocessing) -> tuple[np.ndarray, int]:
         raise ValueError("'pixels' values must lie in 0..255")
     crop = preprocess_face(values.astype(np.uint8).reshape(side, side), None, spec)
     return crop, EMOTIONS.index(emotion)
+
+
+def load_unlabelled_faces(
+    folders: list[str | Path],
+    spec: Preprocessing | CompositePreprocessing,
+    max_images: int | None = None,
+    workers: int = 4,
+) -> LabeledFaces:
+    """The largest face of every image below `folders` (any layout), for a teacher to label.
+
+    Every image goes through the detector, whatever its size (aligned sets such as UTKFace or
+    CelebA frame faces differently from FER-2013, and the student must see faces as inference
+    crops them). Files with the same bytes count once; images without a face are left out and
+    counted in `errors`. Labels are all 0: the set has none, and its targets come from teachers.
+
+    Raises:
+        DatasetError: a folder is missing or holds no image.
+    """
+    paths: list[Path] = []
+    seen: set[str] = set()
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise DatasetError(f"unlabelled faces: {str(folder)!r} is not a folder")
+        for path in sorted(folder.rglob("*")):
+            if not (is_image_path(path) and path.is_file()) or any(p.startswith(".") for p in path.parts[-2:]):
+                continue
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest not in seen:
+                seen.add(digest)
+                paths.append(path)
+            if max_images and len(paths) >= max_images:
+                break
+    if not paths:
+        raise DatasetError(f"unlabelled faces: no image under {[str(f) for f in folders]}")
+    cropper = _FaceCropper(spec, always_detect=True)
+
+    def load(path: Path):
+        try:
+            return cropper(read_image(path))[0], None
+        except (ImageReadError, ValueError) as e:
+            return None, str(e)
+
+    with ThreadPoolExecutor(workers) as pool:
+        decoded = list(pool.map(load, paths, chunksize=64))
+    kept = [(str(p), c) for p, (c, _) in zip(paths, decoded) if c is not None]
+    errors = [(str(p), e) for p, (c, e) in zip(paths, decoded) if c is None]
+    images = [c for _, c in kept]
+    return _assemble(images, [0] * len(images), [s for s, _ in kept], errors, [], [], spec)
+
+
+def concat_labelled(sets: list[LabeledFaces]) -> LabeledFaces:
+    """Several labelled sets of the same crops as one (sources keep their own names; errors are kept)."""
+    return LabeledFaces(
+        images=np.concatenate([d.images for d in sets]),
+        labels=np.concatenate([d.labels for d in sets]),
+        sources=[s for d in sets for s in d.sources],
+        errors=[e for d in sets for e in d.errors],
+        photos_cropped=sum(d.photos_cropped for d in sets),
+        photos_without_face=sum(d.photos_without_face for d in sets),
+        spec=sets[0].spec,
+    )
 
 
 def load_labeled(source: str | Path, spec: Preprocessing = Preprocessing(), usage: str | None = None) -> LabeledFaces:

@@ -21,6 +21,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from fer_core.onnx_session import OnnxLoadError, open_onnx_session
 from fer_core.preprocess import to_gray
 from fer_core.settings import Environment
 from fer_core.types import Box
@@ -184,16 +185,10 @@ def _onnx_session(path: Path, threads: int):
     Raises:
         DetectorError: the file is not a loadable ONNX model, or not a YuNet one.
     """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own exception types for bad files
-        raise DetectorError(f"{path}: not a loadable YuNet model ({e})") from e
+        session = open_onnx_session(path, threads)
+    except OnnxLoadError as e:
+        raise DetectorError(f"{path}: not a loadable YuNet model ({e.__cause__})") from e
     names = {o.name for o in session.get_outputs()}
     shape = session.get_inputs()[0].shape
     if not {f"{k}_{s}" for k in ("cls", "obj", "bbox", "kps") for s in _YuNetOnnx.STRIDES} <= names:

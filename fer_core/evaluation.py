@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.classifier import EmotionClassifier
 from fer_core.datasets import LabeledFaces
 from fer_core.metrics import classification_metrics, fit_temperature, softmax
-from fer_core.tta import TTA_MODES, tta_views
+from fer_core.models import Classifier, load_classifier
+from fer_core.tta import TTA_MODES, view_count
 
 
 def classifier_logits(
-    classifier: EmotionClassifier,
+    classifier: Classifier,
     data: LabeledFaces,
     batch: int = 256,
     progress: Callable[[int, int], None] | None = None,
@@ -35,7 +35,7 @@ def classifier_logits(
 
 
 def evaluate_classifier(
-    classifier: EmotionClassifier,
+    classifier: Classifier,
     data: LabeledFaces,
     batch: int = 256,
     progress: Callable[[int, int], None] | None = None,
@@ -172,7 +172,7 @@ def metrics_table(metrics: dict) -> list[dict]:
     return rows
 
 
-def measure_cost_ms(classifier: EmotionClassifier, crops: np.ndarray, repeats: int = 3) -> float:
+def measure_cost_ms(classifier: Classifier, crops: np.ndarray, repeats: int = 3) -> float:
     """Median milliseconds per face to classify `crops` in one batch."""
     import time
 
@@ -184,7 +184,7 @@ def measure_cost_ms(classifier: EmotionClassifier, crops: np.ndarray, repeats: i
     return float(sorted(times)[len(times) // 2])
 
 
-def measure_single_face_ms(classifier: EmotionClassifier, crops: np.ndarray, calls: int = 200) -> float:
+def measure_single_face_ms(classifier: Classifier, crops: np.ndarray, calls: int = 200) -> float:
     """Median milliseconds of one call on one face (as Live runs), the first calls left out as warm-up."""
     import time
 
@@ -216,12 +216,12 @@ def compare_on_validation(config: dict, model_names: list[str]) -> dict[str, dic
         _, val = train_val_split(
             config["data"], config["val_fraction"], config["seed"], info.preprocessing, config.get("max_images")
         )
-        results[name] = evaluate_classifier(EmotionClassifier.from_registry(info), val)[0]
+        results[name] = evaluate_classifier(load_classifier(info), val)[0]
     return results
 
 
 def card_measurements(
-    build: Callable[[str, float], EmotionClassifier], val: LabeledFaces, test: LabeledFaces | None = None
+    build: Callable[[str, float], Classifier], val: LabeledFaces, test: LabeledFaces | None = None
 ) -> dict:
     """What a model card records of a model: calibration, each TTA mode's cost and metrics.
 
@@ -247,7 +247,7 @@ def card_measurements(
     views = {m: plain if m == "none" else build(m, 1.0) for m in TTA_MODES}
     sample = val.images[:64]
     tta = {
-        mode: {"views": len(tta_views(sample[:1], mode)), "ms_per_face_batch64": measure_cost_ms(c, sample, 5)}
+        mode: {"views": view_count(mode), "ms_per_face_batch64": measure_cost_ms(c, sample, 5)}
         for mode, c in views.items()
     }
     sets = {"validation": val}
@@ -271,3 +271,36 @@ def card_measurements(
         "tta_note": "optional: --tta MODE on the CLI or the Evaluate page; costs measured where it was made",
         "metrics": metrics,
     }
+
+
+def measure_as_shipped(
+    build: Callable[[str], Classifier],
+    sets: dict[str, LabeledFaces],
+    cost_faces: np.ndarray,
+    scored_modes: tuple[str, ...] = ("none", "flip"),
+) -> dict:
+    """A model's metrics on labelled sets and each TTA mode's cost, with its calibration as it is.
+
+    For models made elsewhere (an ONNX file): measured like the project's own, nothing fitted.
+
+    Args:
+        build: the model's classifier for a TTA mode (its own temperature).
+        sets: {name: labelled faces}, e.g. {"validation": ..., "test": ..., "wild_dev": ...}.
+        cost_faces: crops timed for the cost per face (64 is what cards report).
+        scored_modes: TTA modes scored on the sets (every mode is timed).
+
+    Returns:
+        {"metrics": {name: metrics, "<name>_tta_<mode>": {...}}, "tta": {mode: {"views", cost, per set}}}.
+    """
+    metrics: dict = {}
+    tta: dict = {}
+    for mode in TTA_MODES:
+        classifier = build(mode)
+        tta[mode] = {"views": view_count(mode), "ms_per_face_batch64": measure_cost_ms(classifier, cost_faces, 5)}
+        for name, data in sets.items() if mode in scored_modes else ():
+            m, _ = evaluate_classifier(classifier, data)
+            if mode == "none":
+                metrics[name] = m
+            else:
+                tta[mode][name] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+    return {"metrics": metrics, "tta": tta}

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fer_core.classes import EMOTIONS
-from fer_core.classifier import EmotionClassifier
 from fer_core.detect import DEFAULT_DETECTOR, FaceDetector, make_detector
+from fer_core.models import Classifier, load_classifier
 from fer_core.preprocess import Preprocessing, preprocess_faces
 from fer_core.registry import ModelInfo, get_model
 from fer_core.types import Box, FaceResult
@@ -34,7 +34,7 @@ class EmotionRecognizer:
 
     def __init__(
         self,
-        classifier: EmotionClassifier,
+        classifier: Classifier,
         detector: FaceDetector | None = None,
         spec: Preprocessing = Preprocessing(),
         low_confidence: float = LOW_CONFIDENCE,
@@ -61,7 +61,7 @@ class EmotionRecognizer:
             DetectorError: the detector cannot be built.
         """
         info = model if isinstance(model, ModelInfo) else get_model(model)
-        classifier = EmotionClassifier.from_registry(info, tta=tta)
+        classifier = load_classifier(info, tta=tta)
         return cls(classifier, make_detector(detector, **detector_options), info.preprocessing, model_name=info.name)
 
     def results_for(self, image_shape: tuple[int, ...], boxes: Sequence[Box], probs: np.ndarray) -> list[FaceResult]:
@@ -100,7 +100,7 @@ class EmotionRecognizer:
         decoded photo in memory per worker (see fer_core.labeling).
         """
         boxes = self.detector.detect(image, min_face=min_face)
-        crops = preprocess_faces(image, boxes, self.spec) if boxes else _no_crops(self.spec.size)
+        crops = preprocess_faces(image, boxes, self.spec) if boxes else _no_crops(self.spec.crop_shape)
         return FoundFaces(tuple(image.shape[:2]), boxes, crops)
 
     def classify_found(self, found: Sequence[FoundFaces]) -> list[list[FaceResult]]:
@@ -120,8 +120,8 @@ class EmotionRecognizer:
         return self.classify_found([self.find_faces(image, min_face) for image in images])
 
 
-def _no_crops(size: int) -> np.ndarray:
-    return np.empty((0, size, size), np.uint8)
+def _no_crops(shape: tuple[int, ...]) -> np.ndarray:
+    return np.empty((0, *shape), np.uint8)
 
 
 @dataclass(frozen=True)

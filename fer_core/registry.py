@@ -1,9 +1,10 @@
 """The model registry: `models/<name>/` folders with weights and a model card.
 
-A model folder holds `model.tflite` (inference), `model.keras` (fine-tuning) and
-`card.json`. The card lists the classes, preprocessing, training details, metrics and
-the sha256 of each weights file; loading checks all of them. `models/active.txt` names
-the active model.
+A model folder holds `card.json` and its weights: `model.tflite` (this project's models, LiteRT)
+and `model.keras` (fine-tuning), or `model.onnx` (models made elsewhere, ONNX Runtime) with the
+`LICENSE` they ship under. The card lists the classes, runtime, preprocessing, training details,
+metrics and the sha256 of each weights file; loading checks all of them. `models/active.txt`
+names the active model.
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ from pathlib import Path
 
 from fer_core.classes import EMOTIONS
 from fer_core.names import UnsafeNameError, check_name
-from fer_core.preprocess import Preprocessing
+from fer_core.preprocess import CompositePreprocessing, Preprocessing
 from fer_core.settings import REPO_ROOT, Environment
 from fer_core.train.config import same_weights
 
 CARD_FILE = "card.json"
 TFLITE_FILE = "model.tflite"
 KERAS_FILE = "model.keras"
+ONNX_FILE = "model.onnx"
+LICENSE_FILE = "LICENSE"
+WEIGHTS_FILES = {"litert": TFLITE_FILE, "onnx": ONNX_FILE}
+"""The weights file each runtime (a card's `runtime`, "litert" when absent) loads."""
 # How a LiteRT file stores and runs its model (a card's `tflite_weights`). New models are
 # "dynamic" (int8 weights, activations quantized as it runs): 2.5-3.5x faster than float16 at the
 # same accuracy; full "int8" is 2x faster again in batches but lost 0.1-0.3 points
@@ -29,7 +34,7 @@ KERAS_FILE = "model.keras"
 WEIGHT_MODES = ("dynamic", "int8", "float16", "float32")
 TFLITE_WEIGHTS = "dynamic"
 ACTIVE_FILE = "active.txt"
-MODEL_FILES = frozenset({CARD_FILE, TFLITE_FILE, KERAS_FILE})
+MODEL_FILES = frozenset({CARD_FILE, TFLITE_FILE, KERAS_FILE, ONNX_FILE, LICENSE_FILE})
 """Everything a registered model folder may hold; a folder with anything else is never replaced."""
 
 
@@ -69,8 +74,36 @@ class ModelInfo:
     card: dict
 
     @property
-    def preprocessing(self) -> Preprocessing:
-        return Preprocessing.from_dict(self.card.get("preprocessing", {}))
+    def preprocessing(self) -> Preprocessing | CompositePreprocessing:
+        """How the model crops faces (the card's `preprocessing`).
+
+        Raises:
+            ModelError: the card's preprocessing is malformed.
+        """
+        try:
+            return Preprocessing.from_dict(self.card.get("preprocessing", {}))
+        except (ValueError, TypeError, AttributeError) as e:
+            raise ModelError(f"{self.folder / CARD_FILE}: bad preprocessing ({e})") from e
+
+    @property
+    def runtime(self) -> str:
+        """ "litert" or "onnx" (what runs the weights file); "ensemble" for an ensemble card."""
+        return "ensemble" if self.is_ensemble else str(self.card.get("runtime", "litert"))
+
+    @property
+    def weights_file(self) -> str:
+        """The name of the file the runtime loads (the card file for an ensemble).
+
+        Raises:
+            ModelError: an unknown runtime.
+        """
+        if self.is_ensemble:
+            return CARD_FILE
+        if self.runtime not in WEIGHTS_FILES:
+            raise ModelError(
+                f"{self.folder / CARD_FILE}: unknown runtime {self.runtime!r}; expected one of {sorted(WEIGHTS_FILES)}"
+            )
+        return WEIGHTS_FILES[self.runtime]
 
     @property
     def temperature(self) -> float:
@@ -105,7 +138,7 @@ class ModelInfo:
         if self.is_ensemble:  # changes whenever a member or a weight changes
             parts = [f"{m.name}:{m.weights_hash}:{w}" for m, w in self.members()]
             return hashlib.sha256("|".join(parts).encode()).hexdigest()
-        return self.card.get("files", {}).get(TFLITE_FILE, "")
+        return self.card.get("files", {}).get(self.weights_file, "")
 
     def members(self) -> list[tuple[ModelInfo, float]]:
         """An ensemble's member models (from the same registry folder) and their weights.
@@ -118,9 +151,21 @@ class ModelInfo:
             raise ModelError(f"{self.folder / CARD_FILE}: not an ensemble card (no members)")
         out = []
         for entry in listed:
-            name, weight = entry.get("name"), entry.get("weight", 1.0)
-            if not isinstance(weight, (int, float)) or weight < 0:
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+                raise ModelError(
+                    f'{self.folder / CARD_FILE}: each member must be {{"name": ..., "weight": ...}}. '
+                    f"Received: {entry!r}"
+                )
+            name, weight = entry["name"], entry.get("weight", 1.0)
+            temperature = entry.get("temperature", 1.0)
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight >= 0:
                 raise ModelError(f"{self.folder / CARD_FILE}: member weight must be >= 0. Received: {weight!r}")
+            if not isinstance(temperature, (int, float)) or not temperature > 0:
+                raise ModelError(
+                    f"{self.folder / CARD_FILE}: member temperature must be > 0. Received: {temperature!r}"
+                )
+            if name == self.name:
+                raise ModelError(f"{self.folder / CARD_FILE}: ensemble {self.name!r} lists itself as a member")
             try:
                 member = get_model(name, self.folder.parent)
             except ModelError as e:
@@ -128,9 +173,11 @@ class ModelInfo:
             if member.is_ensemble:
                 raise ModelError(f"ensemble {self.name!r}: member {name!r} is itself an ensemble")
             out.append((member, float(weight)))
+        if sum(w for _, w in out) <= 0:
+            raise ModelError(f"{self.folder / CARD_FILE}: member weights are all 0")
         return out
 
-    def verify(self, filename: str = TFLITE_FILE) -> Path:
+    def verify(self, filename: str | None = None) -> Path:
         """Check a weights file exists and matches the card's sha256 (for an ensemble: every member's).
 
         Returns:
@@ -143,12 +190,12 @@ class ModelInfo:
             for member, _ in self.members():
                 member.verify(filename)
             return self.folder / CARD_FILE
-        path = self.folder / filename
+        path = self.folder / (filename or self.weights_file)
         if not path.is_file():
             raise ModelError(f"{path}: weights file is missing")
-        expected = self.card.get("files", {}).get(filename)
+        expected = self.card.get("files", {}).get(path.name)
         if not expected:
-            raise ModelError(f"{self.folder / CARD_FILE}: card has no sha256 for {filename}")
+            raise ModelError(f"{self.folder / CARD_FILE}: card has no sha256 for {path.name}")
         actual = sha256_file(path)
         if actual != expected:
             raise ModelError(
@@ -371,13 +418,20 @@ def remove_model_files(folder: Path) -> None:
         raise ModelError(f"{folder}: holds other files, left in place ({e})") from e
 
 
-def write_card(folder: Path, card: dict) -> None:
-    """Write a card, filling in the sha256 of every weights file present."""
+def write_card(folder: Path, card: dict, hash_files: bool = True) -> None:
+    """Write a card; with `hash_files`, fill in the sha256 of every weights file present.
+
+    Only a folder whose weights were just produced is hashed: a card rewritten for another reason
+    (calibration) keeps the checksums it had, so a weights file changed since still fails its check.
+    """
     card = dict(card)
     card["classes"] = list(EMOTIONS)
-    card["files"] = {
-        fname: sha256_file(folder / fname) for fname in (TFLITE_FILE, KERAS_FILE) if (folder / fname).is_file()
-    }
+    if hash_files:
+        card["files"] = {
+            fname: sha256_file(folder / fname)
+            for fname in (TFLITE_FILE, KERAS_FILE, ONNX_FILE)
+            if (folder / fname).is_file()
+        }
     tmp = folder / (CARD_FILE + ".tmp")
     tmp.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
     tmp.replace(folder / CARD_FILE)
@@ -393,6 +447,7 @@ def save_calibration(name: str, calibration: dict, tta: str = "none", models_dir
         ModelError: the model is missing or its card is bad.
     """
     info = get_model(name, models_dir)
+    info.verify()
     card = dict(info.card)
     current = dict(card.get("calibration", {}))
     by_tta = dict(current.get("by_tta", {}))
@@ -403,7 +458,7 @@ def save_calibration(name: str, calibration: dict, tta: str = "none", models_dir
     else:
         by_tta[tta] = calibration
         card["calibration"] = {**current, "by_tta": by_tta}
-    write_card(info.folder, card)
+    write_card(info.folder, card, hash_files=False)
 
 
 def undo_calibration(name: str, models_dir: Path | None = None) -> str | None:
@@ -413,6 +468,7 @@ def undo_calibration(name: str, models_dir: Path | None = None) -> str | None:
         The TTA mode restored, or None when there was nothing to undo.
     """
     info = get_model(name, models_dir)
+    info.verify()
     card = dict(info.card)
     history = list(card.get("calibration_history", []))
     if not history:
@@ -430,5 +486,5 @@ def undo_calibration(name: str, models_dir: Path | None = None) -> str | None:
             by_tta.pop(tta, None)
         card["calibration"] = {**current, "by_tta": by_tta}
     card["calibration_history"] = history
-    write_card(info.folder, card)
+    write_card(info.folder, card, hash_files=False)
     return tta

@@ -20,8 +20,8 @@ TTA_MODES: dict[str, str] = {
 def _shifted(crops: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """Crops moved by (dx, dy) pixels, the uncovered border mirrored as Keras' RandomTranslation fills it."""
     pad = max(abs(dx), abs(dy))
-    padded = np.pad(crops, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
-    size_y, size_x = crops.shape[1:]
+    padded = np.pad(crops, ((0, 0), (pad, pad), (pad, pad), *[(0, 0)] * (crops.ndim - 3)), mode="symmetric")
+    size_y, size_x = crops.shape[1:3]
     return padded[:, pad - dy : pad - dy + size_y, pad - dx : pad - dx + size_x]
 
 
@@ -37,7 +37,7 @@ def check_tta_mode(mode: str) -> str:
 
 
 def tta_views(crops: np.ndarray, mode: str) -> np.ndarray:
-    """The test-time-augmentation views of uint8 crops (N, S, S): an array (V, N, S, S).
+    """The test-time-augmentation views of uint8 crops (N, S, S[, C]): an array (V, N, S, S[, C]).
 
     Raises:
         ValueError: unknown mode.
@@ -50,3 +50,8 @@ def tta_views(crops: np.ndarray, mode: str) -> np.ndarray:
     if mode != "none":
         views += [v[:, :, ::-1] for v in views]
     return np.stack(views)
+
+
+def view_count(mode: str) -> int:
+    """How many views `tta_views` makes of each face in `mode`."""
+    return len(tta_views(np.zeros((1, 8, 8), np.uint8), mode))

@@ -25,7 +25,7 @@ from fer_core.evaluation import (
     measure_cost_ms,
 )
 from fer_core.metrics import classification_metrics, softmax
-from fer_core.preprocess import Preprocessing
+from fer_core.preprocess import Preprocessing, viewable_crop
 from fer_core.registry import ModelInfo, get_model, save_calibration, undo_calibration
 from fer_core.uploads import unpack_uploads
 from fer_ui.labelled_sets import FER2013, path_signature, pick_labelled_set
@@ -242,6 +242,7 @@ def drill_down(data: LabeledFaces, probs: np.ndarray) -> None:
     for i, ex in enumerate(shown):
         with cols[i % 8]:
             st.image(
-                np.kron(data.images[ex["index"]], np.ones((2, 2), np.uint8)), caption=f"{ex['p_true']:.0%} {true_class}"
+                viewable_crop(data.images[ex["index"]], data.spec or Preprocessing(size=data.images.shape[1])),
+                caption=f"{ex['p_true']:.0%} {true_class}",
             )
             st.caption(ex["source"])

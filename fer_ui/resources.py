@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fer_core.classifier import EmotionClassifier
 from fer_core.detect import DEFAULT_DETECTOR, make_detector, yunet_model_path
+from fer_core.models import Classifier, load_classifier
 from fer_core.recognizer import EmotionRecognizer
 from fer_core.registry import ModelError, ModelInfo, active_model_name, get_model, list_models
 
@@ -13,12 +13,12 @@ MODEL_KEY = "selected_model"
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading model…")
-def _classifier(name: str, weights_hash: str, tta: str, temperature: float) -> EmotionClassifier:
+def _classifier(name: str, weights_hash: str, tta: str, temperature: float) -> Classifier:
     # Hash and temperature are part of the key: a re-registered or re-calibrated model loads afresh.
-    return EmotionClassifier.from_registry(get_model(name), tta=tta)
+    return load_classifier(get_model(name), tta=tta)
 
 
-def get_classifier(name: str, weights_hash: str, tta: str = "none") -> EmotionClassifier:
+def get_classifier(name: str, weights_hash: str, tta: str = "none") -> Classifier:
     """The shared classifier of a registered model (thread-safe; cached)."""
     info = get_model(name)
     return _classifier(name, weights_hash, tta, info.temperature_for(tta))

@@ -106,7 +106,7 @@ def keras_multiply_adds(model) -> int:
     """Multiply-adds per face counted from a Keras model's layers (a model or its `.keras` path).
 
     Convolutions (plain, depthwise and separable) and dense layers: the same ops the LiteRT count
-    of `EmotionClassifier.multiply_adds` sees.
+    of `Classifier.multiply_adds` sees.
     """
     import keras
 

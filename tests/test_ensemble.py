@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_core.classifier import EmotionClassifier
 from fer_core.cli import main
-from fer_core.ensemble import EnsembleClassifier, create_ensemble, fit_weights
+from fer_core.ensemble import create_ensemble
+from fer_core.models import EnsembleClassifier, load_classifier
+from fer_core.models.ensemble import fit_weights
 from fer_core.preprocess import Preprocessing, preprocess_face, resize_crops
 from fer_core.registry import ModelError, get_model
 from fer_core.train.config import TrainConfig
@@ -44,14 +45,17 @@ def test_ensemble_card_loads_and_averages_member_logits(registry, pattern_datase
     assert info.is_ensemble and [m["name"] for m in info.card["members"]] == ["tiny-test", "tiny-other"]
     assert set(info.card["tta"]) == {"none", "flip", "crops"} and "test" in info.card["metrics"]
     assert not (info.folder / "model.tflite").exists()  # members keep their own files
-    ensemble = EmotionClassifier.from_registry("tiny-pair")
+    ensemble = load_classifier("tiny-pair")
     assert isinstance(ensemble, EnsembleClassifier)
     crops = np.random.default_rng(0).integers(0, 255, (5, 48, 48), dtype=np.uint8)
-    a = EmotionClassifier.from_registry("tiny-test").logits(crops)
-    b = EmotionClassifier.from_registry("tiny-other").logits(crops)
-    np.testing.assert_allclose(ensemble.logits(crops), (a + b) / 2, rtol=1e-5, atol=1e-5)
+    a = load_classifier("tiny-test").logits(crops)
+    b = load_classifier("tiny-other").logits(crops)
+    # each member calibrated before averaging: its logits divided by its own temperature
+    ta, tb = (get_model(n).temperature for n in ("tiny-test", "tiny-other"))
+    assert [m["temperature"] for m in info.card["members"]] == [round(ta, 4), round(tb, 4)]
+    np.testing.assert_allclose(ensemble.logits(crops), (a / ta + b / tb) / 2, rtol=1e-3, atol=1e-3)
     assert ensemble.predict_proba(crops).sum(axis=1) == pytest.approx(np.ones(5), abs=1e-5)
-    single = EmotionClassifier.from_registry("tiny-test").multiply_adds()
+    single = load_classifier("tiny-test").multiply_adds()
     assert single > 0 and ensemble.multiply_adds() == 2 * single  # two members of one architecture
 
 
@@ -108,7 +112,9 @@ def test_weights_fitted_on_flip_logits_are_those_of_the_members_under_flip(regis
     split = member.card["training"]["config"]
     spec = member.preprocessing
     _, val = train_val_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
-    flipped = [EmotionClassifier.from_registry(n, tta="flip").logits(val.images) for n in ("tiny-test", "tiny-other")]
+    # fitted on each member's flip logits divided by its own (plain) temperature
+    names = ("tiny-test", "tiny-other")
+    flipped = [load_classifier(n, tta="flip").logits(val.images) / get_model(n).temperature for n in names]
     assert [m["weight"] for m in card["members"]] == fit_weights(flipped, val.labels)
     assert main(["ensemble", "tiny-bad", "--members", "tiny-test", "tiny-other", "--fit-tta", "flip"]) == 2
     assert "needs the weights to be fitted (--fit-weights)" in capsys.readouterr().err
@@ -118,7 +124,7 @@ def test_missing_member_gives_a_clear_error(registry, capsys):
     create_ensemble("tiny-pair", ["tiny-test", "tiny-other"])
     shutil.rmtree(registry / "tiny-other")
     with pytest.raises(ModelError, match="member 'tiny-other' is not usable"):
-        EmotionClassifier.from_registry("tiny-pair")
+        load_classifier("tiny-pair")
     assert main(["evaluate", "--data", str(registry), "--model", "tiny-pair"]) == 2
     assert "member 'tiny-other' is not usable" in capsys.readouterr().err
     with pytest.raises(ModelError, match="at least two different members"):
@@ -134,14 +140,15 @@ def test_members_of_different_crop_sizes_share_the_smallest_crop(registry, patte
     assert main([*args, "--test-data", str(pattern_dataset)]) == 0, capsys.readouterr().err
     info = get_model("tiny-mixed")
     assert info.preprocessing.size == 48 and info.card["input_size"] == 48 and "test" in info.card["metrics"]
-    ensemble = EmotionClassifier.from_registry("tiny-mixed")
+    ensemble = load_classifier("tiny-mixed")
     assert ensemble.input_size == 48
     crops = np.random.default_rng(2).integers(0, 255, (4, 48, 48), dtype=np.uint8)
     wide_crops = np.stack([cv2.resize(c, (64, 64), interpolation=cv2.INTER_LINEAR) for c in crops])
-    w = [m["weight"] for m in info.card["members"]]
-    expected = w[0] * EmotionClassifier.from_registry("tiny-64").logits(wide_crops)
-    expected += w[1] * EmotionClassifier.from_registry("tiny-test").logits(crops)
-    np.testing.assert_allclose(ensemble.logits(crops), expected / sum(w), rtol=1e-4, atol=1e-4)
+    w = [m["weight"] / m["temperature"] for m in info.card["members"]]
+    expected = w[0] * load_classifier("tiny-64").logits(wide_crops)
+    expected += w[1] * load_classifier("tiny-test").logits(crops)
+    total = sum(m["weight"] for m in info.card["members"])
+    np.testing.assert_allclose(ensemble.logits(crops), expected / total, rtol=1e-4, atol=1e-4)
     # a 48 px source resized for the wide member is that source preprocessed at 64 px directly
     face = crops[0]
     direct = preprocess_face(face, None, Preprocessing(size=64))
@@ -149,17 +156,28 @@ def test_members_of_different_crop_sizes_share_the_smallest_crop(registry, patte
     assert main(["evaluate", "--data", str(pattern_dataset), "--model", "tiny-mixed"]) == 0
 
 
-def test_members_that_crop_faces_differently_are_refused(registry, capsys):
+def test_members_that_crop_faces_differently_each_get_their_own_crop(registry, capsys):
+    """A member with another margin is not refused: the ensemble crops each face once per way."""
+    from fer_core.preprocess import CompositePreprocessing
+    from fer_core.types import Box
+
     shutil.copytree(registry / "tiny-other", registry / "tiny-wide-margin")
     card_path = registry / "tiny-wide-margin" / "card.json"
     card = json.loads(card_path.read_text())
     card["name"] = "tiny-wide-margin"
     card["preprocessing"]["margin"] = 0.3
     card_path.write_text(json.dumps(card))
-    with pytest.raises(ModelError, match="must crop faces alike"):
-        create_ensemble("tiny-odd", ["tiny-test", "tiny-wide-margin"])
-    assert main(["ensemble", "tiny-odd", "--members", "tiny-test", "tiny-wide-margin"]) == 2
-    assert "tiny-wide-margin: margin 0.3" in capsys.readouterr().err
+    assert main(["ensemble", "tiny-odd", "--members", "tiny-test", "tiny-wide-margin"]) == 0, capsys.readouterr().err
+    info = get_model("tiny-odd")
+    assert isinstance(info.preprocessing, CompositePreprocessing) and len(info.preprocessing.parts) == 2
+    photo = np.random.default_rng(3).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    box = Box(50, 30, 50, 50)
+    packed = preprocess_face(photo, box, info.preprocessing)[None]
+    own = [preprocess_face(photo, box, get_model(n).preprocessing)[None] for n in ("tiny-test", "tiny-wide-margin")]
+    expected = sum(
+        m["weight"] * load_classifier(m["name"]).logits(c) / m["temperature"] for m, c in zip(info.card["members"], own)
+    )
+    np.testing.assert_allclose(load_classifier("tiny-odd").logits(packed), expected / 2, rtol=1e-4, atol=1e-4)
 
 
 def test_fitted_weights_favour_the_better_member():
@@ -202,8 +220,8 @@ def _train_student(run_dir, epochs: int, capsys, *teaching: str) -> tuple[list[s
 def test_tiny_distillation_run_lowers_its_loss_and_registers(registry, tmp_path, capsys):
     run_dir = tmp_path / "student"
     args, _ = _train_student(run_dir, 4, capsys, "--teacher-tta", "none", "--distill-temperature", "3")
-    soft = np.load(run_dir / "teacher_targets.npy")
-    assert soft.shape[1] == 7 and np.allclose(soft.sum(axis=1), 1.0, atol=1e-4)
+    logits = np.load(run_dir / "teacher_logits.npy")
+    assert logits.shape[1] == 7 and np.isfinite(logits).all()
     # A teacher that does not exist stops the run before any training, with its name.
     assert main([*args[:-4], "--teacher", "ghost", "--run-dir", str(tmp_path / "ghost")]) != 0
     assert "ghost" in capsys.readouterr().err
@@ -211,13 +229,13 @@ def test_tiny_distillation_run_lowers_its_loss_and_registers(registry, tmp_path,
 
 def test_consistent_teacher_labels_each_batch_as_the_student_sees_it(registry, pattern_dataset):
     """Augmented, mixed batches carry the teacher's probabilities of those very images."""
-    from fer_core.classifier import EmotionClassifier
     from fer_core.datasets import load_labeled
     from fer_core.metrics import softmax
+    from fer_core.models import load_classifier
     from fer_core.train.config import Augmentation
     from fer_core.train.data import training_dataset
 
-    teacher = EmotionClassifier.from_registry(get_model("tiny-test"))
+    teacher = load_classifier(get_model("tiny-test"))
     data = load_labeled(pattern_dataset)
 
     def judge(crops):
@@ -237,7 +255,7 @@ def test_consistent_teacher_labels_each_batch_as_the_student_sees_it(registry, p
 def test_consistent_distillation_run_registers(registry, tmp_path, capsys):
     run_dir = tmp_path / "student"
     args, card = _train_student(run_dir, 3, capsys, "--teacher-mode", "consistent", "--teacher-tta", "flip")
-    assert not (run_dir / "teacher_targets.npy").exists()  # nothing precomputed: judged batch by batch
+    assert not (run_dir / "teacher_logits.npy").exists()  # nothing precomputed: judged batch by batch
     assert card["training"]["config"]["teacher_mode"] == "consistent"
     bad = [a.replace("consistent", "sometimes").replace("tiny-student", "tiny-bad") for a in args[:-1]]
     assert main([*bad, str(tmp_path / "bad")]) != 0
@@ -257,7 +275,7 @@ def test_ensembles_and_litert_only_models_are_refused_as_finetune_sources(regist
     assert finetune_problem(get_model("tiny-test")) is None
     assert "ensemble" in finetune_problem(get_model("tiny-pair"))
     assert "LiteRT" in finetune_problem(get_model("tiny-lite"))
-    EmotionClassifier.from_registry("tiny-lite")  # still a usable model for inference
+    load_classifier("tiny-lite")  # still a usable model for inference
     base = get_model("tiny-test").card["training"]["config"]
     args = ["train", "--data", base["data"], "--architecture", "tiny", "--epochs", "1"]
     for source, words in (("tiny-pair", "is an ensemble"), ("tiny-lite", "LiteRT file only"), ("ghost", "ghost")):
@@ -329,7 +347,7 @@ def test_train_page_offers_fine_tunable_sources_and_teachers(registry, pattern_d
     while manager.active() is not None and time.time() < deadline:
         time.sleep(0.5)
     assert manager.active() is None, "the run did not finish"
-    assert not (run_dir / "teacher_targets.npy").exists()  # judged batch by batch
+    assert not (run_dir / "teacher_logits.npy").exists()  # judged batch by batch
     card = get_model("page-student").card
     assert card["training"]["config"]["teacher"] == "tiny-pair"
     assert card["metrics"]["test"]["n"] > 0  # the page's test set, measured once at the end

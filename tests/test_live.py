@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from fer_core.classes import EMOTIONS
-from fer_core.classifier import EmotionClassifier
 from fer_core.live import FaceTracker, LiveProcessor, LiveSettings
+from fer_core.models import load_classifier
 from fer_core.recognizer import EmotionRecognizer
 from fer_core.registry import get_model
 from fer_core.types import Box, FaceResult
@@ -87,7 +87,7 @@ class StillBoxes:
 @pytest.fixture
 def recognizer_factory(tiny_models_dir):
     info = get_model("tiny-test", tiny_models_dir)
-    classifier = EmotionClassifier.from_registry(info)
+    classifier = load_classifier(info)
     return lambda detector: EmotionRecognizer(classifier, detector, info.preprocessing, model_name=info.name)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fer_core.classes import EMOTIONS
-from fer_core.classifier import EmotionClassifier
+from fer_core.models import load_classifier
 from fer_core.recognizer import EmotionRecognizer
 from fer_core.registry import get_model
 from fer_core.tta import tta_views
@@ -28,7 +28,7 @@ class FixedBoxes:
 
 @pytest.fixture
 def classifier(tiny_models_dir):
-    return EmotionClassifier.from_registry(get_model("tiny-test", tiny_models_dir))
+    return load_classifier(get_model("tiny-test", tiny_models_dir))
 
 
 def test_classifier_learned_the_patterns(classifier):
@@ -56,7 +56,7 @@ def test_batches_of_any_size_agree_with_single_calls(classifier):
 def test_recognizer_results(tiny_models_dir):
     info = get_model("tiny-test", tiny_models_dir)
     boxes = [Box(10, 10, 100, 100), Box(200, 50, 30, 30)]
-    rec = EmotionRecognizer(EmotionClassifier.from_registry(info), FixedBoxes(boxes), info.preprocessing)
+    rec = EmotionRecognizer(load_classifier(info), FixedBoxes(boxes), info.preprocessing)
     image = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
     faces = rec.analyze(image)
     assert len(faces) == 2
@@ -75,8 +75,8 @@ def test_recognizer_results(tiny_models_dir):
 
 def test_tta_flip_averages(tiny_models_dir):
     info = get_model("tiny-test", tiny_models_dir)
-    plain = EmotionClassifier.from_registry(info)
-    flip = EmotionClassifier.from_registry(info, tta="flip")
+    plain = load_classifier(info)
+    flip = load_classifier(info, tta="flip")
     crops = np.random.default_rng(3).integers(0, 255, (4, 48, 48), dtype=np.uint8)
     expected = (plain.logits(crops) + plain.logits(crops[:, :, ::-1])) / 2
     np.testing.assert_allclose(flip.logits(crops), expected, rtol=1e-4, atol=1e-5)
@@ -92,13 +92,13 @@ def test_tta_crops_views_and_average(tiny_models_dir):
     np.testing.assert_array_equal(views[1][:, :, -1], crops[:, :, -3])
     np.testing.assert_array_equal(views[5:], views[:5, :, :, ::-1])
     info = get_model("tiny-test", tiny_models_dir)
-    plain = EmotionClassifier.from_registry(info)
-    ten = EmotionClassifier.from_registry(info, tta="crops")
+    plain = load_classifier(info)
+    ten = load_classifier(info, tta="crops")
     # 90 views cross the 64-image chunk boundary; each face still averages its own ten views
     expected = np.mean([plain.logits(np.ascontiguousarray(v)) for v in views], axis=0)
     np.testing.assert_allclose(ten.logits(crops), expected, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="Unknown test-time augmentation"):
-        EmotionClassifier.from_registry(info, tta="tencrop")
+        load_classifier(info, tta="tencrop")
 
 
 def test_inference_path_imports_no_tensorflow(tiny_models_dir):

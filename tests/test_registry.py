@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from fer_core.classifier import EmotionClassifier
+from fer_core.models import load_classifier
 from fer_core.registry import ModelError, active_model_name, get_model, list_models, set_active_model
 
 
@@ -33,7 +33,7 @@ def test_missing_and_corrupt_models_name_the_file(tiny_models_dir, tmp_path):
     tflite = models / "tiny-test" / "model.tflite"
     tflite.write_bytes(tflite.read_bytes()[:100])
     with pytest.raises(ModelError, match="model.tflite: sha256"):
-        EmotionClassifier.from_registry(get_model("tiny-test", models))
+        load_classifier(get_model("tiny-test", models))
     row = list_models(models)[0]
     assert row["ok"] is False and "sha256" in row["error"]
     (models / "tiny-test" / "card.json").write_text("{not json")
@@ -49,7 +49,7 @@ def test_garbage_weights_with_matching_hash_still_fail_cleanly(tiny_models_dir, 
 
     write_card(folder, read_card(folder))
     with pytest.raises(ModelError, match="not a loadable TFLite model"):
-        EmotionClassifier.from_registry(get_model("tiny-test", models))
+        load_classifier(get_model("tiny-test", models))
 
 
 def test_no_model_installed_says_so(tmp_path):
@@ -72,7 +72,7 @@ def test_active_model_switch(tiny_models_dir, tmp_path):
 
 
 def test_a_temperature_belongs_to_one_tta_mode_and_can_be_undone(use_models):
-    from fer_core.classifier import EmotionClassifier
+    from fer_core.models import load_classifier
     from fer_core.registry import get_model, save_calibration, undo_calibration
 
     plain = get_model("tiny-test").temperature
@@ -82,8 +82,8 @@ def test_a_temperature_belongs_to_one_tta_mode_and_can_be_undone(use_models):
     info = get_model("tiny-test")
     assert info.temperature_for("crops") == 0.5
     assert info.temperature == plain and info.temperature_for("none") == plain  # plain predictions unchanged
-    assert EmotionClassifier.from_registry(info, tta="crops").temperature == 0.5
-    assert EmotionClassifier.from_registry(info).temperature == plain
+    assert load_classifier(info, tta="crops").temperature == 0.5
+    assert load_classifier(info).temperature == plain
     save_calibration("tiny-test", {"temperature": 2.0, "fitted_on": "test"})
     assert get_model("tiny-test").temperature == 2.0 and get_model("tiny-test").temperature_for("crops") == 0.5
     assert undo_calibration("tiny-test") == "none"
@@ -148,9 +148,9 @@ def test_every_shipped_model_loads_and_classifies():
         info.verify()
         if info.is_ensemble:
             assert {m.name for m, _ in info.members()} <= set(names)
-        classifier = EmotionClassifier.from_registry(info)
-        size = classifier.input_size  # 48 px for most, 64 for the larger-crop members
-        crops = np.random.default_rng(0).integers(0, 256, (3, size, size), dtype=np.uint8)
+        classifier = load_classifier(info)
+        # 48 px gray for most, 64 for the larger-crop members, 112 px colour for the RAF-DB model
+        crops = np.random.default_rng(0).integers(0, 256, (3, *classifier.crop_shape), dtype=np.uint8)
         logits = classifier.logits(crops)
         assert logits.shape == (3, 7) and np.isfinite(logits).all(), name
         assert {"validation", "test"} <= set(info.card["metrics"]), name

@@ -239,8 +239,8 @@ def test_finetune_from_registered_model(use_models, pattern_dataset, tmp_path):
 
 
 def test_quantize_exports_again_and_measures_again(use_models, capsys):
-    from fer_core.classifier import EmotionClassifier
     from fer_core.cli import main
+    from fer_core.models import LiteRTClassifier
     from fer_core.registry import get_model
 
     before = get_model("tiny-test")
@@ -257,7 +257,7 @@ def test_quantize_exports_again_and_measures_again(use_models, capsys):
     assert info.card["quantization"]["command"].startswith("python -m fer_core quantize tiny-test")
     assert info.card["metrics"]["validation"]["accuracy"] > 0.5
     assert info.card["tta"]["none"]["ms_per_face_batch64"] > 0
-    logits = EmotionClassifier(info.verify()).logits(np.zeros((3, 48, 48), np.uint8))
+    logits = LiteRTClassifier(info.verify()).logits(np.zeros((3, 48, 48), np.uint8))
     assert logits.shape == (3, 7) and np.isfinite(logits).all()
 
 

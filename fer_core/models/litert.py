@@ -1,22 +1,20 @@
-"""The per-face emotion classifier: an exported LiteRT (TFLite) model, no TensorFlow import."""
+"""A LiteRT (TFLite) emotion classifier: this project's own exported models, no TensorFlow import."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from fer_core.classes import NUM_CLASSES
-from fer_core.metrics import softmax
-from fer_core.preprocess import to_model_input
-from fer_core.registry import ModelError, ModelInfo, get_model
-from fer_core.tta import check_tta_mode, tta_views
+from fer_core.models.base import CropClassifier
+from fer_core.preprocess import Preprocessing, to_model_input
+from fer_core.registry import ModelError
 
 _BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
-class EmotionClassifier:
+class LiteRTClassifier(CropClassifier):
     """Classifies preprocessed uint8 face crops into the 7 emotions.
 
     Batches are padded up to a few fixed sizes so the interpreter is resized rarely;
@@ -28,14 +26,21 @@ class EmotionClassifier:
         tta: test-time augmentation, a key of `TTA_MODES` ("none", "flip", "crops"); the
             logits of all views of a face are averaged.
         num_threads: interpreter threads.
+        spec: the card's preprocessing (a plain margin crop at the file's input size if None).
     """
 
-    def __init__(self, model_path: str | Path, temperature: float = 1.0, tta: str = "none", num_threads: int = 1):
+    def __init__(
+        self,
+        model_path: str | Path,
+        temperature: float = 1.0,
+        tta: str = "none",
+        num_threads: int = 1,
+        spec: Preprocessing | None = None,
+    ):
         from ai_edge_litert.interpreter import Interpreter
 
+        super().__init__(temperature, tta)
         self.model_path = Path(model_path)
-        self.temperature = float(temperature)
-        self.tta = check_tta_mode(tta)
         try:
             self._interpreter = Interpreter(model_path=str(self.model_path), num_threads=num_threads)
             self._interpreter.allocate_tensors()
@@ -46,24 +51,13 @@ class EmotionClassifier:
         self._input_index = detail_in["index"]
         self._output_index = detail_out["index"]
         self.input_size = int(detail_in["shape"][1])
+        self.crop_shape = (self.input_size, self.input_size)
+        self.spec = spec or Preprocessing(size=self.input_size)
+        if self.spec.crop_shape != self.crop_shape:
+            raise ModelError(f"{self.model_path}: takes {self.crop_shape} crops, not the card's {self.spec.crop_shape}")
         if tuple(detail_out["shape"][1:]) != (NUM_CLASSES,):
             raise ModelError(f"{self.model_path}: output shape {detail_out['shape']} is not (N, {NUM_CLASSES})")
         self._batch = int(detail_in["shape"][0])
-        self._lock = threading.Lock()
-
-    @classmethod
-    def from_registry(cls, info: ModelInfo | str | None = None, tta: str = "none") -> EmotionClassifier:
-        """Load a registered model (the active one by default), checking its card and hash.
-
-        An ensemble card gives an `EnsembleClassifier`, which has the same methods.
-        """
-        if not isinstance(info, ModelInfo):
-            info = get_model(info)
-        if info.is_ensemble:
-            from fer_core.ensemble import EnsembleClassifier
-
-            return EnsembleClassifier.from_registry(info, tta=tta)
-        return cls(info.verify(), temperature=info.temperature_for(tta), tta=tta)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if batch.shape[0] != self._batch:
@@ -74,32 +68,12 @@ class EmotionClassifier:
         self._interpreter.invoke()
         return self._interpreter.get_tensor(self._output_index).copy()
 
-    def _logits_chunk(self, crops: np.ndarray) -> np.ndarray:
+    def _run_chunk(self, crops: np.ndarray) -> np.ndarray:
         n = len(crops)
         size = next((b for b in _BUCKETS if b >= n), n)
         batch = np.zeros((size, self.input_size, self.input_size, 1), np.float32)
         batch[:n] = to_model_input(crops)
         return self._run(batch)[:n]
-
-    def logits(self, crops: np.ndarray) -> np.ndarray:
-        """Raw logits (N, 7) for uint8 crops (N, S, S)."""
-        crops = np.asarray(crops)
-        if crops.ndim != 3 or crops.shape[1:] != (self.input_size, self.input_size):
-            raise ValueError(
-                f"Expected crops of shape (N, {self.input_size}, {self.input_size}). Received: shape={crops.shape}"
-            )
-        if len(crops) == 0:
-            return np.empty((0, NUM_CLASSES), np.float32)
-        views = tta_views(crops, self.tta)
-        crops = views.reshape(-1, *crops.shape[1:])
-        step = _BUCKETS[-1]
-        with self._lock:
-            out = np.concatenate([self._logits_chunk(crops[i : i + step]) for i in range(0, len(crops), step)])
-        return out.reshape(len(views), -1, NUM_CLASSES).mean(axis=0)
-
-    def predict_proba(self, crops: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities (N, 7) in EMOTIONS order."""
-        return softmax(self.logits(crops), self.temperature)
 
     def multiply_adds(self) -> int:
         """Multiply-adds the network does for one view of one face (its convolutions and dense layers).

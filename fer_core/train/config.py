@@ -28,7 +28,11 @@ def same_weights(a: str, b: str) -> bool:
 
 @dataclass(frozen=True)
 class Augmentation:
-    """Which augmentations run on training batches (0 turns one off)."""
+    """Which augmentations run on training batches (0 turns one off).
+
+    `blur`, `rescale` and `jpeg` are the shares of faces degraded as real photos degrade them
+    (fer_core.train.degrade); off by default, as in every model trained before they existed.
+    """
 
     flip: bool = True
     shift: float = 0.1
@@ -37,6 +41,9 @@ class Augmentation:
     brightness: float = 0.2
     contrast: float = 0.2
     erasing: float = 0.5
+    blur: float = 0.0
+    rescale: float = 0.0
+    jpeg: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,6 +69,10 @@ class Augmentation:
             steps.append(
                 keras.layers.RandomErasing(self.erasing, scale=(0.02, 0.15), value_range=(0, 255), seed=seed + 6)
             )
+        if self.blur or self.rescale or self.jpeg:
+            from fer_core.train.degrade import RealPhotoDegradation  # needs TensorFlow, like keras here
+
+            steps.append(RealPhotoDegradation(self.blur, self.rescale, self.jpeg, seed=seed + 7))
         return keras.Sequential(steps, name="augment")
 
 
@@ -95,6 +106,12 @@ class TrainConfig:
         finetune_from: registered model to start from, or None.
         teacher: registered model (usually an ensemble) whose soft targets the model learns
             from (distillation), or None.
+        second_teacher: another registered model (of any kind, cropping faces its own way, e.g. one
+            trained on real photos) whose logits, divided by its calibrated temperature, are mixed
+            with the teacher's: `second_teacher_weight` of the mix (0-1).
+        unlabeled: folders of face photos without labels (joined with os.pathsep), whose largest
+            faces are added to training with the teachers' probabilities as their targets;
+            `unlabeled_max` caps how many, `unlabeled_weight` is their loss weight.
         teacher_tta: test-time augmentation of the teacher when it labels the training faces.
         teacher_mode: "fixed": the teacher labels each training face once, as it is, before
             training; "consistent": it labels every augmented (and mixed) batch exactly as the
@@ -136,6 +153,12 @@ class TrainConfig:
     precision: str = "auto"
     finetune_from: str | None = None
     teacher: str | None = None
+    second_teacher: str | None = None
+    second_teacher_weight: float = 0.5
+    second_teacher_weight_unlabeled: float | None = None
+    unlabeled: str | None = None
+    unlabeled_max: int | None = None
+    unlabeled_weight: float = 1.0
     teacher_tta: str = "flip"
     teacher_mode: str = "fixed"
     distill_temperature: float = 2.0

@@ -42,6 +42,8 @@ def training_dataset(
     mixup: float = 0.0,
     soft_targets: np.ndarray | None = None,
     teacher=None,
+    label_targets: np.ndarray | None = None,
+    sample_weights: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Shuffled, augmented batches of (x float32 (B,S,S,1), targets, sample weights).
 
@@ -55,15 +57,23 @@ def training_dataset(
     `DistillationLoss` expects. With `teacher` instead (a function from float32 crops
     (B, S, S) to probabilities (B, 7)) the teacher's half is computed on each finished batch,
     after augmentation and mixup, so the teacher judges exactly the faces the student sees.
+
+    `label_targets` (N, 7) replaces the smoothed one-hot labels row by row (faces without a label
+    learn a teacher's probabilities there), and `sample_weights` (N,) the class weights.
     """
     augment = augmentation.build(seed)
-    sample_weights = weights[labels]
+    if sample_weights is None:
+        sample_weights = weights[labels]
+    if label_targets is None:
+        label_targets = (
+            np.eye(NUM_CLASSES, dtype=np.float32)[labels] * (1.0 - label_smoothing) + label_smoothing / NUM_CLASSES
+        )
 
-    def to_training_batch(x, y, w, soft=None):
+    def to_training_batch(x, target, w, soft=None):
         x = tf.cast(x, tf.float32)[..., None]
         x = augment(x, training=True)
         x = tf.clip_by_value(x, 0.0, 255.0)
-        target = tf.one_hot(y, NUM_CLASSES) * (1.0 - label_smoothing) + label_smoothing / NUM_CLASSES
+        target = tf.cast(target, tf.float32)
         if soft is not None:
             target = tf.concat([target, tf.cast(soft, tf.float32)], axis=-1)
         if mixup > 0:
@@ -74,7 +84,7 @@ def training_dataset(
             target = tf.concat([target, judged], axis=-1)
         return x, target, w
 
-    columns = (images, labels, sample_weights)
+    columns = (images, np.asarray(label_targets, np.float32), np.asarray(sample_weights, np.float32))
     if soft_targets is not None:
         columns += (np.asarray(soft_targets, np.float32),)
     ds = tf.data.Dataset.from_tensor_slices(columns)

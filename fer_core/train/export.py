@@ -95,7 +95,7 @@ def export_checked(model: keras.Model, path: Path, representative: np.ndarray, w
     Returns:
         The card's record of it: {"tflite_weights": ..., "quantization": {...}}.
     """
-    from fer_core.classifier import EmotionClassifier
+    from fer_core.models import LiteRTClassifier
 
     export_tflite(model, path, weights, representative)
     if weights not in ("int8", "dynamic"):
@@ -104,7 +104,7 @@ def export_checked(model: keras.Model, path: Path, representative: np.ndarray, w
     expected = np.concatenate(
         [np.asarray(model(to_model_input(crops[i : i + 256]), training=False)) for i in range(0, len(crops), 256)]
     ).argmax(1)
-    agreement = float((EmotionClassifier(path).logits(crops).argmax(1) == expected).mean())
+    agreement = float((LiteRTClassifier(path).logits(crops).argmax(1) == expected).mean())
     record = {"weights": weights, "agreement_with_float": round(agreement, 4), "measured_on": len(crops)}
     if agreement >= MIN_AGREEMENT:
         return {"tflite_weights": weights, "quantization": record}

@@ -46,8 +46,8 @@ def register_best_checkpoint(
     Writes "exporting" and "evaluating" events to the run folder as it goes, so pages can
     show the phase.
     """
-    from fer_core.classifier import EmotionClassifier
     from fer_core.evaluation import card_measurements
+    from fer_core.models import LiteRTClassifier
 
     best = keras.saving.load_model(run_dir / "checkpoints" / "best.keras", safe_mode=True)
     model = float32_copy(best, config.architecture, config.input_size)
@@ -76,7 +76,7 @@ def register_best_checkpoint(
     if config.test_data:
         card["training"]["test_data"] = config.test_data
     test = load_labeled(config.test_data, spec=spec) if config.test_data else None
-    card.update(card_measurements(lambda tta, t: EmotionClassifier(folder / TFLITE_FILE, t, tta=tta), val, test))
+    card.update(card_measurements(lambda tta, t: LiteRTClassifier(folder / TFLITE_FILE, t, tta=tta), val, test))
     write_card(folder, card)
     return folder.name
 
@@ -95,10 +95,10 @@ def quantize_model(name: str, weights: str = TFLITE_WEIGHTS, models_dir: Path | 
     Raises:
         ModelError: no such model, an ensemble, no Keras file, or training data that is gone.
     """
-    from fer_core.classifier import EmotionClassifier
     from fer_core.datasets import train_val_split
     from fer_core.ensemble import shared_validation
     from fer_core.evaluation import card_measurements
+    from fer_core.models import LiteRTClassifier
     from fer_core.registry import (
         KERAS_FILE,
         ModelError,
@@ -130,7 +130,7 @@ def quantize_model(name: str, weights: str = TFLITE_WEIGHTS, models_dir: Path | 
     card.setdefault("quantization", {"weights": weights})["command"] = command
     test_data = card.get("training", {}).get("test_data")
     test = load_labeled(test_data, spec=spec) if test_data and Path(test_data).exists() else None
-    card.update(card_measurements(lambda tta, t: EmotionClassifier(staging / TFLITE_FILE, t, tta=tta), val, test))
+    card.update(card_measurements(lambda tta, t: LiteRTClassifier(staging / TFLITE_FILE, t, tta=tta), val, test))
     write_card(staging, card)
     install_model_folder(staging, info.folder)
     return card["tflite_weights"]

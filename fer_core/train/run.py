@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import threading
 import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -22,9 +24,16 @@ import numpy as np
 import tensorflow as tf
 
 from fer_core.classes import EMOTIONS
-from fer_core.datasets import DatasetError, LabeledFaces, summarize_labelled, train_val_split
+from fer_core.datasets import (
+    DatasetError,
+    LabeledFaces,
+    concat_labelled,
+    load_unlabelled_faces,
+    summarize_labelled,
+    train_val_split,
+)
 from fer_core.metrics import classification_metrics, softmax
-from fer_core.preprocess import Preprocessing
+from fer_core.preprocess import Preprocessing, combine_specs, convert_crops
 from fer_core.registry import (
     KERAS_FILE,
     ModelError,
@@ -43,9 +52,13 @@ from fer_core.train.registration import register_best_checkpoint
 
 STOP_FILE = "STOP"
 STATE_FILE = "state.json"
-TEACHER_FILE = "teacher_targets.npy"
+TEACHER_FILE = "teacher_logits.npy"
 TEACHER_MODES = ("fixed", "consistent")
 CONFIG_FILE = "config.json"
+RUN_FILES = frozenset(
+    {CONFIG_FILE, STATE_FILE, STOP_FILE, TEACHER_FILE, "events.jsonl", "checkpoints", "log.txt", ".lock"}
+)
+"""What a run folder holds: a new run goes only into a new, empty or unfinished run folder."""
 
 
 class TrainingError(RuntimeError):
@@ -206,6 +219,7 @@ class TrainingRun:
         self.report = report
         self.checkpoint_dir = self.run_dir / "checkpoints"
         config_path = self.run_dir / CONFIG_FILE
+        resume_config = config is None
         if config is None:
             if not config_path.is_file():
                 raise TrainingError(f"{config_path}: not a training run (no config.json)")
@@ -217,8 +231,9 @@ class TrainingRun:
                     f"{self.run_dir} already holds a run ({progress} epochs done): resume it with "
                     f"`train --resume {self.run_dir}`, or give another --run-dir"
                 )
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            config.save(config_path)  # a run that never finished an epoch starts again with these settings
+            check_run_folder(self.run_dir)
+        self._config_to_save = config_path if not resume_config else None
+        self.preflight_done = False
         self.config = config
         self.spec = Preprocessing(size=config.input_size, margin=config.margin, align=config.align)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -302,12 +317,38 @@ class TrainingRun:
         return info
 
     # ----- data -----
-    def load_data(self) -> tuple[LabeledFaces, LabeledFaces]:
+    def data_spec(self):
+        """How training faces are cropped: the student's way, plus each fixed teacher's own way."""
         cfg = self.config
-        train, val = train_val_split(cfg.data, cfg.val_fraction, cfg.seed, self.spec, cfg.max_images)
+        if cfg.teacher_mode != "fixed":
+            return self.spec
+        return combine_specs([self.spec] + [info.preprocessing for info, _ in self.teacher_infos()])
+
+    def load_data(self) -> tuple[LabeledFaces, LabeledFaces, LabeledFaces | None]:
+        """(training split, validation split, unlabelled faces or None), cropped by `data_spec`.
+
+        Raises:
+            TrainingError: too few labelled images, or unusable unlabelled folders.
+        """
+        cfg = self.config
+        spec = self.data_spec()
+        train, val = train_val_split(cfg.data, cfg.val_fraction, cfg.seed, spec, cfg.max_images)
         if len(train) + len(val) < 2:
             raise TrainingError(f"{cfg.data}: need at least 2 labelled images, found {len(train) + len(val)}")
-        return train, val
+        unlabelled = None
+        if cfg.unlabeled:
+            try:
+                unlabelled = load_unlabelled_faces(cfg.unlabeled.split(os.pathsep), spec, cfg.unlabeled_max)
+            except DatasetError as e:
+                raise TrainingError(str(e)) from e
+            self.event("unlabelled", faces=len(unlabelled), left_out=len(unlabelled.errors))
+        return train, val, unlabelled
+
+    def student_view(self, data: LabeledFaces) -> LabeledFaces:
+        """`data` (cropped by `data_spec`) with the student's own crops only."""
+        if self.data_spec() == self.spec:
+            return data
+        return replace(data, images=convert_crops(data.images, self.data_spec(), self.spec))
 
     # ----- model -----
     def _new_model(self) -> keras.Model:
@@ -331,57 +372,118 @@ class TrainingRun:
         model.compile(optimizer=opt, loss=loss)
         return model
 
-    def teacher(self):
-        """The run's teacher as a classifier (with its TTA), or None without one.
+    def teacher_infos(self) -> list[tuple[ModelInfo, float]]:
+        """The teachers and their shares of the mixed logits ([] without a teacher).
 
         Raises:
-            TrainingError: bad distillation settings, an unusable teacher, or one whose
-                preprocessing differs from the run's.
+            TrainingError: bad distillation settings, or a teacher that is not registered.
         """
-        from fer_core.classifier import EmotionClassifier
-
         cfg = self.config
         if not cfg.teacher:
-            return None
+            if cfg.second_teacher or cfg.unlabeled:
+                raise TrainingError("--second-teacher and --unlabeled need a --teacher")
+            return []
         if not 0.0 <= cfg.distill_weight <= 1.0 or cfg.distill_temperature <= 0:
             raise TrainingError(
                 "distill_weight must be in [0, 1] and distill_temperature > 0. "
                 f"Received: distill_weight={cfg.distill_weight}, distill_temperature={cfg.distill_temperature}"
             )
+        if not 0.0 <= cfg.second_teacher_weight <= 1.0:
+            raise TrainingError(f"second_teacher_weight must be in [0, 1]. Received: {cfg.second_teacher_weight}")
+        named = [(cfg.teacher, 1.0 - (cfg.second_teacher_weight if cfg.second_teacher else 0.0))]
+        if cfg.second_teacher:
+            named.append((cfg.second_teacher, cfg.second_teacher_weight))
+        out = []
+        for name, share in named:
+            try:
+                out.append((get_model(name, self.models_dir), share))
+            except ModelError as e:
+                raise TrainingError(f"teacher {name!r} cannot be used: {e}") from e
+        return out
+
+    def teacher(self):
+        """The run's teacher as a classifier (with its TTA; two teachers as their calibrated mix), or None.
+
+        Raises:
+            TrainingError: see `teacher_infos`; an unusable teacher, or (consistent mode) one
+                whose preprocessing differs from the run's.
+        """
+        from fer_core.models import EnsembleClassifier, load_classifier
+
+        cfg = self.config
+        infos = self.teacher_infos()
+        if not infos:
+            return None
         try:
-            info = get_model(cfg.teacher, self.models_dir)
-            teacher = EmotionClassifier.from_registry(info, tta=cfg.teacher_tta)
+            threads = (os.cpu_count() or 1) if cfg.teacher_mode == "fixed" else 1  # it runs before training starts
+            loaded = [load_classifier(info, cfg.teacher_tta, threads) for info, _ in infos]
         except (ModelError, ValueError) as e:
             raise TrainingError(f"teacher {cfg.teacher!r} cannot be used: {e}") from e
-        if info.preprocessing != self.spec:
+        if cfg.teacher_mode == "consistent" and (len(infos) > 1 or infos[0][0].preprocessing != self.spec):
             raise TrainingError(
-                f"teacher {cfg.teacher!r} was trained on other crops ({info.preprocessing}); "
-                f"this run uses {self.spec}: set --input-size/--margin/--align to match"
+                f"teacher {cfg.teacher!r} was trained on other crops ({infos[0][0].preprocessing}); "
+                f"this run uses {self.spec}: set --input-size/--margin/--align to match "
+                "(a consistent teacher judges the student's own crops; one teacher only)"
             )
-        return teacher
+        if len(loaded) == 1:
+            return loaded[0]
+        temps = [info.temperature_for(cfg.teacher_tta) for info, _ in infos]
+        return EnsembleClassifier(loaded, [w for _, w in infos], tta=cfg.teacher_tta, member_temperatures=temps)
 
-    def teacher_targets(self, train: LabeledFaces) -> np.ndarray | None:
-        """With a "fixed" teacher, its probabilities at the distillation temperature for every training face.
+    def teacher_logits(self, faces: LabeledFaces, labelled: int) -> np.ndarray | None:
+        """With a "fixed" teacher, its logits for every training face (cropped by `data_spec`).
 
-        Computed once per run and kept in the run folder, so a resumed run learns from the
-        same targets (the teacher may have changed since).
+        Two teachers' logits, each divided by its calibrated temperature, are mixed with the
+        second teacher's share: `second_teacher_weight` on the first `labelled` faces,
+        `second_teacher_weight_unlabeled` (if set) on the unlabelled ones after them. Each
+        teacher's logits are computed once per run and kept in the run folder, so a resumed run
+        learns from the same targets (the teachers may have changed since).
 
         Raises:
             TrainingError: see `teacher`.
         """
+        from fer_core.models import EnsembleClassifier
+
         cfg = self.config
         if not cfg.teacher or cfg.teacher_mode != "fixed":
             return None
         cache = self.run_dir / TEACHER_FILE
-        if cache.is_file():
-            soft = np.load(cache)
-            if soft.shape == (len(train), len(EMOTIONS)):
-                return soft
-        teacher = self.teacher()
-        logits = np.concatenate([teacher.logits(train.images[i : i + 512]) for i in range(0, len(train), 512)])
-        soft = softmax(logits, cfg.distill_temperature).astype(np.float32)
-        np.save(cache, soft)
-        return soft
+        parts = np.load(cache) if cache.is_file() else None
+        if parts is None or parts.shape[1:] != (len(faces), len(EMOTIONS)):
+            teacher = self.teacher()
+            crops = convert_crops(faces.images, self.data_spec(), teacher.spec)
+            if isinstance(teacher, EnsembleClassifier) and len(self.teacher_infos()) > 1:
+                chunks = [teacher.member_logits(crops[i : i + 512]) for i in range(0, len(crops), 512)]
+                parts = np.stack(
+                    [np.concatenate([c[k] for c in chunks]) / t for k, t in enumerate(teacher.member_temperatures)]
+                )
+            else:
+                parts = np.concatenate([teacher.logits(crops[i : i + 512]) for i in range(0, len(crops), 512)])[None]
+            np.save(cache, parts.astype(np.float32))
+        if len(parts) == 1:
+            return parts[0]
+        share = np.full(len(faces), cfg.second_teacher_weight, np.float32)
+        if cfg.second_teacher_weight_unlabeled is not None:
+            share[labelled:] = cfg.second_teacher_weight_unlabeled
+        return (1.0 - share)[:, None] * parts[0] + share[:, None] * parts[1]
+
+    def targets(
+        self, train: LabeledFaces, unlabelled: LabeledFaces | None, logits: np.ndarray | None, weights: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Label targets and sample weights of every training face, or (None, None) when all are labelled.
+
+        Labelled faces get their smoothed one-hot label and class weight; unlabelled ones the
+        teachers' probabilities (temperature 1) and `unlabeled_weight`.
+        """
+        cfg = self.config
+        if unlabelled is None:
+            return None, None
+        smooth = cfg.label_smoothing
+        labelled = np.eye(len(EMOTIONS), dtype=np.float32)[train.labels] * (1.0 - smooth) + smooth / len(EMOTIONS)
+        taught = softmax(logits[len(train) :]).astype(np.float32)
+        targets = np.concatenate([labelled, taught])
+        sample_weights = np.concatenate([weights[train.labels], np.full(len(unlabelled), cfg.unlabeled_weight)])
+        return targets, sample_weights.astype(np.float32)
 
     def consistent_teacher(self):
         """With a "consistent" teacher, the function that labels each augmented batch, else None."""
@@ -436,26 +538,37 @@ class TrainingRun:
         if self.config.finetune_from and not (resume and state["epoch"] > 0):
             self.finetune_source()  # a bad source fails now, not after loading the data
         self.check_test_data()
+        self.teacher_infos()  # bad distillation settings or an unknown teacher fail now
+        if self._config_to_save is not None:
+            # written once every check has passed: a refused run changes nothing in the folder;
+            # a run that never finished an epoch starts again with these settings
+            self.config.save(self._config_to_save)
+        self.preflight_done = True
         (self.run_dir / STOP_FILE).unlink(missing_ok=True)
-        train, val = self.load_data()
+        train, val, unlabelled = self.load_data()
         if len(val) == 0:
             raise TrainingError("validation split is empty: raise --val-fraction or add images")
         model = self._resume_model() if resume and state["epoch"] > 0 else self._new_model()
         weights = class_weights(train.labels, cfg.class_weighting)
-        soft = self.teacher_targets(train)
+        faces = concat_labelled([train, unlabelled]) if unlabelled is not None else train
+        logits = self.teacher_logits(faces, len(train))
+        targets, sample_weights = self.targets(train, unlabelled, logits, weights)
+        train, val, faces = self.student_view(train), self.student_view(val), self.student_view(faces)
         judge = self.consistent_teacher()
         tf.keras.utils.set_random_seed(cfg.training_seed() + state["epoch"])
         ds = training_dataset(
-            train.images,
-            train.labels,
+            faces.images,
+            faces.labels,
             weights,
             cfg.batch_size,
             cfg.augmentation,
             cfg.label_smoothing,
             cfg.training_seed() + state["epoch"],
             mixup=cfg.mixup,
-            soft_targets=soft,
+            soft_targets=None if logits is None else softmax(logits, cfg.distill_temperature).astype(np.float32),
             teacher=judge,
+            label_targets=targets,
+            sample_weights=sample_weights,
         )
         steps = int(ds.cardinality().numpy())
         self.event(
@@ -548,10 +661,49 @@ def run_training(
     The run folder is locked for the whole run: a second process on it is refused at once,
     before it reads or writes anything there (and without a `failed` event in the running one).
     """
-    with run_folder_lock(Path(run_dir), create=config is not None):
-        run = TrainingRun(run_dir, config, report)
+    run_dir = Path(run_dir)
+    created = config is not None and not run_dir.exists()
+    if config is not None:
+        check_run_folder(run_dir)  # before the lock file is made in it
+    with run_folder_lock(run_dir, create=config is not None):
+        try:
+            run = TrainingRun(run_dir, config, report)
+        except TrainingError:
+            if created:
+                _remove_new_run_folder(run_dir)
+            raise
         try:
             return run.execute(resume=resume)
         except BaseException as e:
+            if isinstance(e, TrainingError) and not run.preflight_done and created:
+                _remove_new_run_folder(run_dir)  # refused before it began: leave nothing behind
+                raise
             run.event("failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
             raise
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """Refuse a folder for a new run unless it is new, empty or holds only a run's own files.
+
+    Raises:
+        TrainingError: the folder holds other files (nothing is written into it).
+    """
+    if not run_dir.is_dir():
+        return
+    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES)
+    if foreign:
+        raise TrainingError(
+            f"{run_dir} holds files that are not a training run's ({', '.join(foreign[:5])}); "
+            "give a new or empty --run-dir"
+        )
+
+
+def _remove_new_run_folder(run_dir: Path) -> None:
+    """Delete a run folder this process made for a run that was refused (only a run's own files)."""
+    for path in sorted(run_dir.rglob("*"), reverse=True):
+        if path.relative_to(run_dir).parts[0] in RUN_FILES:
+            path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+    try:
+        run_dir.rmdir()
+    except OSError:
+        pass  # something else appeared there meanwhile: left as it is

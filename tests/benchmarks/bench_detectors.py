@@ -32,11 +32,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fer_core.classifier import EmotionClassifier  # noqa: E402
 from fer_core.detect import YuNetDetector, make_detector  # noqa: E402
 from fer_core.imageio import encode_jpeg  # noqa: E402
 from fer_core.labeling import label_sources  # noqa: E402
 from fer_core.live import LiveProcessor, LiveSettings  # noqa: E402
+from fer_core.models import Classifier, load_classifier  # noqa: E402
 from fer_core.preprocess import preprocess_faces  # noqa: E402
 from fer_core.recognizer import EmotionRecognizer  # noqa: E402
 from fer_core.registry import get_model  # noqa: E402
@@ -88,7 +88,7 @@ def photo_recall(detector, photos) -> dict:
     return {"recall": hits / total, "faces": total, "ms_per_photo": ms}
 
 
-def scene_quality(detector, scenes, classifier: EmotionClassifier, spec) -> dict:
+def scene_quality(detector, scenes, classifier: Classifier, spec) -> dict:
     """Recall, false detections and the share of true faces found *and* labelled right."""
     start = time.perf_counter()
     found = [detector.detect(image) for image, *_ in scenes]
@@ -140,7 +140,7 @@ def turned_scenes(faces, labels, angles, seed: int = 5) -> list[tuple]:
     return scenes
 
 
-def alignment(classifier: EmotionClassifier, spec, faces, labels) -> dict:
+def alignment(classifier: Classifier, spec, faces, labels) -> dict:
     """Accuracy on faces found by YuNet, classified with and without eye alignment."""
     detector = make_detector("yunet")
     rng = np.random.default_rng(3)
@@ -171,7 +171,7 @@ def main() -> None:
     args = parser.parse_args()
 
     info = get_model()
-    classifier = EmotionClassifier.from_registry(info)
+    classifier = load_classifier(info)
     spec = info.preprocessing
     names = ["yunet", "blazeface", "blazeface_full", "haar"] + ([] if args.skip_mtcnn else ["mtcnn"])
     detectors = {name: make_detector(name) for name in names}

@@ -41,12 +41,13 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import log_loss  # noqa: E402
 
 from fer_core.classes import NUM_CLASSES  # noqa: E402
-from fer_core.classifier import EmotionClassifier  # noqa: E402
 from fer_core.datasets import load_labeled, train_val_split  # noqa: E402
-from fer_core.ensemble import fit_weights, shared_preprocessing, shared_validation  # noqa: E402
+from fer_core.ensemble import shared_validation  # noqa: E402
 from fer_core.evaluation import classifier_logits, measure_cost_ms  # noqa: E402
 from fer_core.metrics import classification_metrics, softmax  # noqa: E402
-from fer_core.preprocess import resize_crops  # noqa: E402
+from fer_core.models import Classifier, LiteRTClassifier  # noqa: E402
+from fer_core.models.ensemble import fit_weights  # noqa: E402
+from fer_core.preprocess import combine_specs, resize_crops  # noqa: E402
 from fer_core.registry import ModelError, get_model  # noqa: E402
 from fer_core.tta import TTA_MODES  # noqa: E402
 
@@ -192,7 +193,7 @@ def rule_rows(names: list[str], val: dict, val_labels: np.ndarray, repeats: int)
     return rows
 
 
-def cached_logits(classifier: EmotionClassifier, faces, cache: Path | None) -> np.ndarray:
+def cached_logits(classifier: Classifier, faces, cache: Path | None) -> np.ndarray:
     """`classifier_logits` of `faces`, read from `cache` when the same model, mode and faces were seen."""
     if cache is None:
         return classifier_logits(classifier, faces)
@@ -221,8 +222,10 @@ def candidate_logits(names: list[str], modes: list[str], test_path: Path, cache:
     infos = [get_model(name) for name in names]
     if any(info.is_ensemble for info in infos):
         raise SystemExit("list single models; an ensemble's members can be listed instead")
+    spec = combine_specs([info.preprocessing for info in infos])
+    if len(spec.parts) > 1:
+        raise SystemExit("list models that crop faces alike (this search resizes one crop for every member)")
     try:
-        spec = shared_preprocessing(infos)
         split = shared_validation(infos)
     except ModelError as err:
         raise SystemExit(str(err)) from None
@@ -234,7 +237,7 @@ def candidate_logits(names: list[str], modes: list[str], test_path: Path, cache:
     logits: dict[str, dict[str, dict]] = {mode: {"val": {}, "test": {}} for mode in modes}
     for info in infos:
         for mode in modes:
-            classifier = EmotionClassifier(info.verify(), tta=mode)
+            classifier = LiteRTClassifier(info.verify(), tta=mode)
             # the ensemble's crops (the smallest size), resized for this member as the ensemble does
             own_val, own_test = (replace(d, images=resize_crops(d.images, classifier.input_size)) for d in (val, test))
             cost[mode][info.name] = measure_cost_ms(classifier, own_val.images[:64], repeats=5)

@@ -24,11 +24,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fer_core.classifier import EmotionClassifier  # noqa: E402
 from fer_core.detect import DEFAULT_DETECTOR, make_detector  # noqa: E402
 from fer_core.imageio import encode_jpeg, read_image  # noqa: E402
 from fer_core.labeling import label_sources  # noqa: E402
 from fer_core.live import LiveProcessor, LiveSettings  # noqa: E402
+from fer_core.models import Classifier, load_classifier  # noqa: E402
 from fer_core.recognizer import EmotionRecognizer  # noqa: E402
 from fer_core.registry import get_model  # noqa: E402
 from fer_core.types import Box  # noqa: E402
@@ -68,7 +68,7 @@ def median_ms(fn, n: int) -> float:
     return statistics.median(times)
 
 
-def litert_costs(classifier: EmotionClassifier, crops: np.ndarray, repeats: int = 200) -> dict:
+def litert_costs(classifier: Classifier, crops: np.ndarray, repeats: int = 200) -> dict:
     """Milliseconds per face at batch 1 and batch 64 (crops: 64 uint8 faces)."""
     for _ in range(10):
         classifier.logits(crops[:1])
@@ -79,7 +79,7 @@ def litert_costs(classifier: EmotionClassifier, crops: np.ndarray, repeats: int 
     }
 
 
-def per_face_costs(info, classifier: EmotionClassifier, keras_model, repeats: int = 200) -> dict:
+def per_face_costs(info, classifier: Classifier, keras_model, repeats: int = 200) -> dict:
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 255, (64, info.card["input_size"], info.card["input_size"]), dtype=np.uint8)
     x64 = crops.astype(np.float32)[..., None]
@@ -162,7 +162,7 @@ def main() -> None:
     import keras
 
     info = get_model(args.model)
-    classifier = EmotionClassifier.from_registry(info)
+    classifier = load_classifier(info)
     keras_model = keras.saving.load_model(info.verify("model.keras"), safe_mode=True)
     recognizer = EmotionRecognizer(
         classifier, make_detector(DEFAULT_DETECTOR), info.preprocessing, model_name=info.name

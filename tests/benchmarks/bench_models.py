@@ -32,10 +32,10 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fer_core.classes import EMOTIONS  # noqa: E402
-from fer_core.classifier import EmotionClassifier  # noqa: E402
 from fer_core.datasets import LabeledFaces, load_class_folders, train_val_split  # noqa: E402
 from fer_core.evaluation import classifier_logits, measure_cost_ms  # noqa: E402
 from fer_core.metrics import classification_metrics, softmax  # noqa: E402
+from fer_core.models import load_classifier  # noqa: E402
 from fer_core.preprocess import Preprocessing  # noqa: E402
 from fer_core.registry import ModelInfo, get_model, list_model_names  # noqa: E402
 from fer_core.tta import TTA_MODES, tta_views  # noqa: E402
@@ -218,7 +218,7 @@ def main() -> None:
         model_sets = sets.for_model(info.preprocessing, training_config(info))
         results[name] = {
             "about": card_summary(info),
-            "tta": {mode: measure(EmotionClassifier.from_registry(info, tta=mode), model_sets) for mode in args.tta},
+            "tta": {mode: measure(load_classifier(info, tta=mode), model_sets) for mode in args.tta},
         }
         print(f"{name}: done", file=sys.stderr, flush=True)
     if args.fer:

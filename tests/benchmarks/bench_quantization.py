@@ -22,8 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from fer_core.classifier import EmotionClassifier  # noqa: E402
 from fer_core.evaluation import measure_single_face_ms  # noqa: E402
+from fer_core.models import LiteRTClassifier  # noqa: E402
 from fer_core.preprocess import to_model_input  # noqa: E402
 from fer_core.registry import WEIGHT_MODES, get_model, list_model_names  # noqa: E402
 from tests.benchmarks.bench_models import Sets, measure, training_config  # noqa: E402
@@ -42,7 +42,7 @@ def weight_modes(keras_model, sets: dict, modes=WEIGHT_MODES) -> dict:
         for weights in modes:
             path = Path(tmp) / f"{weights}.tflite"
             export_tflite(keras_model, path, weights, val)
-            classifier = EmotionClassifier(path)
+            classifier = LiteRTClassifier(path)
             agreement = float((classifier.logits(val).argmax(1) == expected).mean())
             out[weights] = {
                 "bytes": path.stat().st_size,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.classifier import EmotionClassifier
 from fer_core.datasets import load_class_folders
 from fer_core.evaluation import evaluate_classifier
+from fer_core.models import load_classifier
 from fer_core.registry import get_model
 from fer_core.tta import TTA_MODES
 
@@ -37,9 +37,7 @@ def main() -> None:
     keep = np.array(
         [hashlib.sha256((args.test / s).read_bytes()).hexdigest() not in seen for s in test.sources], dtype=bool
     )
-    metrics, _ = evaluate_classifier(
-        EmotionClassifier.from_registry(info, tta=args.tta), test.subset(np.flatnonzero(keep))
-    )
+    metrics, _ = evaluate_classifier(load_classifier(info, tta=args.tta), test.subset(np.flatnonzero(keep)))
     print(
         json.dumps(
             {

@@ -1,0 +1,207 @@
+"""Regression tests for the data-loss cases of the second safety review: nothing a user points
+the app or the CLI at is overwritten or mixed up."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fer_core.cli import main
+from fer_core.rows import COLUMNS
+from tests.helpers import SHARED
+
+PHOTOS = SHARED.parent / "faces_in_photos"
+
+
+def _rows(out: Path) -> list[dict]:
+    with out.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture
+def group_photos(tmp_path) -> Path:
+    """Two real group photos (3 and 2 faces)."""
+    if not PHOTOS.is_dir():
+        pytest.skip(f"photos not present at {PHOTOS}")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("2008_001322.jpg", "2009_004587.jpg"):
+        shutil.copy(PHOTOS / name, folder / name)
+    return folder
+
+
+FOREIGN = {
+    "notes.txt": b"my notes, no newline at the end",
+    "two.csv": b"file,emotion\na.jpg,happy\n",
+    "reviewed.csv": ("\ufefffile,face,emotion,reviewed\r\na.jpg,0,sad,True\r\n").encode(),
+    "IMG.jpg": None,  # a real photo
+}
+
+
+@pytest.mark.parametrize("name", sorted(FOREIGN))
+def test_label_never_overwrites_a_file_that_is_not_its_own(use_models, group_photos, tmp_path, capsys, name):
+    out = tmp_path / name
+    content = FOREIGN[name] if FOREIGN[name] is not None else (group_photos / "2008_001322.jpg").read_bytes()
+    out.write_bytes(content)
+    assert main(["label", str(group_photos), "--out", str(out), "--workers", "1"]) == 2
+    assert "is not a results file of `label`" in capsys.readouterr().err
+    assert out.read_bytes() == content
+
+
+def test_a_photo_cut_between_its_faces_is_labelled_again_whole(use_models, group_photos, tmp_path):
+    out = tmp_path / "out.csv"
+    assert main(["label", str(group_photos), "--out", str(out), "--workers", "1"]) == 0
+    rows = _rows(out)
+    last = rows[-1]["file"]
+    faces = [r for r in rows if r["file"] == last]
+    assert len(faces) >= 2, "the last photo must have several faces for this test"
+    # cut the file after the first face of the last photo: a kill between its rows
+    lines = out.read_bytes().splitlines(keepends=True)
+    keep = len(lines) - len(faces) + 1
+    out.write_bytes(b"".join(lines[:keep]))
+    assert main(["label", str(group_photos), "--out", str(out), "--workers", "1"]) == 0
+    again = _rows(out)
+    assert list(again[0]) == COLUMNS
+    assert sorted((r["file"], r["face"]) for r in again) == sorted((r["file"], r["face"]) for r in rows)
+
+
+def test_two_folders_of_the_same_name_get_different_outputs(tmp_path):
+    from fer_ui.batch import folder_output
+
+    a, b = tmp_path / "a" / "photos", tmp_path / "b" / "photos"
+    a.mkdir(parents=True)
+    b.mkdir(parents=True)
+    out_a, out_b = (folder_output(f, "m", "yunet", "csv") for f in (a, b))
+    assert out_a != out_b and out_a.name.startswith("photos-") and out_b.name.startswith("photos-")
+    assert folder_output(a / ".." / "photos", "m", "yunet", "csv") == out_a  # the same folder, however named
+
+
+def test_an_ensemble_listing_itself_is_refused_before_anything_is_touched(use_models, capsys):
+    from fer_core.registry import get_model
+
+    before = {p.name: p.read_bytes() for p in (use_models / "tiny-test").iterdir()}
+    args = ["ensemble", "tiny-test", "--members", "tiny-test", "tiny-other", "--overwrite"]
+    assert main(args) == 2
+    assert "cannot be one of its own members" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in (use_models / "tiny-test").iterdir()} == before
+    assert not get_model("tiny-test").is_ensemble
+
+
+def _same_stem_photos(folder: Path) -> list[str]:
+    import cv2
+    import numpy as np
+
+    face = cv2.imread(str(PHOTOS / "2009_004587.jpg"))
+    (folder / "sub").mkdir(parents=True)
+    names = ["x.jpg", "x.png", "x.jpeg", "sub/b.jpg", "sub__b.jpg"]
+    for i, name in enumerate(names):
+        cv2.imwrite(str(folder / name), np.roll(face, 7 * i, axis=1))
+    return names
+
+
+def test_export_never_writes_into_the_photos_and_keeps_every_name(use_models, tmp_path, capsys):
+    import zipfile
+
+    from fer_core.exports import annotated_zip
+    from fer_core.outputs import read_rows
+
+    if not PHOTOS.is_dir():
+        pytest.skip(f"photos not present at {PHOTOS}")
+    photos, results = tmp_path / "photos", tmp_path / "out.csv"
+    names = _same_stem_photos(photos)
+    originals = {n: (photos / n).read_bytes() for n in names}
+    assert main(["label", str(photos), "--out", str(results), "--workers", "1"]) == 0
+    for inside in (photos, photos / "sub"):
+        assert main(["export", str(results), "--photos", str(photos), "--annotated", str(inside)]) == 2
+        assert "inside the photo folder" in capsys.readouterr().err
+    assert {n: (photos / n).read_bytes() for n in names} == originals
+    out = tmp_path / "annotated"
+    assert main(["export", str(results), "--photos", str(photos), "--annotated", str(out)]) == 0
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == sorted(["x.jpg", "x.png.jpg", "x.jpeg", "sub/b.jpg", "sub__b.jpg"])
+    assert "5 photos" in capsys.readouterr().out
+    # a second export into the same folder replaces nothing
+    (out / "x.jpg").write_bytes(b"mine")
+    assert main(["export", str(results), "--photos", str(photos), "--annotated", str(out)]) == 0
+    assert (out / "x.jpg").read_bytes() == b"mine" and "already there" in capsys.readouterr().out
+    rows, _ = read_rows(results)
+    with zipfile.ZipFile(__import__("io").BytesIO(annotated_zip(rows, {n: photos / n for n in names}))) as z:
+        assert len(z.namelist()) == len(set(z.namelist())) == 5
+        assert all((i.external_attr >> 16) & 0o777 == 0o644 for i in z.infolist())
+
+
+def test_a_saved_training_set_keeps_one_crop_per_face(use_models, tmp_path):
+    from fer_core.corrections import save_corrections_dataset
+    from fer_core.outputs import read_rows
+
+    if not PHOTOS.is_dir():
+        pytest.skip(f"photos not present at {PHOTOS}")
+    photos, results = tmp_path / "photos", tmp_path / "out.csv"
+    names = _same_stem_photos(photos)
+    assert main(["label", str(photos), "--out", str(results), "--workers", "1"]) == 0
+    rows, _ = read_rows(results)
+    faces = [r for r in rows if r["status"] in ("ok", "low_confidence", "small_face")]
+    counts = save_corrections_dataset(rows, {n: photos / n for n in names}, tmp_path / "set", reviewed_only=False)
+    crops = [p for p in (tmp_path / "set").rglob("*.png")]
+    manifest = _rows(tmp_path / "set" / "manifest.csv")
+    assert sum(counts.values()) == len(crops) == len(manifest) == len(faces) > 0
+    assert len({m["crop"] for m in manifest}) == len(manifest)
+    for m in manifest:
+        assert (tmp_path / "set" / m["crop"]).is_file() and m["crop"].startswith(f"{m['label']}/{m['source']}__face")
+
+
+def _train_args(data: Path, run_dir: Path, *extra: str) -> list[str]:
+    return ["train", "--data", str(data), "--architecture", "tiny", "--epochs", "1", "--run-dir", str(run_dir), *extra]
+
+
+def test_a_refused_run_changes_nothing_and_leaves_no_folder(use_models, pattern_dataset, tmp_path, capsys):
+    # a run folder whose run never finished an epoch keeps its settings when a new run there is refused
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text('{"data": "mine"}\n')
+    assert main(_train_args(pattern_dataset, unfinished, "--register-as", "tiny-test")) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert (unfinished / "config.json").read_text() == '{"data": "mine"}\n'
+    # a folder of the user's own files is not a run folder: nothing is written into it
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert main(_train_args(pattern_dataset, mine)) == 1
+    assert "not a training run's" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    # a refused new run (an unknown teacher, a taken name) leaves no run folder behind
+    for extra in (("--teacher", "ghost"), ("--register-as", "tiny-test")):
+        gone = tmp_path / f"new-{extra[1]}"
+        assert main(_train_args(pattern_dataset, gone, *extra)) == 1
+        assert not gone.exists(), extra
+
+
+def test_calibration_never_rehashes_a_changed_weights_file(use_models, capsys):
+    from fer_core.registry import get_model, save_calibration
+
+    save_calibration("tiny-test", {"temperature": 2.0, "fitted_on": "test"})
+    card_before = (use_models / "tiny-test" / "card.json").read_text()
+    weights = use_models / "tiny-test" / "model.tflite"
+    weights.write_bytes(weights.read_bytes() + b"tampered")
+    assert main(["calibrate", "--undo", "--model", "tiny-test"]) == 2
+    assert "does not match the card" in capsys.readouterr().err
+    assert (use_models / "tiny-test" / "card.json").read_text() == card_before
+    with pytest.raises(Exception, match="does not match the card"):
+        get_model("tiny-test").verify()
+
+
+def test_the_ray_engine_waits_for_no_one_it_refuses_a_locked_output(use_models, tmp_path, capsys):
+    import fcntl
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    out = tmp_path / "x.parquet"
+    out.mkdir()
+    with (out / ".lock").open("a") as holder:  # a local run writing the same output
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        assert main(["label", str(photos), "--out", str(out), "--engine", "ray", "--workers", "1"]) == 2
+    assert "another `label` run is writing" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
