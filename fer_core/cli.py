@@ -177,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --fit-weights: fit them on the members' logits under this test-time augmentation, "
         "the mode the ensemble will mostly run in (default none)",
     )
+    p.add_argument(
+        "--fit-data",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="fit the weights on these labelled sets instead (each counts alike; members of any kind, e.g. an "
+        "ONNX model trained on real photos); the card also gets 5-fold cross-validated figures per set",
+    )
     p.add_argument("--test-data", type=Path, help="labelled set measured once for the card (never for choices)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model of this name")
     p.add_argument("--set-active", action="store_true", help="make the ensemble the active model")
@@ -760,6 +768,7 @@ def cmd_ensemble(args) -> int:
         test_data=args.test_data,
         overwrite=args.overwrite,
         command=args.command_line,
+        fit_data=args.fit_data,
     )
     weights = ", ".join(f"{m['name']} {m['weight']}" for m in info.card["members"])
     metrics = info.card["metrics"]

@@ -68,7 +68,8 @@ def shared_validation(members: list[ModelInfo]) -> dict:
         if other != split:
             raise ModelError(
                 f"member {member.name!r} was trained with another validation split ({other} vs {split}); "
-                "ensemble members must share one so that weights and figures are not fitted on training faces"
+                "ensemble members must share one so that weights and figures are not fitted on training faces, "
+                "or the weights are fitted on labelled sets of your own (--fit-data)"
             )
     if not split["data"]:
         raise ModelError(f"member {members[0].name!r} has no training data in its card")

@@ -1,0 +1,217 @@
+"""Models of more than one kind: an ONNX model with its own (aligned, colour) preprocessing beside
+the LiteRT ones, ensembles across kinds, and distillation from two teachers with unlabelled faces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_core.cli import main
+from fer_core.models import EnsembleClassifier, OnnxClassifier, load_classifier
+from fer_core.preprocess import FIVE_POINT_TEMPLATE, Preprocessing, combine_specs, preprocess_face, similarity_transform
+from fer_core.registry import ModelError, get_model, write_card
+from fer_core.types import Box
+
+ALIGNED = {"size": 16, "margin": 0.0, "align": False, "crop": "five_point", "color": "rgb"}
+
+
+def tiny_onnx(path: Path, size: int = 16, seed: int = 0) -> None:
+    """A real ONNX file: mean colour of the (N, 3, size, size) input, then a dense layer to 7 logits."""
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    rng = np.random.default_rng(seed)
+    weights = numpy_helper.from_array(rng.normal(0, 3, (3, 7)).astype(np.float32), "w")
+    bias = numpy_helper.from_array(rng.normal(0, 0.1, 7).astype(np.float32), "b")
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["data"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+            helper.make_node("MatMul", ["flat", "w"], ["mixed"]),
+            helper.make_node("Add", ["mixed", "b"], ["label"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("label", TensorProto.FLOAT, ["batch", 7])],
+        initializer=[weights, bias],
+    )
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+
+
+def register_onnx(models: Path, name: str = "tiny-onnx", content: bytes | None = None) -> Path:
+    folder = models / name
+    folder.mkdir()
+    if content is None:
+        tiny_onnx(folder / "model.onnx")
+    else:
+        (folder / "model.onnx").write_bytes(content)
+    card = {
+        "name": name,
+        "runtime": "onnx",
+        "architecture": "tiny onnx",
+        "input_size": 16,
+        "preprocessing": ALIGNED,
+        "input": {"layout": "NCHW", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
+    }
+    write_card(folder, card)
+    return folder
+
+
+def test_five_points_land_on_the_template_within_a_pixel():
+    rng = np.random.default_rng(4)
+    angle, scale, shift = np.radians(17.0), 2.7, np.array([40.0, 25.0])
+    turn = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    points = FIVE_POINT_TEMPLATE @ turn.T + shift + rng.normal(0, 0.3, (5, 2))  # a face turned 17 degrees
+    matrix = similarity_transform(points, FIVE_POINT_TEMPLATE)
+    mapped = points @ matrix[:, :2].T + matrix[:, 2]
+    assert np.abs(mapped - FIVE_POINT_TEMPLATE).max() < 1.0
+    # and the warp really moves pixels there: a dot on each landmark ends up on the template point
+    image = np.zeros((400, 400, 3), np.uint8)
+    for x, y in points:
+        cv2.circle(image, (int(round(x)), int(round(y))), 4, (255, 255, 255), -1)
+    box = Box(0, 0, 400, 400, landmarks=tuple(map(tuple, points)))
+    crop = preprocess_face(image, box, Preprocessing(**{**ALIGNED, "size": 112}))
+    assert crop.shape == (112, 112, 3)
+    for x, y in FIVE_POINT_TEMPLATE:
+        assert crop[int(round(y)), int(round(x))].max() > 100
+
+
+def test_an_onnx_model_registers_loads_evaluates_and_joins_a_litert_ensemble(use_models, pattern_dataset, capsys):
+    folder = register_onnx(use_models)
+    info = get_model("tiny-onnx")
+    assert info.runtime == "onnx" and info.verify() == folder / "model.onnx"
+    classifier = load_classifier(info)
+    assert isinstance(classifier, OnnxClassifier) and classifier.crop_shape == (16, 16, 3)
+    crops = np.random.default_rng(0).integers(0, 255, (70, 16, 16, 3), dtype=np.uint8)  # more than one batch
+    logits = classifier.logits(crops)
+    x = (crops.astype(np.float32) / 255 - 0.5) / 0.5
+    import onnx
+    from onnx import numpy_helper
+
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(folder / "model.onnx")).graph.initializer}
+    np.testing.assert_allclose(logits, x.mean(axis=(1, 2)) @ weights["w"] + weights["b"], rtol=1e-4, atol=1e-4)
+    # it evaluates through the CLI like any model, each face cropped its own way
+    assert main(["evaluate", "--data", str(pattern_dataset), "--model", "tiny-onnx", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 210
+    # an ensemble of the ONNX model and a LiteRT one crops each face once per way
+    assert (
+        main(
+            [
+                "ensemble",
+                "mixed-kinds",
+                "--members",
+                "tiny-test",
+                "tiny-onnx",
+                "--fit-weights",
+                "--fit-data",
+                str(pattern_dataset),
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
+    mixed = get_model("mixed-kinds")
+    assert len(mixed.preprocessing.parts) == 2 and "cross_validation" in mixed.card
+    ensemble = load_classifier(mixed)
+    assert isinstance(ensemble, EnsembleClassifier)
+    photo = np.random.default_rng(1).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    box = Box(30, 20, 50, 50)
+    packed = preprocess_face(photo, box, mixed.preprocessing)[None]
+    expected = sum(
+        m["weight"]
+        * load_classifier(m["name"]).logits(preprocess_face(photo, box, get_model(m["name"]).preprocessing)[None])
+        / m["temperature"]
+        for m in mixed.card["members"]
+    )
+    np.testing.assert_allclose(ensemble.logits(packed), expected, rtol=1e-3, atol=1e-3)
+    assert combine_specs([get_model("tiny-test").preprocessing, info.preprocessing]) == mixed.preprocessing
+
+
+def test_a_corrupt_onnx_file_names_itself_and_the_app_stays_up(use_models, monkeypatch, capsys):
+    register_onnx(use_models, "broken-onnx", b"not an onnx model" * 20)  # the card's hash matches: it loads
+    with pytest.raises(ModelError, match="broken-onnx/model.onnx: not a loadable ONNX model"):
+        load_classifier("broken-onnx")
+    assert main(["evaluate", "--data", str(use_models), "--model", "broken-onnx"]) == 2
+    assert "model.onnx: not a loadable ONNX model" in capsys.readouterr().err
+    from streamlit.testing.v1 import AppTest
+
+    (use_models / "active.txt").write_text("broken-onnx\n")
+    monkeypatch.delenv("FER_DEMO_MODE", raising=False)
+    app = str(Path(__file__).resolve().parents[1] / "app.py")
+    for page in ("pages/home.py", "pages/live.py", "pages/batch.py"):
+        at = AppTest.from_file(app, default_timeout=120)
+        at.run()
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, (page, at.exception)
+        if page == "pages/batch.py":
+            png = cv2.imencode(".png", np.zeros((60, 60, 3), np.uint8))[1].tobytes()
+            at.file_uploader(key="batch_upload_Photos").set_value([("a.png", png, "image/png")])
+            at.run()
+            at.button(key="batch_start").click()
+            at.run()
+            assert not at.exception, (page, at.exception)
+        if page != "pages/home.py":
+            shown = [e.value for e in at.error]
+            assert any("model.onnx: not a loadable ONNX model" in text for text in shown), (page, shown)
+
+
+@pytest.mark.slow
+def test_distilling_two_teachers_with_unlabelled_faces_lowers_the_loss(use_models, pattern_dataset, tmp_path, capsys):
+    from fer_core.train.events import read_events
+
+    register_onnx(use_models)
+    unlabelled = tmp_path / "unlabelled"
+    unlabelled.mkdir()
+    faces = cv2.imread(str(Path(__file__).resolve().parents[2] / "shared/datasets/faces_in_photos/2009_004587.jpg"))
+    if faces is None:
+        pytest.skip("shared photos not present")
+    for i in range(6):
+        cv2.imwrite(str(unlabelled / f"u{i}.jpg"), np.roll(faces, 11 * i, axis=1))
+    run_dir = tmp_path / "student"
+    args = [
+        "train",
+        "--data",
+        str(pattern_dataset),
+        "--architecture",
+        "tiny",
+        "--epochs",
+        "4",
+        "--run-dir",
+        str(run_dir),
+        "--teacher",
+        "tiny-test",
+        "--teacher-tta",
+        "none",
+        "--second-teacher",
+        "tiny-onnx",
+        "--second-teacher-weight",
+        "0.3",
+        "--unlabeled",
+        str(unlabelled),
+        "--learning-rate",
+        "0.05",
+        "--warmup-epochs",
+        "0",
+        "--batch-size",
+        "32",
+        "--precision",
+        "float32",
+        "--aug-blur",
+        "0.3",
+        "--aug-rescale",
+        "0.3",
+        "--aug-jpeg",
+        "0.3",
+    ]
+    assert main(args) == 0, capsys.readouterr().err
+    events = read_events(run_dir)
+    unl = next(e for e in events if e["type"] == "unlabelled")
+    assert unl["faces"] >= 4  # faces found in the unlabelled photos joined the training faces
+    started = next(e for e in events if e["type"] == "started")
+    logits = np.load(run_dir / "teacher_logits.npy")
+    assert logits.shape == (2, sum(started["train_counts"].values()) + unl["faces"], 7)  # one set per teacher
+    losses = [e["loss"] for e in events if e["type"] == "epoch"]
+    assert len(losses) == 4 and losses[-1] < losses[0]
