@@ -1,7 +1,8 @@
 """Where `label` writes its rows: a CSV file or a folder of Parquet files, both resumable.
 
-Both keep the row format of `fer_core.rows`. A CSV is appended photo by photo; a cut-off last
-row (a killed run) is truncated away when the run resumes. Parquet cannot be appended to, so
+Both keep the row format of `fer_core.rows`. A CSV is appended photo by photo, and a hidden file
+beside it (`.NAME.photos-end`) records the size of its whole photos: a photo a killed run cut
+between its faces is truncated away when the run resumes, and labelled again. Parquet cannot be appended to, so
 its output is a folder of shards (`part-000000.parquet`, ...), each written whole under a
 hidden temporary name and renamed into place: a killed run leaves complete shards only, and
 the photos of the shard it was filling are labelled again on resume. `pandas.read_parquet(DIR)`
@@ -108,22 +109,41 @@ class CsvOutput:
         return name_key(spreadsheet_safe({"file": name})["file"])
 
     def write(self, rows: list[dict]) -> None:
-        """Append one photo's rows."""
+        """Append one photo's rows (in one write), then record where the file's whole photos end."""
         self._writer.writerows(map(spreadsheet_safe, rows))
         self._file.flush()
+        self._mark.seek(0)
+        self._mark.write(f"{os.fstat(self._file.fileno()).st_size:020d}\n".encode())
+        self._mark.flush()
 
     def close(self) -> None:
         self._file.close()
+        self._mark.close()
         self._guard.close()
+
+    @property
+    def mark_path(self) -> Path:
+        """The hidden file beside the CSV that holds the byte size of its whole photos."""
+        return self.path.with_name(f".{self.path.name}.photos-end")
+
+    def _read_mark(self) -> int | None:
+        try:
+            return int(self.mark_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     def _resume_point(self) -> set[int]:
         """Keys of the photos in the file, read row by row (memory: the keys only).
 
         Only a file of our own (it starts with our header) is ever resumed; anything else is
-        refused before a byte changes. The last photo's rows are truncated away and that photo
-        labelled again: a kill may have cut it between its faces, and a photo is whole or absent.
+        refused before a byte changes. A photo is whole or absent afterwards: the rows of one photo
+        past the size recorded after the last whole photo (a kill between its faces), or the last
+        photo of a file cut shorter than that size, are truncated away and the photo is labelled
+        again; without that record (a file written by an older version), only a row cut off by a
+        crash is.
         """
-        done, end, photo_start, last = set(), 0, 0, None
+        whole_end = self._read_mark()
+        done, end, last, last_start, photos_after = set(), 0, None, 0, 0
         with self.path.open("rb") as f:
             if not _starts_with_header(f):
                 raise ValueError(
@@ -135,11 +155,22 @@ class CsvOutput:
                 if end and row[0] != last:
                     if last is not None:
                         done.add(name_key(last))
-                    last, photo_start = row[0], end
+                    last, last_start = row[0], end
+                    photos_after += whole_end is not None and end >= whole_end
                 end = row_end
-        cut = photo_start if last is not None else end
+        cut = end
+        if last is not None:
+            # cut short after the last record (the last photo may have lost faces), or one photo
+            # past the record (a kill between its faces): that photo goes and is labelled again
+            if whole_end is not None and (whole_end > end or photos_after == 1):
+                cut = last_start
+            else:
+                done.add(name_key(last))
         if cut < self.path.stat().st_size:
             self._guard.truncate(cut)
+        self._mark = self.mark_path.open("wb")
+        self._mark.write(f"{cut:020d}\n".encode())
+        self._mark.flush()
         return done
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from fer_core.classes import EMOTIONS
-from fer_core.cli_text import number, percent, print_table
+from fer_core.cli.text import number, percent, print_table
 from fer_core.train.events import current_batch, duration_text, epoch_history, read_events
 from fer_core.train.jobs import JobManager
 
@@ -26,6 +26,7 @@ def add_runs_parser(sub) -> None:
     p.add_argument("--stop", action="store_true", help="ask the run NAME to stop after its current batch")
     p.add_argument("--log", type=int, default=0, metavar="N", help="also print the last N lines of the run's log")
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(handler=cmd_runs)
 
 
 def cmd_runs(args) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fer_core.card_text import how_made
 from fer_core.classes import EMOTIONS
-from fer_core.cli_runs import print_curve
-from fer_core.cli_text import percent, print_table
+from fer_core.cli.runs import print_curve
+from fer_core.cli.text import percent, print_table
 from fer_core.registry import ModelInfo
 
 

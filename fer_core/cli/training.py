@@ -1,4 +1,4 @@
-"""Argument handling for `python -m fer_core train` (kept apart: it is long)."""
+"""`python -m fer_core train`: one option per training setting, and the run in this process."""
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ _HELP = {
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     """Register the `train` sub-command: one option per TrainConfig field."""
     p = sub.add_parser("train", help="train or fine-tune a model (runs in this process)")
+    p.set_defaults(handler=run_train_command)
     p.add_argument("--run-dir", help="run folder (default $FER_RUNS_DIR or runs/, then <time>-<architecture>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--config", type=Path, help="read every setting from a config.json (other options are ignored)")
