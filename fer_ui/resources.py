@@ -10,6 +10,9 @@ from fer_core.recognizer import EmotionRecognizer
 from fer_core.registry import ModelError, ModelInfo, active_model_name, get_model, list_models
 
 MODEL_KEY = "selected_model"
+"""The sidebar's model menu (a widget: Streamlit drops its state whenever a page without it runs)."""
+CHOICE_KEY = "chosen_model"
+"""This browser session's model choice, kept in a key of our own so it holds across pages."""
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading model…")
@@ -34,7 +37,7 @@ def _shared_detector(name: str, live: bool, model_file: str):
 
 def selected_model() -> str | None:
     """The name of the model this session uses (its choice, else the active one), unchecked."""
-    return st.session_state.get(MODEL_KEY) or active_model_name()
+    return st.session_state.get(CHOICE_KEY) or active_model_name()
 
 
 def current_model() -> ModelInfo:
@@ -101,12 +104,17 @@ def model_picker(where=st.sidebar) -> None:
             f"The active model {active!r} (models/active.txt) is not usable. Pick a model below, or set "
             "another with `python -m fer_core models --activate NAME`."
         )
-    current = st.session_state.get(MODEL_KEY) or active
+    current = st.session_state.get(CHOICE_KEY) or active
+
+    def remember() -> None:
+        st.session_state[CHOICE_KEY] = st.session_state[MODEL_KEY]
+
     where.selectbox(
         "Model",
         names,
         index=names.index(current) if current in names else None,
         placeholder="Choose a model",
         key=MODEL_KEY,
+        on_change=remember,
         format_func=lambda n: n + (" (active)" if n == active else ""),
     )
