@@ -24,3 +24,29 @@ def how_made(card: dict) -> str:
     if training.get("weights"):
         parts.append(f"weights {training['weights']}")
     return f"trained on {training.get('data', '?')}" + (": " + ", ".join(parts) if parts else "")
+
+
+def describe(card: dict) -> str:
+    """One line on what a model is: its members and weights (an ensemble), or its architecture,
+    size and the crops it takes."""
+    if card.get("kind") == "ensemble":
+        members = " + ".join(f"{m.get('name')} x{float(m.get('weight', 1)):.2f}" for m in card.get("members", []))
+        return f"ensemble of {members}" if members else "ensemble"
+    spec = card.get("preprocessing", {})
+    crop = (
+        "colour, aligned on five landmarks"
+        if spec.get("crop") == "five_point"
+        else f"grayscale, margin {spec.get('margin', '?')}" + (", turned upright" if spec.get("align") else "")
+    )
+    parameters = card.get("parameters")
+    size = f" · {parameters:,} parameters" if isinstance(parameters, int) else ""
+    runtime = " · ONNX Runtime" if card.get("runtime") == "onnx" else ""
+    return f"{card.get('architecture', '?')}{size} · input {card.get('input_size', '?')} px {crop}{runtime}"
+
+
+def data_terms(card: dict) -> str:
+    """What the model's training data allows, from its card."""
+    data = str(card.get("training", {}).get("data", ""))
+    if "RAF-DB" in data:
+        return "RAF-DB is licensed for non-commercial research; check its terms before other uses."
+    return "FER-2013 was released for research within the ICML 2013 challenge; check its terms before other uses."

@@ -89,7 +89,9 @@ def _safe_decode(source: ImageSource, max_pixels: int | None) -> tuple[np.ndarra
         return None, "not enough memory to decode this image"
 
 
-def _is_photo_name(name: str) -> bool:
+def is_photo_name(name: str) -> bool:
+    """Whether a file name is a photo's by its suffix: one we read, or one we can say we do not
+    (HEIC, raw). Anything else (README.md, truth.json) is not a photo and is skipped, not labelled."""
     path = Path(name)
     return is_image_path(path) or unsupported_format(path) is not None
 
@@ -115,7 +117,7 @@ def folder_entries(folder: Path) -> tuple[list[Path], list[Path]]:
             is_dir = False
         if is_dir:
             subfolders.append(Path(entry.path))
-        elif _is_photo_name(entry.name):
+        elif is_photo_name(entry.name):
             files.append(Path(entry.path))
     return files, subfolders
 

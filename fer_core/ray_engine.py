@@ -30,11 +30,11 @@ import numpy as np
 
 from fer_core.labeling import (
     CHUNK,
-    _is_photo_name,
     _label_chunk,
     display_name,
     file_source,
     folder_entries,
+    is_photo_name,
     iter_folder_images,
 )
 from fer_core.outputs import (
@@ -108,7 +108,7 @@ def uri_entries(filesystem, folder: str) -> tuple[list[str], list[str]]:
             continue
         if info.type == fs.FileType.Directory:
             subfolders.append(info.path)
-        elif _is_photo_name(info.base_name):
+        elif is_photo_name(info.base_name):
             files.append(info.path)
     return files, subfolders
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from fer_core.imageio import MAX_PIXELS
-from fer_core.labeling import file_source, label_sources
+from fer_core.labeling import file_source, is_photo_name, label_sources
 from fer_core.names import unique_name
 from fer_core.recognizer import EmotionRecognizer
 from fer_core.rows import COLUMNS
@@ -55,6 +55,9 @@ def unpack_uploads(
 ) -> tuple[list[Upload], list[dict]]:
     """Store uploaded files (zips unpacked, folders kept) in `work_dir`.
 
+    Files whose names are not a photo's (`is_photo_name`: a README, a JSON) are skipped, as
+    `label` skips them in a folder.
+
     Returns:
         (uploads to label, rejected rows with status "unreadable" and the reason).
     """
@@ -73,6 +76,8 @@ def unpack_uploads(
         rel = safe_relative_path(name)
         if rel is None:
             return reject(name, "unsafe path (absolute or with ..); skipped")
+        if not is_photo_name(rel):
+            return None  # a README or a JSON beside the photos: not a photo, as `label` skips it
         if budget["files"] <= 0:
             return reject(rel, f"over the limit of {limits.max_files} files per batch; skipped")
         if len(data) > budget["bytes"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fer_core.card_text import how_made
+from fer_core.card_text import data_terms, describe, how_made
 from fer_core.classes import EMOTIONS
 from fer_core.detect import DETECTOR_NOTES, available_detectors
 from fer_core.registry import ModelInfo
@@ -30,10 +30,7 @@ def model_card(info: ModelInfo) -> None:
     test = metrics.get("test") or {}
     val = metrics.get("validation") or {}
     shown = test or val
-    st.markdown(
-        f"**{info.name}** · architecture `{card.get('architecture', '?')}` · "
-        f"{card.get('parameters', 0):,} parameters · input {card.get('input_size', '?')} px grayscale"
-    )
+    st.markdown(f"**{info.name}** · {describe(card)}")
     if shown:
         a, b, c = st.columns(3)
         label = "test" if test else "validation"
@@ -43,10 +40,7 @@ def model_card(info: ModelInfo) -> None:
         st.caption("Recall per class: " + ", ".join(f"{e} {shown['per_class'][e]['recall']:.0%}" for e in EMOTIONS))
     training = card.get("training", {})
     made = how_made(card)
-    st.caption(
-        f"{made[0].upper()}{made[1:]}. Created {card.get('created', '?')}. "
-        "FER-2013 was released for research within the ICML 2013 challenge; check its terms before other uses."
-    )
+    st.caption(f"{made[0].upper()}{made[1:]}. Created {card.get('created', '?')}. {data_terms(card)}")
     history = training.get("history") or []
     if history:
         from fer_core.charts import recall_curves, training_curves  # plotly: only where a curve is shown

@@ -131,7 +131,7 @@ def test_exports_and_corrections_dataset(tmp_path):
     again = json.loads(rows_to_json(as_text))
     assert again[0]["x"] == 10 and again[0]["confidence"] == 0.7 and again[0]["corrected"] is True
     with zipfile.ZipFile(io.BytesIO(annotated_zip(rows, files))) as z:
-        assert sorted(z.namelist()) == ["none.jpg", "sub/one.jpg"]
+        assert sorted(z.namelist()) == ["none.png.jpg", "sub/one.png.jpg"]  # a PNG drawn is a JPEG beside its name
     with zipfile.ZipFile(io.BytesIO(sorted_zip(rows, files))) as z:
         assert sorted(z.namelist()) == ["no_face/none.png", "sad/sub/one.png"]
     out = tmp_path / "dataset"
@@ -170,3 +170,11 @@ def test_corrections_are_cropped_as_inference_crops(tmp_path):
     np.testing.assert_array_equal(saved, preprocess_face(image, box, spec))
     loaded = load_class_folders(tmp_path / "set", spec)
     np.testing.assert_array_equal(loaded.images[0], preprocess_face(image, box, spec))
+
+
+def test_files_that_are_not_photos_are_skipped_not_counted_unreadable(tmp_path):
+    data = _zip({"photos/a.png": PNG, "photos/README.md": b"# notes", "photos/truth.json": b"{}"})
+    files = [("set.zip", data), ("dir/b.png", PNG), ("dir/notes.txt", b"x"), ("dir/c.heic", b"heic")]
+    uploads, rejected = unpack_uploads(files, tmp_path / "w")
+    assert sorted(u.name for u in uploads) == ["dir/b.png", "dir/c.heic", "photos/a.png"]
+    assert rejected == []  # a HEIC is kept to be reported by the labeller as unsupported

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fer_core.card_text import how_made
+from fer_core.card_text import describe, how_made
 from fer_core.classes import EMOTIONS
 from fer_core.cli.runs import print_curve
 from fer_core.cli.text import percent, print_table
@@ -12,12 +12,7 @@ from fer_core.registry import ModelInfo
 def print_card(info: ModelInfo, active: bool) -> None:
     """What a model is, how it was made, and what it measured: per split and class, per TTA mode."""
     card = info.card
-    spec = card.get("preprocessing", {})
-    print(
-        f"{info.name}{' (active)' if active else ''} · {card.get('architecture', '?')} · "
-        f"{card.get('parameters', 0):,} parameters · input {card.get('input_size', '?')} px grayscale"
-        f" (margin {spec.get('margin', '?')}, {'aligned' if spec.get('align') else 'not aligned'})"
-    )
+    print(f"{info.name}{' (active)' if active else ''} · {describe(card)}")
     if info.is_ensemble:
         validation = card.get("members_validation", {})
         print("members (logits averaged): " + "; ".join(_member(m, validation) for m in card.get("members", [])))
