@@ -52,7 +52,8 @@ def ensemble_card(
 
 
 def shared_validation(members: list[ModelInfo]) -> dict:
-    """The training settings that fix the validation split, checked to be the same for every member.
+    """The training settings that fix the validation split, checked to be the same for every member
+    trained here (a model made elsewhere, such as an ONNX file, has none, and is scored on it too).
 
     Members trained on one set with the same seed and validation share of it hold out the same
     faces, so their validation figures (and weights fitted there) are honest for the ensemble.
@@ -61,7 +62,11 @@ def shared_validation(members: list[ModelInfo]) -> dict:
         ModelError: members were trained on different data or splits.
     """
     keys = ("data", "val_fraction", "seed", "max_images")
-    configs = [m.card.get("training", {}).get("config", {}) for m in members]
+    trained = [m for m in members if m.card.get("training", {}).get("config")]  # models made elsewhere have none
+    if not trained:
+        raise ModelError(f"no member was trained here, so none has a validation split: {[m.name for m in members]}")
+    members = trained
+    configs = [m.card["training"]["config"] for m in members]
     split = {k: configs[0].get(k) for k in keys}
     for member, config in zip(members, configs):
         other = {k: config.get(k) for k in keys}
@@ -109,7 +114,8 @@ def create_ensemble(
     """Register an ensemble of registered models of any kind, measured like a trained model.
 
     Each member's logits are divided by its own calibrated temperature before averaging. Weights are
-    equal, or with `fit` fitted on `fit_data` (labelled sets, each counting alike; the card then
+    equal, or with `fit` fitted on `fit_data` (labelled sets, or "validation" for the members'
+    shared validation split, each counting alike; the card then
     also gets 5-fold cross-validated figures per set, since those sets both fit and score) or else
     on the members' shared validation split, on their logits under `fit_tta`. The card gets
     calibration, each TTA mode's cost, metrics on the fitting faces (and `test_data`), and each
@@ -125,7 +131,7 @@ def create_ensemble(
     spec = combine_specs([m.preprocessing for m in members])
     folder = registration_folder(name, models_dir, overwrite)
     if fit_data:
-        sets = [load_labeled(d, spec=spec) for d in fit_data]
+        sets = [_fit_set(d, members, spec) for d in fit_data]
         val, where = concat_labelled(sets), "labelled sets " + ", ".join(str(d) for d in fit_data)
         set_of_face = np.concatenate([np.full(len(d), i) for i, d in enumerate(sets)])
     else:
@@ -165,6 +171,18 @@ def create_ensemble(
     write_card(staging, card)
     install_model_folder(staging, folder)
     return get_model(name, models_dir)
+
+
+VALIDATION = "validation"
+"""A `fit_data` entry meaning the members' shared validation split (of those trained here)."""
+
+
+def _fit_set(source: str | Path, members: list[ModelInfo], spec) -> LabeledFaces:
+    """A labelled set to fit weights on: a folder or CSV, or VALIDATION (the members' shared split)."""
+    if str(source) != VALIDATION:
+        return load_labeled(source, spec=spec)
+    split = shared_validation(members)
+    return train_val_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])[1]
 
 
 def cross_validated(

@@ -107,13 +107,15 @@ def test_an_onnx_model_registers_loads_evaluates_and_joins_a_litert_ensemble(use
                 "tiny-onnx",
                 "--fit-weights",
                 "--fit-data",
+                "validation",
                 str(pattern_dataset),
             ]
         )
         == 0
     ), capsys.readouterr().err
     mixed = get_model("mixed-kinds")
-    assert len(mixed.preprocessing.parts) == 2 and "cross_validation" in mixed.card
+    assert len(mixed.preprocessing.parts) == 2
+    assert set(mixed.card["cross_validation"]) == {"folds", "validation", str(pattern_dataset)}
     ensemble = load_classifier(mixed)
     assert isinstance(ensemble, EnsembleClassifier)
     photo = np.random.default_rng(1).integers(0, 255, (90, 120, 3), dtype=np.uint8)

@@ -57,11 +57,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--fit-data",
-        type=Path,
         nargs="+",
         metavar="DIR",
-        help="fit the weights on these labelled sets instead (each counts alike; members of any kind, e.g. an "
-        "ONNX model trained on real photos); the card also gets 5-fold cross-validated figures per set",
+        help="fit the weights on these labelled sets instead, 'validation' naming the members' shared validation "
+        "split (each set counts alike; members of any kind, e.g. an ONNX model trained on real photos, which is "
+        "scored on that split too); the card also gets 5-fold cross-validated figures per set",
     )
     p.add_argument("--test-data", type=Path, help="labelled set measured once for the card (never for choices)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model of this name")
