@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -165,6 +166,19 @@ def find_class_root(folder: Path, depth: int = 3) -> Path:
     return current
 
 
+SPECIAL_FILE_SYSTEMS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def _images_below(folder: Path) -> list[Path]:
+    """Regular image files below `folder`, sorted; linked folders below it are not followed (no
+    loops) and the kernel's special file systems are never walked."""
+    found = []
+    for top, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and Path(top, d) not in SPECIAL_FILE_SYSTEMS)
+        found.extend(Path(top, f) for f in files if is_image_path(Path(f)) and Path(top, f).is_file())
+    return sorted(found)
+
+
 def _class_items(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     """(image path, label) for every image under emotion-named folders, and the other folder names."""
     if not root.is_dir():
@@ -178,7 +192,12 @@ def _class_items(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
             unknown.append(sub.name)
             continue
         label = EMOTIONS.index(emotion)
-        items.extend((p, label) for p in sorted(sub.rglob("*")) if p.is_file() and is_image_path(p))
+        if root.resolve().is_relative_to(sub.resolve()):
+            raise DatasetError(
+                f"class folder {sub.name!r} under {str(root)!r} links to a folder that holds the set itself "
+                f"({str(sub.resolve())!r}); link it to its own images"
+            )
+        items.extend((p, label) for p in _images_below(sub))
     if not items:
         found = ", ".join(unknown) if unknown else "none"
         raise DatasetError(

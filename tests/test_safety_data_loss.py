@@ -205,3 +205,41 @@ def test_the_ray_engine_waits_for_no_one_it_refuses_a_locked_output(use_models, 
         assert main(["label", str(photos), "--out", str(out), "--engine", "ray", "--workers", "1"]) == 2
     assert "another `label` run is writing" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == [".lock"]
+
+
+@pytest.mark.parametrize(
+    "members",
+    [["tiny-test", "tiny-other"], [{"name": "tiny-test", "weight": 0}, {"name": "tiny-other", "weight": 0}]],
+)
+def test_a_malformed_ensemble_card_is_listed_as_broken_and_nothing_else_fails(use_models, capsys, members):
+    import json
+
+    from fer_core.registry import list_models
+
+    shutil.copytree(use_models / "tiny-test", use_models / "tiny-other")
+    (use_models / "odd").mkdir()
+    card = {
+        "name": "odd",
+        "kind": "ensemble",
+        "classes": json.loads((use_models / "tiny-test" / "card.json").read_text())["classes"],
+        "members": members,
+    }
+    (use_models / "odd" / "card.json").write_text(json.dumps(card))
+    rows = {r["name"]: r for r in list_models(use_models)}
+    assert not rows["odd"]["ok"] and rows["tiny-test"]["ok"]
+    assert main(["models"]) == 0
+    assert "BROKEN" in capsys.readouterr().out
+    (use_models / "active.txt").write_text("odd\n")
+    assert main(["models"]) == 0
+    assert "is not usable" in capsys.readouterr().err
+
+
+def test_evaluate_on_empty_images_or_a_class_folder_linking_to_the_root_is_a_message(use_models, tmp_path, capsys):
+    (tmp_path / "zero" / "happy").mkdir(parents=True)
+    (tmp_path / "zero" / "happy" / "a.jpg").write_bytes(b"")
+    assert main(["evaluate", "--data", str(tmp_path / "zero")]) == 2
+    assert "no readable labelled image" in capsys.readouterr().err
+    (tmp_path / "loop" / "happy").mkdir(parents=True)
+    (tmp_path / "loop" / "sad").symlink_to("/")
+    assert main(["evaluate", "--data", str(tmp_path / "loop")]) == 2
+    assert "links to a folder that holds the set itself" in capsys.readouterr().err

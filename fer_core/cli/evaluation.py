@@ -92,7 +92,7 @@ def cmd_evaluate(args) -> int:
 
 def _evaluate_one(info, classifier, path: Path, args):
     """(metrics, faces, probabilities) of the classifier on one labelled set; skipped items reported."""
-    from fer_core.datasets import load_labeled
+    from fer_core.datasets import DatasetError, load_labeled
     from fer_core.evaluation import evaluate_classifier
 
     data = load_labeled(path, spec=info.preprocessing, usage=args.usage)
@@ -102,6 +102,9 @@ def _evaluate_one(info, classifier, path: Path, args):
         print(f"{path}: skipped folders that are not emotions: {', '.join(data.unknown_classes)}", file=sys.stderr)
     if data.photo_note():
         print(f"{path}: {data.photo_note()}", file=sys.stderr)
+    if len(data) == 0:
+        first = f" (first: {data.errors[0][0]}: {data.errors[0][1]})" if data.errors else ""
+        raise DatasetError(f"{path}: no readable labelled image; {len(data.errors)} skipped{first}")
     metrics, probs = evaluate_classifier(classifier, data)
     metrics.update(
         model=info.name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from fer_core.registry import TFLITE_WEIGHTS, WEIGHT_MODES
@@ -103,6 +104,14 @@ def cmd_models(args) -> int:
     if not rows:
         print("no models registered; train one with `python -m fer_core train ... --register-as NAME`")
         return 0
+    if not any(r["active"] and r["ok"] for r in rows):
+        from fer_core.registry import active_model_name
+
+        print(
+            f"warning: the active model {active_model_name()!r} (models/active.txt) is not usable; "
+            "choose one with `python -m fer_core models --activate NAME`",
+            file=sys.stderr,
+        )
     width = max([len("architecture")] + [len(r.get("architecture", "")) for r in rows])
     name_width = max([len("name")] + [len(r["name"]) for r in rows])
     head = f"{'parameters':>10} {'accuracy':>9} {'macro-F1':>9} {'ms/face':>8} {'weights':>8}"
