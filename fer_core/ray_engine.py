@@ -21,6 +21,7 @@ is mended first (`fer_core.outputs.parquet_done_keys`).
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -210,6 +211,31 @@ def _run_files(run: str):
     return RunFiles()
 
 
+def check_cluster_address(address: str | None, timeout: float = 3.0) -> None:
+    """Fail in seconds, with a message, where Ray would retry for minutes: a HOST:PORT nobody answers
+    on, or "auto" with no cluster started on this machine.
+
+    Raises:
+        ValueError: the cluster cannot be reached.
+    """
+    if not address:
+        return
+    if address == "auto":
+        if not Path("/tmp/ray/ray_current_cluster").is_file() and not os.environ.get("RAY_ADDRESS"):
+            raise ValueError(
+                "--address auto: no Ray cluster is running on this machine (start one with `ray start --head`)"
+            )
+        return
+    host, _, port = address.rpartition(":")
+    host = host.removeprefix("ray://")
+    if not host or not port.isdigit():
+        raise ValueError(f"--address must be HOST:PORT or auto. Received: {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ValueError(f"--address {address}: no Ray cluster answers there ({e.strerror or e})") from e
+
+
 def label_folder_ray(
     root: Path | str,
     out: Path,
@@ -244,6 +270,7 @@ def _label_on_ray(ray, root, out: Path, spec: RecognizerSpec, workers: int | Non
     files = model_files(spec)
     started_here = not ray.is_initialized()
     if started_here:
+        check_cluster_address(address)
         ray.init(
             address=address,
             num_cpus=None if address else (workers or os.cpu_count()),

@@ -243,3 +243,16 @@ def test_evaluate_on_empty_images_or_a_class_folder_linking_to_the_root_is_a_mes
     (tmp_path / "loop" / "sad").symlink_to("/")
     assert main(["evaluate", "--data", str(tmp_path / "loop")]) == 2
     assert "links to a folder that holds the set itself" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "auto", "nonsense"])
+def test_an_unreachable_ray_cluster_is_a_message_in_seconds(use_models, tmp_path, capsys, monkeypatch, address):
+    import time
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    (tmp_path / "photos").mkdir()
+    started = time.monotonic()
+    args = ["label", str(tmp_path / "photos"), "--out", str(tmp_path / "x.parquet"), "--engine", "ray"]
+    assert main([*args, "--address", address]) == 2
+    assert "--address" in capsys.readouterr().err
+    assert time.monotonic() - started < 30
