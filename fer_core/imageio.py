@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000
+MAX_FILE_BYTES = 256 * 1024 * 1024
+"""No photo file is read past this many bytes (a link to /dev/zero would otherwise fill memory)."""
 """Images with more pixels than this are refused before they are decoded."""
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif")
@@ -66,6 +70,24 @@ def _decode_jpeg(data: bytes) -> np.ndarray:
     return image
 
 
+def read_photo_bytes(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """A photo file's bytes: only a regular file (never a FIFO, a device or a socket, which could block
+    or never end), and at most `max_bytes` of it.
+
+    Raises:
+        ImageReadError: not a regular file, or larger than `max_bytes`.
+        OSError: it cannot be opened.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO must not wait for a writer
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ImageReadError("not a regular file (a pipe, a device or a socket); skipped")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImageReadError(f"file is over {max_bytes // (1024 * 1024)} MB; skipped")
+    return data
+
+
 def read_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode a photo into a BGR uint8 array.
 
@@ -79,7 +101,7 @@ def read_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> np.n
     Raises:
         ImageReadError: empty, truncated, not an image, or over the pixel limit.
     """
-    data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+    data = read_photo_bytes(Path(source)) if isinstance(source, (str, Path)) else bytes(source)
     if not data:
         raise ImageReadError("empty file (0 bytes)")
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.imageio import ImageReadError, is_image_path, read_image, unsupported_format
+from fer_core.imageio import ImageReadError, is_image_path, read_image, read_photo_bytes, unsupported_format
 from fer_core.outputs import open_output
 from fer_core.recognizer import EmotionRecognizer, FoundFaces, RecognizerSpec
 from fer_core.rows import STATUSES, empty_row, face_rows
@@ -126,13 +126,33 @@ def iter_folder_images(root: Path) -> Iterator[Path]:
     """Photo files below `root` (see `folder_entries`), walked lazily in a fixed order: names
     sorted within each folder, a folder's files before its sub-folders.
 
-    Nothing is held for the whole walk but the folders still to visit.
+    Nothing is held for the whole walk but the folders still to visit and the identity of those
+    walked: a folder reached again through a link (a loop such as `sub/up -> ..`) is walked once,
+    and /proc, /sys and /dev never.
     """
     stack = [root]
+    seen: set[tuple[int, int]] = set()  # (device, inode) of every folder walked: a linked folder once
     while stack:
-        files, subfolders = folder_entries(stack.pop())
+        folder = stack.pop()
+        try:
+            where = os.stat(folder)
+        except OSError:
+            continue
+        if (where.st_dev, where.st_ino) in seen or _is_special(folder):
+            continue
+        seen.add((where.st_dev, where.st_ino))
+        files, subfolders = folder_entries(folder)
         yield from files
         stack.extend(reversed(subfolders))
+
+
+SPECIAL_FILE_SYSTEMS = ("/proc", "/sys", "/dev")
+
+
+def _is_special(folder: Path) -> bool:
+    """Whether a folder is (or links into) the kernel's special file systems, which are never photos."""
+    real = os.path.realpath(folder)
+    return any(real == s or real.startswith(s + "/") for s in SPECIAL_FILE_SYSTEMS)
 
 
 def file_source(path: Path, read: Callable[[], bytes] | None = None) -> ImageSource:
@@ -140,7 +160,7 @@ def file_source(path: Path, read: Callable[[], bytes] | None = None) -> ImageSou
     raising the reason it cannot be read as a photo."""
     reason = unsupported_format(path)
     if reason is None:
-        return read or path.read_bytes
+        return read or (lambda: read_photo_bytes(path))
 
     def refuse() -> bytes:
         raise ImageReadError(reason)

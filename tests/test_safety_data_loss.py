@@ -256,3 +256,24 @@ def test_an_unreachable_ray_cluster_is_a_message_in_seconds(use_models, tmp_path
     assert main([*args, "--address", address]) == 2
     assert "--address" in capsys.readouterr().err
     assert time.monotonic() - started < 30
+
+
+def test_link_loops_pipes_and_endless_files_never_hang_a_folder_run(use_models, tmp_path):
+    import os
+
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(photos / "a.png"), np.full((60, 60, 3), 90, np.uint8))
+    (photos / "sub" / "up").symlink_to("..")  # a loop
+    (photos / "sub" / "again").symlink_to("../sub")  # a second loop
+    (photos / "proc").symlink_to("/proc")
+    os.mkfifo(photos / "pipe.jpg")  # reading it would wait forever
+    (photos / "zero.jpg").symlink_to("/dev/zero")  # reading it would never end
+    out = tmp_path / "out.csv"
+    assert main(["label", str(photos), "--out", str(out), "--workers", "1"]) == 0
+    rows = {r["file"]: r for r in _rows(out)}
+    assert sorted(rows) == ["a.png", "pipe.jpg", "zero.jpg"]  # the photo once, under one name
+    assert "not a regular file" in rows["pipe.jpg"]["detail"] and "not a regular file" in rows["zero.jpg"]["detail"]
