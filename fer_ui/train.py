@@ -283,7 +283,10 @@ def new_run_form(manager: JobManager) -> None:
     data = dataset_summary(data_path) if data_path else None
     c1, c2, c3, c4 = st.columns(4)
     architecture = c1.selectbox(
-        "Architecture", list(ARCHITECTURES), format_func=lambda a: f"{a} ({ARCHITECTURES[a]})", key="t_arch"
+        "Architecture",
+        list(ARCHITECTURES),
+        key="t_arch",
+        help="\n".join(f"- **{name}**: {note}" for name, note in ARCHITECTURES.items()),
     )
     epochs = c2.number_input("Epochs", 1, 500, 30, key="t_epochs")
     batch_size = c3.selectbox("Batch size", [32, 64, 128], index=1, key="t_batch")

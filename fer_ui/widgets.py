@@ -62,13 +62,10 @@ def detector_picker(key: str, live: bool = False) -> str:
         if live
         else "yunet finds the most faces in photos; mtcnn is a slow second opinion."
     )
-    return st.sidebar.selectbox(
-        "Face detector",
-        available_detectors(),
-        key=key,
-        help=note,
-        format_func=lambda n: f"{n} — {DETECTOR_NOTES[n]}",
-    )
+    names = available_detectors()
+    # short entries (a sidebar cuts long ones); what each does goes in the help
+    help_text = note + "\n\n" + "\n".join(f"- **{n}**: {DETECTOR_NOTES[n]}" for n in names)
+    return st.sidebar.selectbox("Face detector", names, key=key, help=help_text)
 
 
 def tta_label(mode: str, card: dict | None) -> str:

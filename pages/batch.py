@@ -114,11 +114,11 @@ st.subheader("Downloads")
 d1, d2, d3, d4 = st.columns(4)
 d1.download_button("CSV", rows_to_csv(rows), "results.csv", "text/csv", key="dl_csv")
 d2.download_button("JSON", rows_to_json(rows), "results.json", "application/json", key="dl_json")
-if d3.button("Prepare annotated images (zip)", key="prep_annotated"):
+if d3.button("Annotate (zip)", key="prep_annotated", help="Prepare a zip of the photos with their faces drawn"):
     st.session_state["annotated_zip"] = annotated_zip(rows, files)
 if "annotated_zip" in st.session_state:
     d3.download_button("Annotated images", st.session_state["annotated_zip"], "annotated.zip", "application/zip")
-if d4.button("Prepare photos sorted by emotion (zip)", key="prep_sorted"):
+if d4.button("Sort (zip)", key="prep_sorted", help="Prepare a zip of the photos in a folder per emotion"):
     st.session_state["sorted_zip"] = sorted_zip(rows, files)
 if "sorted_zip" in st.session_state:
     d4.download_button("Sorted photos", st.session_state["sorted_zip"], "sorted.zip", "application/zip")
