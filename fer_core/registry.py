@@ -485,6 +485,11 @@ def undo_calibration(name: str, models_dir: Path | None = None) -> str | None:
         else:
             by_tta.pop(tta, None)
         card["calibration"] = {**current, "by_tta": by_tta}
-    card["calibration_history"] = history
+    if not card["calibration"]:
+        del card["calibration"]  # the card had none before the save
+    if history:
+        card["calibration_history"] = history
+    else:
+        card.pop("calibration_history", None)  # a save and its undo leave the card as it was
     write_card(info.folder, card, hash_files=False)
     return tta

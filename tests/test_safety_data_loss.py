@@ -277,3 +277,16 @@ def test_link_loops_pipes_and_endless_files_never_hang_a_folder_run(use_models, 
     rows = {r["file"]: r for r in _rows(out)}
     assert sorted(rows) == ["a.png", "pipe.jpg", "zero.jpg"]  # the photo once, under one name
     assert "not a regular file" in rows["pipe.jpg"]["detail"] and "not a regular file" in rows["zero.jpg"]["detail"]
+
+
+def test_a_calibration_saved_then_undone_leaves_the_card_as_it_was(use_models):
+    import json
+
+    from fer_core.registry import save_calibration, undo_calibration
+
+    path = use_models / "tiny-test" / "card.json"
+    before = json.loads(path.read_text())
+    for tta in ("none", "flip"):
+        save_calibration("tiny-test", {"temperature": 3.0, "fitted_on": "test"}, tta=tta)
+        assert undo_calibration("tiny-test") == tta
+        assert json.loads(path.read_text()) == before, tta
