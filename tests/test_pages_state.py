@@ -25,3 +25,25 @@ def test_the_model_picked_in_the_sidebar_holds_on_every_page(app_env, use_models
     assert at.sidebar.selectbox(key="selected_model").value == "tiny-copy"
     shown = [m.value for m in at.markdown] + [m.value for m in at.title] + [m.value for m in at.subheader]
     assert any("tiny-copy" in (text or "") for text in shown), "Home shows the chosen model"
+
+
+def test_a_runs_phases_only_move_forward(tmp_path):
+    from fer_core.train.events import append_event
+    from fer_core.train.jobs import run_status
+
+    run = tmp_path / "run"
+    run.mkdir()
+    append_event(run, "started")
+    assert run_status(run, alive=True) == "running"
+    (run / "STOP").touch()
+    assert run_status(run, alive=True) == "stopping"
+    seen = []
+    for kind in ("stopping", "exporting", "unlabelled", "evaluating", "batch"):
+        append_event(run, kind)
+        seen.append(run_status(run, alive=True))
+    assert seen == ["stopping", "exporting", "exporting", "evaluating", "evaluating"]
+    append_event(run, "stopped")
+    assert run_status(run, alive=False) == "stopped"
+    append_event(run, "resumed")  # a new process: back to training
+    (run / "STOP").unlink()
+    assert run_status(run, alive=True) == "running"

@@ -45,13 +45,15 @@ def run_status(run_dir: Path, alive: bool) -> str:
     events = read_events(run_dir)
     milestones = [e["type"] for e in events if e["type"] not in ("batch", "epoch")]
     if alive:
-        # A phase counts only when nothing came after it: after an end event a new process
-        # is resuming the run, and after "started"/"resumed" it is training.
-        latest = milestones[-1] if milestones else None
-        if latest in PHASES:
-            return latest
+        # Phases only move forward within the current process: the furthest one reached since the
+        # run last started or resumed (an end event before that was an earlier process's).
+        starts = [i for i, t in enumerate(milestones) if t in ("started", "resumed") or t in ENDS]
+        current = milestones[starts[-1] + 1 :] if starts else milestones
+        reached = max((PHASES.index(t) for t in current if t in PHASES), default=-1)
         # A stop was asked for and the run has not yet seen it (it checks between batches).
-        return "stopping" if (run_dir / "STOP").exists() else "running"
+        if reached < 0 and (run_dir / "STOP").exists():
+            return "stopping"
+        return PHASES[reached] if reached >= 0 else "running"
     last = next((t for t in reversed(milestones) if t not in PHASES), None)
     if last in ENDS:
         return last
