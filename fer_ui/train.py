@@ -261,7 +261,15 @@ def runs_section(manager: JobManager) -> None:
     st.dataframe(pd.DataFrame(runs), hide_index=True, column_config=RUNS_COLUMNS)
     names = [r["name"] for r in runs]
     default = st.session_state.get("train_run") or (Path(job["run_dir"]).name if job else names[0])
-    name = st.selectbox("Show run", names, index=names.index(default) if default in names else 0, key="t_show")
+    if st.session_state.get("t_show_next") in names:  # a run just started: show it
+        st.session_state["t_show"] = st.session_state.pop("t_show_next")
+    if st.session_state.get("t_show") not in names:  # the menu's state is gone after another page ran
+        st.session_state["t_show"] = default if default in names else names[0]
+
+    def remember() -> None:
+        st.session_state["train_run"] = st.session_state["t_show"]
+
+    name = st.selectbox("Show run", names, key="t_show", on_change=remember)
     status = next(r["status"] for r in runs if r["name"] == name)
     stop_col, resume_col = st.columns(2)
     if status == "running" and stop_col.button("Stop (keeps the best checkpoint)", key="t_stop"):
@@ -348,8 +356,9 @@ def new_run_form(manager: JobManager) -> None:
         except JobError as e:
             st.error(str(e))
         else:
-            st.session_state["train_run"] = Path(job["run_dir"]).name
-            st.rerun()  # the runs section above shows the new run at once
+            # the runs section above shows the new run at once (its menu too, not the one shown before)
+            st.session_state["train_run"] = st.session_state["t_show_next"] = Path(job["run_dir"]).name
+            st.rerun()
 
 
 def model_sources() -> tuple[dict[str, str], list[str]]:

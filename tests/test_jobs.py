@@ -222,6 +222,17 @@ def test_train_page_end_to_end(use_models, pattern_dataset, tmp_path, monkeypatc
     assert "page-model" in list_model_names(use_models)
     # Activating shows both models' figures first.
     assert any("Active now: **tiny-test**" in m.value and "New: **page-model**" in m.value for m in at.markdown)
+    # A second run started in the same browser session is the one shown, not the first.
+    at.text_input(key="t_name").set_value("page-model-2")
+    at.run()
+    at.button(key="t_start").click()
+    at.run()
+    assert not at.exception, at.exception
+    second = next(r["name"] for r in manager.runs() if r["name"] != run_name)
+    assert at.selectbox(key="t_show").value == second
+    assert any(f"Run `{second}`: running" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    manager.stop(second)
+    _wait(lambda: manager.active() is None, what="the second run's stop")
     # The Batch page can now choose and use the new model.
     batch = AppTest.from_file(str(repo / "app.py"), default_timeout=120)
     batch.run()
