@@ -113,7 +113,11 @@ def _unpack_zip(name: str, data: bytes, add, reject, budget: dict) -> None:
         prefix = _zip_prefix(name, entries)
         declared = sum(e.file_size for e in entries)
         if declared > budget["bytes"] or len(entries) > budget["files"]:
-            return reject(name, f"zip holds {len(entries)} files / {declared:,} bytes uncompressed, over the limits")
+            return reject(
+                name,
+                f"zip holds {len(entries):,} files and {declared / 1e6:,.1f} MB uncompressed; the limit is "
+                f"{budget['files']:,} files and {budget['bytes'] / 1e6:,.0f} MB",
+            )
         for entry in entries:
             entry_name = f"{prefix}{entry.filename}"
             if safe_relative_path(entry.filename) is None:

@@ -66,11 +66,12 @@ def _load_zip(upload, info: ModelInfo, settings: AppSettings) -> LabeledFaces:
         try:
             # The class folders may sit inside one top folder (load_class_folders finds them).
             faces = load_class_folders(folder, spec=info.preprocessing, max_pixels=settings.limits.max_pixels)
-        except DatasetError:
+        except DatasetError as e:
             shutil.rmtree(folder, ignore_errors=True)
-            for row in rejected[:10]:  # why nothing usable came out of the zip
-                st.warning(f"{row['file']}: {row['detail']}")
-            raise
+            if rejected:  # why nothing usable came out of the zip, and nothing else
+                raise DatasetError("; ".join(f"{r['file']}: {r['detail']}" for r in rejected[:3])) from None
+            # never a server path: the zip's own name stands for the folder it was unpacked into
+            raise DatasetError(str(e).replace(str(folder), upload.name)) from None
         st.session_state[ZIP_STATE] = {"key": key, "folder": folder, "rejected": rejected, "faces": faces}
     for row in rejected[:10]:
         st.warning(f"{row['file']}: {row['detail']}")

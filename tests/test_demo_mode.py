@@ -144,4 +144,7 @@ def test_a_zip_over_the_demo_file_cap_says_why(demo, pattern_dataset):
     at.file_uploader(key="eval_zip").set_value([("big.zip", buf.getvalue(), "application/zip")])
     at.run()
     assert not at.exception, at.exception
-    assert any("zip holds 60 files" in w.value and "over the limits" in w.value for w in at.warning)
+    shown = [w.value for w in at.warning] + [e.value for e in at.error]
+    # one message, with the limit, and no server path
+    assert any("zip holds 60 files" in text and "the limit is 50 files" in text for text in shown), shown
+    assert not any("/tmp" in text or "No images in class folders" in text for text in shown), shown

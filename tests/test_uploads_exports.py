@@ -84,7 +84,7 @@ def test_a_zipped_folder_keeps_its_own_name_once_and_rows_come_sorted(tmp_path):
 def test_zip_bomb_and_file_count_limits(tmp_path):
     bomb = _zip({f"f{i}.png": b"\0" * 2_000_000 for i in range(5)})  # ~10 MB uncompressed, tiny zipped
     uploads, rejected = unpack_uploads([("bomb.zip", bomb)], tmp_path, UploadLimits(max_total_bytes=1_000_000))
-    assert uploads == [] and "over the limits" in rejected[0]["detail"]
+    assert uploads == [] and "the limit is 5,000 files and 1 MB" in rejected[0]["detail"]
     many = [(f"p{i}.png", PNG) for i in range(7)]
     uploads, rejected = unpack_uploads(many, tmp_path, UploadLimits(max_files=5))
     assert len(uploads) == 5 and len(rejected) == 2 and "limit of 5 files" in rejected[0]["detail"]
