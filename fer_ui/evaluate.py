@@ -155,13 +155,15 @@ def calibration_panel(info: ModelInfo, data: LabeledFaces, logits: np.ndarray, t
     now, fitted = st.columns(2)
     now.plotly_chart(
         reliability_diagram(
-            report["bins_current"], f"Now (T={report['current_temperature']:.2f}): ECE {report['ece_current']:.3f}"
+            report["bins_current"],
+            f"Now (T={report['current_temperature']:.2f}): ECE {report['ece_current']:.3f} on the judging half",
         ),
         key="rel_now",
     )
     fitted.plotly_chart(
         reliability_diagram(
-            report["bins_after"], f"Fitted T={report['temperature']:.2f}: ECE {report['ece_after']:.3f}"
+            report["bins_after"],
+            f"Fitted T={report['temperature']:.2f}: ECE {report['ece_after']:.3f} on the judging half",
         ),
         key="rel_fit",
     )

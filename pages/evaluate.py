@@ -58,10 +58,11 @@ a, b, c, d = st.columns(4)
 a.metric("Accuracy", f"{metrics['accuracy']:.1%}")
 b.metric("Macro-F1", f"{metrics['macro_f1']:.3f}")
 c.metric(
-    "ECE",
+    f"ECE (all {metrics['n']:,} faces)",
     f"{metrics['ece']:.3f}",
     help=f"Expected calibration error: how far the shown confidences are from how often they are right, "
-    f"on this whole set, as the model runs now (temperature {info.temperature_for(tta):.2f} for TTA {tta}).",
+    f"on this whole set, as the model runs now (temperature {info.temperature_for(tta):.2f} for TTA {tta}). "
+    "Calibration below measures it on half the set, the half the fitted temperature did not see.",
 )
 cost = cost_per_face_ms(info.name, info.weights_hash, tta, data.images[:64])
 d.metric("Cost per face", f"{cost:.2f} ms", help=f"Batch of 64, this machine, TTA: {tta}")

@@ -271,7 +271,7 @@ def test_evaluate_page_on_tiny_folder(app_env, tmp_path, capsys):
     cli = json.loads(capsys.readouterr().out)
     assert metrics["Accuracy"] == f"{cli['accuracy']:.1%}"
     assert metrics["Macro-F1"] == f"{cli['macro_f1']:.3f}"
-    assert metrics["ECE"] == f"{cli['ece']:.3f}"
+    assert metrics[f"ECE (all {cli['n']:,} faces)"] == f"{cli['ece']:.3f}"
     table = next(d.value for d in at.dataframe if "class" in d.value.columns and "support" in d.value.columns)
     for name, m in cli["per_class"].items():
         row = table[table["class"] == name].iloc[0]
