@@ -225,8 +225,12 @@ def follow_clicked_cell(event) -> None:
 def drill_down(data: LabeledFaces, probs: np.ndarray) -> None:
     """Every image of one confusion-matrix cell, worst first, a page of PER_PAGE at a time."""
     t, p, g = st.columns([2, 2, 1])
+    # defaults through the state, not `index=`: a clicked cell sets the state too, and a widget given
+    # both logs a warning on every click
+    st.session_state.setdefault(CELL_KEYS[0], EMOTIONS[0])
+    st.session_state.setdefault(CELL_KEYS[1], EMOTIONS[1])
     true_class = t.selectbox("True class", EMOTIONS, key=CELL_KEYS[0])
-    pred_class = p.selectbox("Predicted class", EMOTIONS, index=1, key=CELL_KEYS[1])
+    pred_class = p.selectbox("Predicted class", EMOTIONS, key=CELL_KEYS[1])
     examples = cell_examples(data, probs, EMOTIONS.index(true_class), EMOTIONS.index(pred_class))
     pages = max(1, -(-len(examples) // PER_PAGE))
     if st.session_state.get("cell_page", 1) > pages:
