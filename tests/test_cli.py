@@ -79,7 +79,7 @@ def test_export_draws_and_sorts_the_photos_of_a_results_file(use_models, photo_f
     assert main([*export, "--annotated", str(drawn), "--sorted", str(sorted_dir)]) == 0
     said = capsys.readouterr().out
     assert f"2 photos -> {drawn}" in said and f"2 photos -> {sorted_dir}" in said  # unreadable ones are left out
-    assert cv2.imread(str(drawn / "sub" / "two_faces.jpg")) is not None and (drawn / "blank.jpg").is_file()
+    assert cv2.imread(str(drawn / "sub" / "two_faces.jpg")) is not None and (drawn / "blank.png.jpg").is_file()
     original = (photo_folder / "sub" / "two_faces.jpg").read_bytes()
     assert (sorted_dir / two[0]["emotion"] / "sub" / "two_faces.jpg").read_bytes() == original
     assert (sorted_dir / "no_face" / "blank.png").is_file()
@@ -115,7 +115,8 @@ def test_export_draws_and_sorts_the_photos_of_a_results_file(use_models, photo_f
     assert main(["export", str(reviewed), "--photos", str(photo_folder), "--dataset", str(dataset)]) == 0
     assert f"1 face crops -> {dataset}: " in capsys.readouterr().out
     crops = list(dataset.rglob("*.png")) + list(dataset.rglob("*.jpg"))
-    assert len(crops) == 1 and crops[0].parent.name == relabelled and cv2.imread(str(crops[0])).shape[:2] == (48, 48)
+    assert len(crops) == 1 and crops[0].relative_to(dataset).parts[0] == relabelled  # label/photo path__faceN
+    assert cv2.imread(str(crops[0])).shape[:2] == (48, 48)
     assert main(["export", str(reviewed), "--photos", str(photo_folder), "--dataset", str(dataset)]) == 2
     assert "already holds files" in capsys.readouterr().err
     assert main([*export, "--dataset", str(tmp_path / "none")]) == 0  # label's output: nobody reviewed
@@ -277,7 +278,7 @@ def test_module_entry_point_runs(use_models):
     assert json.loads(out.stdout)[0]["name"] == "tiny-test"
 
 
-SUBCOMMANDS = ["predict", "label", "export", "video", "evaluate", "calibrate", "models", "ensemble", "quantize"]
+SUBCOMMANDS = ["predict", "label", "export", "video", "evaluate", "calibrate", "models", "ensemble", "measure", "quantize"]
 SUBCOMMANDS += ["train", "runs"]
 
 
