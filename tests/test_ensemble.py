@@ -220,8 +220,8 @@ def _train_student(run_dir, epochs: int, capsys, *teaching: str) -> tuple[list[s
 def test_tiny_distillation_run_lowers_its_loss_and_registers(registry, tmp_path, capsys):
     run_dir = tmp_path / "student"
     args, _ = _train_student(run_dir, 4, capsys, "--teacher-tta", "none", "--distill-temperature", "3")
-    logits = np.load(run_dir / "teacher_logits.npy")
-    assert logits.shape[1] == 7 and np.isfinite(logits).all()
+    logits = np.load(run_dir / "teacher_logits.npy")  # (teachers, faces, 7)
+    assert logits.shape[0] == 1 and logits.shape[2] == 7 and np.isfinite(logits).all()
     # A teacher that does not exist stops the run before any training, with its name.
     assert main([*args[:-4], "--teacher", "ghost", "--run-dir", str(tmp_path / "ghost")]) != 0
     assert "ghost" in capsys.readouterr().err
