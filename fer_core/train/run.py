@@ -33,6 +33,7 @@ from fer_core.datasets import (
     train_val_split,
 )
 from fer_core.metrics import classification_metrics, softmax
+from fer_core.models import EnsembleClassifier, load_classifier
 from fer_core.preprocess import Preprocessing, combine_specs, convert_crops
 from fer_core.registry import (
     KERAS_FILE,
@@ -408,8 +409,6 @@ class TrainingRun:
             TrainingError: see `teacher_infos`; an unusable teacher, or (consistent mode) one
                 whose preprocessing differs from the run's.
         """
-        from fer_core.models import EnsembleClassifier, load_classifier
-
         cfg = self.config
         infos = self.teacher_infos()
         if not infos:
@@ -442,8 +441,6 @@ class TrainingRun:
         Raises:
             TrainingError: see `teacher`.
         """
-        from fer_core.models import EnsembleClassifier
-
         cfg = self.config
         if not cfg.teacher or cfg.teacher_mode != "fixed":
             return None
