@@ -292,6 +292,6 @@ class LiveProcessor:
             return None if self._last_frame is None else self._last_frame.copy()
 
     def session_rows(self) -> list[dict]:
-        """Every recorded (time, track, box, probabilities, emotion) row of this session."""
+        """Every recorded (time, track, box, probabilities, emotion) row of this browser session."""
         with self._lock:
             return list(self._rows)

@@ -27,7 +27,7 @@ STATE = "batch_state"
 
 
 def work_dir() -> Path:
-    """This session's temporary folder; removed when the session object is garbage-collected."""
+    """This browser session's temporary folder; removed when the session object is garbage-collected."""
     holder = st.session_state.get("batch_tmp")
     if holder is None:
         holder = tempfile.TemporaryDirectory(prefix="fer-batch-")
@@ -184,7 +184,7 @@ def run_folder(folder: Path, out: Path, recognizer: EmotionRecognizer, workers: 
 
 
 def current_batch() -> dict | None:
-    """This session's batch state; a cancelled folder run gets the rows its output holds."""
+    """This browser session's batch state; a cancelled folder run gets the rows its output holds."""
     state = st.session_state.get(STATE)
     if state and state.get("out") and not state["rows"]:
         load_folder_rows(state)

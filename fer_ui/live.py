@@ -101,4 +101,4 @@ def downloads(processor: LiveProcessor) -> None:
     if jpeg:
         left.download_button("Snapshot (JPEG)", jpeg, "snapshot.jpg", "image/jpeg", key="live_snap")
     if csv_text:
-        right.download_button("This session (CSV)", csv_text, "live_session.csv", "text/csv", key="live_csv")
+        right.download_button("All rows so far (CSV)", csv_text, "live_session.csv", "text/csv", key="live_csv")

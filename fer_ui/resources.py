@@ -36,12 +36,12 @@ def _shared_detector(name: str, live: bool, model_file: str):
 
 
 def selected_model() -> str | None:
-    """The name of the model this session uses (its choice, else the active one), unchecked."""
+    """The name of the model this browser session uses (its choice, else the active one), unchecked."""
     return st.session_state.get(CHOICE_KEY) or active_model_name()
 
 
 def current_model() -> ModelInfo:
-    """The model this session uses: its own choice, else the registry's active model.
+    """The model this browser session uses: its own choice, else the registry's active model.
 
     Raises:
         ModelError: no model installed, or the chosen one is broken.
@@ -50,7 +50,7 @@ def current_model() -> ModelInfo:
 
 
 def current_card() -> dict | None:
-    """The card of the model this session uses, or None when there is no usable one (pages say why)."""
+    """The card of the model this browser session uses, or None when there is no usable one (pages say why)."""
     try:
         return current_model().card
     except ModelError:
@@ -60,7 +60,7 @@ def current_card() -> dict | None:
 def get_recognizer(
     detector: str = DEFAULT_DETECTOR, model: ModelInfo | None = None, tta: str = "none", live: bool = False
 ) -> EmotionRecognizer:
-    """A recognizer for this session (classifier and detector shared by all sessions and cached).
+    """A recognizer for this browser session (classifier and detector shared by all sessions and cached).
 
     `live` picks the detector's settings for video (see fer_core.detect.LIVE_OPTIONS).
     """

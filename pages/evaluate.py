@@ -31,7 +31,7 @@ names = [r["name"] for r in list_models() if r["ok"]]
 if not names:
     st.warning("No usable model is registered. Train one on the Train page.")
     st.stop()
-model_picker()  # the sidebar's model, as on every page: this session's choice, else the active one
+model_picker()  # the sidebar's model, as on every page: this browser session's choice, else the active one
 try:
     info = current_model()
 except ModelError as e:

@@ -14,6 +14,20 @@ BATCH_STEP = 64
 """Faces per call of the runtime: larger batches gain nothing and cost memory."""
 
 
+def checked_crops(crops: np.ndarray, crop_shape: tuple[int, ...]) -> np.ndarray:
+    """`crops` as an array (N, *crop_shape).
+
+    Raises:
+        ValueError: crops of another shape.
+    """
+    crops = np.asarray(crops)
+    if crops.shape[1:] != crop_shape:
+        raise ValueError(
+            f"Expected crops of shape (N, {', '.join(map(str, crop_shape))}). Received: shape={crops.shape}"
+        )
+    return crops
+
+
 class CropClassifier:
     """Base of the runtimes: turns uint8 crops (N, *crop_shape) into logits (N, 7).
 
@@ -43,11 +57,7 @@ class CropClassifier:
         Raises:
             ValueError: crops of another shape.
         """
-        crops = np.asarray(crops)
-        if crops.shape[1:] != self.crop_shape:
-            raise ValueError(
-                f"Expected crops of shape (N, {', '.join(map(str, self.crop_shape))}). Received: shape={crops.shape}"
-            )
+        crops = checked_crops(crops, self.crop_shape)
         if len(crops) == 0:
             return np.empty((0, NUM_CLASSES), np.float32)
         views = tta_views(crops, self.tta)

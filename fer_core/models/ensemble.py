@@ -12,7 +12,7 @@ import numpy as np
 
 from fer_core.classes import NUM_CLASSES
 from fer_core.metrics import softmax
-from fer_core.models.base import CropClassifier
+from fer_core.models.base import CropClassifier, checked_crops
 from fer_core.preprocess import combine_specs, convert_crops
 from fer_core.tta import check_tta_mode
 
@@ -58,11 +58,7 @@ class EnsembleClassifier:
 
     def logits(self, crops: np.ndarray) -> np.ndarray:
         """Weighted mean of the members' tempered logits (N, 7)."""
-        crops = np.asarray(crops)
-        if crops.shape[1:] != self.crop_shape:
-            raise ValueError(
-                f"Expected crops of shape (N, {', '.join(map(str, self.crop_shape))}). Received: shape={crops.shape}"
-            )
+        crops = checked_crops(crops, self.crop_shape)
         if len(crops) == 0:
             return np.empty((0, NUM_CLASSES), np.float32)
         return mix_logits(self.member_logits(crops), self.weights, self.member_temperatures)
