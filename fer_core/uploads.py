@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from fer_core.imageio import MAX_PIXELS
 from fer_core.labeling import file_source, is_photo_name, label_sources
-from fer_core.names import unique_name
+from fer_core.names import name_from_text, unique_name
 from fer_core.recognizer import EmotionRecognizer
 from fer_core.rows import COLUMNS
 from fer_core.settings import LOCAL_LIMITS, UploadLimits
@@ -158,4 +158,6 @@ def _zip_prefix(name: str, entries: list[zipfile.ZipInfo]) -> str:
     paths = [PurePosixPath(e.filename) for e in entries if not e.filename.startswith("__MACOSX/")]
     tops = {p.parts[0] for p in paths if p.parts}
     wrapped = len(tops) == 1 and all(len(p.parts) > 1 for p in paths)
-    return "" if wrapped else PurePosixPath(name).stem + "/"
+    # the zip's name is the browser's free text ("...zip", "C:\\x\\set.zip"): made safe, it never
+    # decides whether the entries inside are
+    return "" if wrapped else name_from_text(PurePosixPath(name_from_text(name)).stem, "upload") + "/"

@@ -290,3 +290,23 @@ def test_a_calibration_saved_then_undone_leaves_the_card_as_it_was(use_models):
         save_calibration("tiny-test", {"temperature": 3.0, "fitted_on": "test"}, tta=tta)
         assert undo_calibration("tiny-test") == tta
         assert json.loads(path.read_text()) == before, tta
+
+
+@pytest.mark.parametrize("zip_name", ["...zip", "C:\\\\Users\\\\me\\\\my set.zip", "a\\\\b.zip"])
+def test_a_zip_is_judged_by_its_entries_not_by_its_odd_name(tmp_path, zip_name):
+    import io
+    import zipfile
+
+    import cv2
+    import numpy as np
+
+    from fer_core.uploads import unpack_uploads
+
+    png = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("a.png", png)
+        z.writestr("sub/b.png", png)
+    uploads, rejected = unpack_uploads([(zip_name, buf.getvalue())], tmp_path / "w")
+    assert rejected == [] and len(uploads) == 2
+    assert all(u.path.resolve().is_relative_to((tmp_path / "w").resolve()) for u in uploads)
