@@ -143,8 +143,8 @@ class _FaceCropper:
     def _face_in_crop(self, image: np.ndarray):
         """The largest face the detector finds in a face crop, or None.
 
-        The crop is searched as it is: bordering or enlarging it first found fewer faces and cost
-        the RAF-DB model 3-5 points on wild_dev's small film crops.
+        The crop is searched as it is: bordering or enlarging it first found fewer faces on
+        wild_dev's small film crops and scored lower there.
         """
         faces = self._detect(image)
         return faces[0] if faces else None
