@@ -131,6 +131,17 @@ def test_an_onnx_model_registers_loads_evaluates_and_joins_a_litert_ensemble(use
     assert combine_specs([get_model("tiny-test").preprocessing, info.preprocessing]) == mixed.preprocessing
 
 
+def test_models_measure_times_an_onnx_model_beside_litert_ones(use_models, capsys):
+    register_onnx(use_models)
+    assert main(["models", "--measure", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["tiny-onnx"]["here_ms_per_face"] > 0 and rows["tiny-onnx"]["multiply_adds"] is None
+    assert rows["tiny-test"]["multiply_adds"] > 0
+    assert main(["models", "--measure"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "tiny-onnx" in x)
+    assert line.split()[-1] == "-"  # no multiply-adds counted for ONNX
+
+
 def test_a_corrupt_onnx_file_names_itself_and_the_app_stays_up(use_models, monkeypatch, capsys):
     register_onnx(use_models, "broken-onnx", b"not an onnx model" * 20)  # the card's hash matches: it loads
     with pytest.raises(ModelError, match="broken-onnx/model.onnx: not a loadable ONNX model"):

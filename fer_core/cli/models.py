@@ -130,8 +130,8 @@ def cmd_models(args) -> int:
         split = "" if row.get("split") in (None, "test") else f" ({row['split']})"
         figures = f"{params:>10} {acc:>9} {f1:>9} {cost:>8} {row.get('weights') or '-':>8}"
         if args.measure:
-            mult_adds = row["multiply_adds"] / 1e6
-            figures += f" {row['here_ms_per_face']:>9.2f} {row['here_ms_one_face']:>8.2f} {mult_adds:>11.1f}"
+            mult_adds = "-" if row["multiply_adds"] is None else f"{row['multiply_adds'] / 1e6:.1f}"
+            figures += f" {row['here_ms_per_face']:>9.2f} {row['here_ms_one_face']:>8.2f} {mult_adds:>11}"
         print(f"{mark} {row['name']:<{name_width}} {row['architecture']:<{width}} {figures}{split}")
     print(
         "accuracy and macro-F1 on the card's test set; ms per face in a batch of 64, where the model was made; "
@@ -165,9 +165,9 @@ def _show_model(args) -> int:
     return 0
 
 
-def _time_model(name: str) -> tuple[float, float, int]:
+def _time_model(name: str) -> tuple[float, float, int | None]:
     """Milliseconds per face of a registered model on this machine (batch of 64, one face per call),
-    and its multiply-adds per face.
+    and its multiply-adds per face (None for a model run by ONNX Runtime, whose operators are not counted).
 
     Timing does not depend on the faces, so seeded noise crops of the model's input size stand in.
     """
@@ -177,10 +177,11 @@ def _time_model(name: str) -> tuple[float, float, int]:
     from fer_core.models import load_classifier
 
     classifier = load_classifier(name)
-    crops = np.random.default_rng(0).integers(0, 256, (64, classifier.input_size, classifier.input_size), np.uint8)
+    crops = np.random.default_rng(0).integers(0, 256, (64, *classifier.crop_shape), np.uint8)
     classifier.logits(crops)  # warm-up: the interpreter sizes itself for the batch
     batch64 = measure_cost_ms(classifier, crops, repeats=5)
-    return batch64, measure_single_face_ms(classifier, crops, calls=100), classifier.multiply_adds()
+    mult_adds = classifier.multiply_adds() if hasattr(classifier, "multiply_adds") else None
+    return batch64, measure_single_face_ms(classifier, crops, calls=100), mult_adds
 
 
 def cmd_measure(args) -> int:
