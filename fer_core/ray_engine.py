@@ -47,7 +47,7 @@ from fer_core.outputs import (
     rows_table,
 )
 from fer_core.recognizer import RecognizerSpec
-from fer_core.registry import CARD_FILE, TFLITE_FILE, get_model
+from fer_core.registry import CARD_FILE, get_model
 from fer_core.rows import STATUSES
 
 PACKAGE = Path(__file__).resolve().parent
@@ -75,7 +75,7 @@ def model_files(spec: RecognizerSpec) -> dict[str, bytes]:
     infos = [info, *(member for member, _ in info.members())] if info.is_ensemble else [info]
     files = {"active.txt": info.name.encode()}
     for each in infos:
-        for filename in (CARD_FILE, TFLITE_FILE):
+        for filename in (CARD_FILE, each.weights_file):  # the runtime's file: LiteRT or ONNX
             path = each.folder / filename
             if path.exists():
                 files[f"{each.name}/{filename}"] = path.read_bytes()
