@@ -444,10 +444,42 @@ def train_val_split(
     """Load a labelled set and split it the way training does (stratified, seeded).
 
     Used by training and by the Train page's comparison, so both see the same validation images.
+    Class folders are split by their file list before any image is decoded, so a file that
+    cannot be read never moves another face between the splits.
     """
-    data = load_labeled(source, spec=spec)
-    if max_images and len(data) > max_images:
-        keep, _ = stratified_split(data.labels, 1 - max_images / len(data), seed)
-        data = data.subset(keep)
-    train_idx, val_idx = stratified_split(data.labels, val_fraction, seed)
-    return data.subset(train_idx), data.subset(val_idx)
+    return _split(source, val_fraction, seed, spec, max_images, keep_train=True)
+
+
+def validation_split(
+    source: str | Path,
+    val_fraction: float,
+    seed: int,
+    spec: Preprocessing = Preprocessing(),
+    max_images: int | None = None,
+) -> LabeledFaces:
+    """Only the validation faces of `train_val_split`: for class folders, only they are decoded
+    (FER-2013's 2,871 of 28,709), which makes measuring a model on its split ten times faster."""
+    return _split(source, val_fraction, seed, spec, max_images, keep_train=False)[1]
+
+
+def _split(source, val_fraction, seed, spec, max_images, keep_train: bool) -> tuple[LabeledFaces, LabeledFaces]:
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        data = load_fer_csv(path, spec=spec)
+        if max_images and len(data) > max_images:
+            keep, _ = stratified_split(data.labels, 1 - max_images / len(data), seed)
+            data = data.subset(keep)
+        train_idx, val_idx = stratified_split(data.labels, val_fraction, seed)
+        return data.subset(train_idx), data.subset(val_idx)
+    items, unknown = _class_items(path)
+    labels = np.asarray([label for _, label in items], dtype=np.int64)
+    index = np.arange(len(items))
+    if max_images and len(items) > max_images:
+        index, _ = stratified_split(labels, 1 - max_images / len(items), seed)
+    train_idx, val_idx = stratified_split(labels[index], val_fraction, seed)
+    parts = []
+    for chosen in (train_idx if keep_train else train_idx[:0], val_idx):
+        part = _load_items([items[i] for i in index[chosen]], path, spec)
+        part.unknown_classes = unknown
+        parts.append(part)
+    return parts[0], parts[1]

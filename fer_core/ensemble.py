@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.datasets import LabeledFaces, concat_labelled, load_labeled, train_val_split
+from fer_core.datasets import LabeledFaces, concat_labelled, load_labeled, validation_split
 from fer_core.evaluation import card_measurements
 from fer_core.metrics import classification_metrics, fit_temperature, softmax
 from fer_core.models import EnsembleClassifier, load_classifier
@@ -136,7 +136,7 @@ def create_ensemble(
         set_of_face = np.concatenate([np.full(len(d), i) for i, d in enumerate(sets)])
     else:
         split = shared_validation(members)
-        _, val = train_val_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
+        val = validation_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
         where, set_of_face = "the members' shared validation split", np.zeros(len(val), int)
     sample_weight = len(val) / np.bincount(set_of_face)[set_of_face]  # every set counts alike
     temps = [m.temperature for m in members]
@@ -182,7 +182,7 @@ def _fit_set(source: str | Path, members: list[ModelInfo], spec) -> LabeledFaces
     if str(source) != VALIDATION:
         return load_labeled(source, spec=spec)
     split = shared_validation(members)
-    return train_val_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])[1]
+    return validation_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
 
 
 def cross_validated(

@@ -207,13 +207,13 @@ def compare_on_validation(config: dict, model_names: list[str]) -> dict[str, dic
     Returns:
         {model name: metrics}.
     """
-    from fer_core.datasets import train_val_split
+    from fer_core.datasets import validation_split
     from fer_core.registry import get_model
 
     results = {}
     for name in model_names:
         info = get_model(name, Path(config["models_dir"]) if config.get("models_dir") else None)
-        _, val = train_val_split(
+        val = validation_split(
             config["data"], config["val_fraction"], config["seed"], info.preprocessing, config.get("max_images")
         )
         results[name] = evaluate_classifier(load_classifier(info), val)[0]

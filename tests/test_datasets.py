@@ -123,3 +123,20 @@ def test_class_folders_wrapped_in_one_or_two_top_folders_are_found(pattern_datas
     (tmp_path / "other").mkdir()  # two folders, neither an emotion: no guessing, a clear error
     with pytest.raises(DatasetError, match="Unrecognised folders: other, upload-name"):
         load_class_folders(tmp_path)
+
+
+def test_split_by_file_list_decodes_only_what_is_asked_and_ignores_unreadable_files(pattern_dataset, tmp_path):
+    from fer_core.datasets import train_val_split, validation_split
+
+    train, val = train_val_split(pattern_dataset, 0.2, 7)
+    assert len(val) == 42 and len(train) == 168
+    assert not set(train.sources) & set(val.sources)
+    assert validation_split(pattern_dataset, 0.2, 7).sources == val.sources
+    capped = validation_split(pattern_dataset, 0.2, 7, max_images=100)
+    assert len(capped) == 20 and set(capped.sources) <= set(train.sources) | set(val.sources)
+
+    broken = tmp_path / "set"
+    shutil.copytree(pattern_dataset, broken)
+    (broken / train.sources[0]).write_bytes(b"not an image")  # a training file goes bad
+    assert validation_split(broken, 0.2, 7).sources == val.sources  # no validation face moves
+    assert [e[0] for e in train_val_split(broken, 0.2, 7)[0].errors] == [train.sources[0]]

@@ -102,7 +102,7 @@ def test_evaluate_compares_two_models_on_the_same_faces(registry, pattern_datase
 
 
 def test_weights_fitted_on_flip_logits_are_those_of_the_members_under_flip(registry, capsys):
-    from fer_core.datasets import train_val_split
+    from fer_core.datasets import validation_split
 
     args = ["ensemble", "tiny-flip", "--members", "tiny-test", "tiny-other", "--fit-weights", "--fit-tta", "flip"]
     assert main(args) == 0, capsys.readouterr().err
@@ -111,7 +111,7 @@ def test_weights_fitted_on_flip_logits_are_those_of_the_members_under_flip(regis
     member = get_model("tiny-test")
     split = member.card["training"]["config"]
     spec = member.preprocessing
-    _, val = train_val_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
+    val = validation_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
     # fitted on each member's flip logits divided by its own (plain) temperature
     names = ("tiny-test", "tiny-other")
     flipped = [load_classifier(n, tta="flip").logits(val.images) / get_model(n).temperature for n in names]

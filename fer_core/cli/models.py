@@ -185,7 +185,7 @@ def _time_model(name: str) -> tuple[float, float, int | None]:
 
 
 def cmd_measure(args) -> int:
-    from fer_core.datasets import load_labeled, train_val_split
+    from fer_core.datasets import load_labeled, validation_split
     from fer_core.evaluation import measure_as_shipped
     from fer_core.models import load_classifier
     from fer_core.registry import get_model, write_card
@@ -193,7 +193,7 @@ def cmd_measure(args) -> int:
     info = get_model(args.name)
     info.verify()
     spec = info.preprocessing
-    _, val = train_val_split(args.data, args.val_fraction, args.seed, spec)
+    val = validation_split(args.data, args.val_fraction, args.seed, spec)
     sets = {"validation": val, "test": load_labeled(args.test_data, spec=spec)}
     sets.update({folder.name: load_labeled(folder, spec=spec) for folder in args.also})
     found = measure_as_shipped(lambda tta: load_classifier(info, tta), sets, val.images[:64])

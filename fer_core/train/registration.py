@@ -95,7 +95,7 @@ def quantize_model(name: str, weights: str = TFLITE_WEIGHTS, models_dir: Path | 
     Raises:
         ModelError: no such model, an ensemble, no Keras file, or training data that is gone.
     """
-    from fer_core.datasets import train_val_split
+    from fer_core.datasets import validation_split
     from fer_core.ensemble import shared_validation
     from fer_core.evaluation import card_measurements
     from fer_core.models import LiteRTClassifier
@@ -117,7 +117,7 @@ def quantize_model(name: str, weights: str = TFLITE_WEIGHTS, models_dir: Path | 
     if not Path(split["data"]).exists():
         raise ModelError(f"{name!r} was trained on {split['data']}, not on disk now: its validation split is needed")
     spec = info.preprocessing
-    _, val = train_val_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
+    val = validation_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
     model = keras.saving.load_model(keras_file, safe_mode=True)
     stale = ("calibration", "calibration_history", "tta", "metrics", "quantization", "tflite_weights")
     card = {k: v for k, v in info.card.items() if k not in stale}

@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import log_loss  # noqa: E402
 
 from fer_core.classes import NUM_CLASSES  # noqa: E402
-from fer_core.datasets import load_labeled, train_val_split  # noqa: E402
+from fer_core.datasets import load_labeled, validation_split  # noqa: E402
 from fer_core.ensemble import shared_validation  # noqa: E402
 from fer_core.evaluation import classifier_logits, measure_cost_ms  # noqa: E402
 from fer_core.metrics import classification_metrics, softmax  # noqa: E402
@@ -229,7 +229,7 @@ def candidate_logits(names: list[str], modes: list[str], test_path: Path, cache:
         split = shared_validation(infos)
     except ModelError as err:
         raise SystemExit(str(err)) from None
-    _, val = train_val_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
+    val = validation_split(split["data"], split["val_fraction"], split["seed"], spec, split["max_images"])
     test = load_labeled(test_path, spec=spec)
     print(f"validation {len(val)} faces ({split['data']}), test {len(test)} faces ({test_path})", file=sys.stderr)
 

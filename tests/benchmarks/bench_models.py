@@ -32,7 +32,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fer_core.classes import EMOTIONS  # noqa: E402
-from fer_core.datasets import LabeledFaces, load_class_folders, train_val_split  # noqa: E402
+from fer_core.datasets import LabeledFaces, load_class_folders, validation_split  # noqa: E402
 from fer_core.evaluation import classifier_logits, measure_cost_ms  # noqa: E402
 from fer_core.metrics import classification_metrics, softmax  # noqa: E402
 from fer_core.models import load_classifier  # noqa: E402
@@ -136,7 +136,7 @@ class Sets:
         return {
             "test": self._load(("test", spec_key), lambda: load_class_folders(self.test, spec=spec)),
             "validation": self._load(
-                ("val", data, fraction, seed, spec_key), lambda: train_val_split(data, fraction, seed, spec)[1]
+                ("val", data, fraction, seed, spec_key), lambda: validation_split(data, fraction, seed, spec)
             ),
         }
 
