@@ -12,6 +12,9 @@ def how_made(card: dict) -> str:
     training = card.get("training", {})
     config = training.get("config", {})
     parts = []
+    if training.get("blend"):
+        mix = " + ".join(f"{m['share']:g} x {m['name']}" for m in training["blend"])
+        return f"weights blended from models trained on {training.get('data', '?')}: {mix}"
     if training.get("epochs_run") is not None:
         parts.append(f"{training['epochs_run']} epochs (best {training.get('best_epoch', '?')})")
     if training.get("wall_seconds"):

@@ -279,7 +279,7 @@ def test_module_entry_point_runs(use_models):
 
 
 SUBCOMMANDS = ["predict", "label", "export", "video", "evaluate", "calibrate", "models", "ensemble", "measure"]
-SUBCOMMANDS += ["quantize", "train", "runs"]
+SUBCOMMANDS += ["blend", "quantize", "train", "runs"]
 
 
 def test_the_help_tests_cover_every_subcommand():

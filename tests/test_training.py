@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -259,6 +260,41 @@ def test_quantize_exports_again_and_measures_again(use_models, capsys):
     assert info.card["tta"]["none"]["ms_per_face_batch64"] > 0
     logits = LiteRTClassifier(info.verify()).logits(np.zeros((3, 48, 48), np.uint8))
     assert logits.shape == (3, 7) and np.isfinite(logits).all()
+
+
+def test_blend_registers_weights_between_two_models_and_measures_them(use_models, capsys):
+    import keras
+
+    from fer_core.cli import main
+    from fer_core.models import LiteRTClassifier
+    from fer_core.registry import get_model, write_card
+
+    # A second fine-tune of the same network: tiny-test with every weight moved.
+    shutil.copytree(use_models / "tiny-test", use_models / "tiny-moved")
+    moved = keras.saving.load_model(use_models / "tiny-moved" / "model.keras")
+    moved.set_weights([w * 1.5 if w.dtype.kind == "f" else w for w in moved.get_weights()])
+    moved.save(use_models / "tiny-moved" / "model.keras")
+    write_card(use_models / "tiny-moved", {**get_model("tiny-test").card, "name": "tiny-moved"})
+
+    assert main(["blend", "tiny-mid", "--models", "tiny-test", "tiny-moved", "--share", "0.5"]) == 0
+    assert "0.5 x tiny-test + 0.5 x tiny-moved" in capsys.readouterr().out
+    info = get_model("tiny-mid")
+    info.verify()
+    assert info.card["training"]["blend"] == [{"name": "tiny-test", "share": 0.5}, {"name": "tiny-moved", "share": 0.5}]
+    assert info.card["metrics"]["validation"]["n"] == get_model("tiny-test").card["metrics"]["validation"]["n"]
+    weights = [
+        keras.saving.load_model(use_models / n / "model.keras").get_weights()[0] for n in ("tiny-test", "tiny-mid")
+    ]
+    np.testing.assert_allclose(weights[1], weights[0] * 1.25, rtol=1e-5)
+    assert LiteRTClassifier(info.verify()).logits(np.zeros((2, 48, 48), np.uint8)).shape == (2, 7)
+    assert main(["models", "tiny-mid"]) == 0
+    assert "weights blended from models trained on" in capsys.readouterr().out
+
+    assert main(["blend", "tiny-x", "--models", "tiny-test", "tiny-moved", "--share", "1.5"]) == 2
+    assert main(["blend", "tiny-test", "--models", "tiny-test", "tiny-moved", "--share", "0.5"]) == 2
+    assert main(["blend", "tiny-mid", "--models", "tiny-test", "tiny-moved", "--share", "0.2"]) == 2  # name taken
+    assert "between 0 and 1" in capsys.readouterr().err
+    assert not (use_models / "tiny-x").exists() and get_model("tiny-mid").card["training"]["blend"][1]["share"] == 0.5
 
 
 def test_quantize_refuses_what_it_cannot_export(use_models, capsys):

@@ -70,6 +70,24 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_ensemble)
 
     p = sub.add_parser(
+        "blend",
+        help="register a model whose weights lie between two fine-tunes of one network (e.g. the default and "
+        "a fine-tune of it taught on real photos), measured like a trained model",
+    )
+    p.add_argument("name", help="model name for the blend")
+    p.add_argument(
+        "--models", nargs=2, required=True, metavar=("FIRST", "SECOND"), help="two registered models of one network"
+    )
+    p.add_argument(
+        "--share",
+        type=float,
+        required=True,
+        help="the second model's share of every weight, 0-1 (0.5: the midpoint)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model of this name")
+    p.set_defaults(handler=cmd_blend)
+
+    p = sub.add_parser(
         "quantize", help="export a model's LiteRT file again (int8 weights by default) and measure its card again"
     )
     p.add_argument("name", help="registered model with Keras weights")
@@ -235,6 +253,18 @@ def cmd_ensemble(args) -> int:
     if args.set_active:
         set_active_model(info.name)
         print(f"active model: {info.name}")
+    return 0
+
+
+def cmd_blend(args) -> int:
+    from fer_core.registry import get_model
+    from fer_core.train.registration import blend_models
+
+    name = blend_models(args.name, *args.models, args.share, overwrite=args.overwrite, command=args.command_line)
+    info = get_model(name)
+    print(f"registered {name}: {1 - args.share:g} x {args.models[0]} + {args.share:g} x {args.models[1]}")
+    for split, m in info.card["metrics"].items():
+        print(f"{split}: accuracy {m['accuracy']:.4f} macro_f1 {m['macro_f1']:.4f}")
     return 0
 
 
