@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from fer_core.classes import EMOTIONS, NUM_CLASSES, canonical_emotion
-from fer_core.imageio import MAX_PIXELS, ImageReadError, is_image_path, read_image
+from fer_core.imageio import MAX_PIXELS, ImageReadError, is_image_path, is_special_folder, read_image
 from fer_core.preprocess import CompositePreprocessing, Preprocessing, preprocess_face
 
 
@@ -166,7 +166,6 @@ def find_class_root(folder: Path, depth: int = 3) -> Path:
     return current
 
 
-SPECIAL_FILE_SYSTEMS = (Path("/proc"), Path("/sys"), Path("/dev"))
 
 
 def _images_below(folder: Path) -> list[Path]:
@@ -174,7 +173,7 @@ def _images_below(folder: Path) -> list[Path]:
     loops) and the kernel's special file systems are never walked."""
     found = []
     for top, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and Path(top, d) not in SPECIAL_FILE_SYSTEMS)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not is_special_folder(Path(top, d)))
         found.extend(Path(top, f) for f in files if is_image_path(Path(f)) and Path(top, f).is_file())
     return sorted(found)
 

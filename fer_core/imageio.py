@@ -126,6 +126,28 @@ def read_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> np.n
         raise ImageReadError(f"corrupt or truncated image: {e}") from e
 
 
+# The kernel's file systems: never photos, and walking them never ends (or reads forever).
+SPECIAL_FILE_SYSTEMS = ("/proc", "/sys", "/dev")
+
+
+def is_special_folder(folder: str | Path) -> bool:
+    """Whether a folder is (or links into) the kernel's special file systems."""
+    real = os.path.realpath(folder)
+    return any(real == s or real.startswith(s + "/") for s in SPECIAL_FILE_SYSTEMS)
+
+
+def photo_folder_problem(folder: Path) -> str | None:
+    """Why `folder` cannot be walked for photos (not a folder, the whole machine, or a special file
+    system), or None when it can."""
+    if not folder.is_dir():
+        return f"not a folder on this machine: {folder}"
+    if os.path.realpath(folder) == "/":
+        return "the root of the file system holds the whole machine, not a folder of photos: choose the folder"
+    if is_special_folder(folder):
+        return f"{folder} is one of the kernel's file systems ({', '.join(SPECIAL_FILE_SYSTEMS)}), which hold no photos"
+    return None
+
+
 def is_image_path(path: Path) -> bool:
     """Whether a file name has one of the image suffixes we read."""
     return path.suffix.lower() in IMAGE_SUFFIXES

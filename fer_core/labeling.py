@@ -13,7 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.imageio import ImageReadError, is_image_path, read_image, read_photo_bytes, unsupported_format
+from fer_core.imageio import (
+    ImageReadError,
+    is_image_path,
+    is_special_folder,
+    photo_folder_problem,
+    read_image,
+    read_photo_bytes,
+    unsupported_format,
+)
 from fer_core.outputs import open_output
 from fer_core.recognizer import EmotionRecognizer, FoundFaces, RecognizerSpec
 from fer_core.rows import STATUSES, empty_row, face_rows
@@ -138,21 +146,12 @@ def iter_folder_images(root: Path) -> Iterator[Path]:
             where = os.stat(folder)
         except OSError:
             continue
-        if (where.st_dev, where.st_ino) in seen or _is_special(folder):
+        if (where.st_dev, where.st_ino) in seen or is_special_folder(folder):
             continue
         seen.add((where.st_dev, where.st_ino))
         files, subfolders = folder_entries(folder)
         yield from files
         stack.extend(reversed(subfolders))
-
-
-SPECIAL_FILE_SYSTEMS = ("/proc", "/sys", "/dev")
-
-
-def _is_special(folder: Path) -> bool:
-    """Whether a folder is (or links into) the kernel's special file systems, which are never photos."""
-    real = os.path.realpath(folder)
-    return any(real == s or real.startswith(s + "/") for s in SPECIAL_FILE_SYSTEMS)
 
 
 def file_source(path: Path, read: Callable[[], bytes] | None = None) -> ImageSource:
@@ -177,6 +176,9 @@ def display_name(relative: str) -> str:
     return relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+LISTING_STEP = 500  # photos counted between reports (and stop checks) of the counting pass
+
+
 def label_folder(
     root: Path,
     out: Path,
@@ -185,6 +187,7 @@ def label_folder(
     workers: int = 1,
     fmt: str | None = None,
     should_stop: Callable[[], bool] | None = None,
+    listing: Callable[[int], None] | None = None,
 ) -> dict[str, int]:
     """Label every image below `root` into `out`, resuming where an earlier run stopped.
 
@@ -199,20 +202,33 @@ def label_folder(
             process builds its own from.
         workers: processes labelling at once (1: this process).
         fmt: "csv" or "parquet"; None picks by the name of `out` (`format_of`).
-        should_stop: polled between photos; True ends the run early (what is written stays,
-            and a later run resumes from there).
+        should_stop: polled between photos (and every LISTING_STEP photos of the counting pass);
+            True ends the run early (what is written stays, and a later run resumes from there).
+        listing: called with the number of photos found so far, every LISTING_STEP of the
+            counting pass (a page shows it, and a page's cancel stops the walk there).
 
     Returns:
         Counts of rows written this time, per status.
 
     Raises:
-        ValueError: `out` is of the wrong kind, has no parent folder, has other columns, or
-            another run is writing it.
+        ValueError: `root` is no folder, the file system's root or a kernel file system;
+            `out` is of the wrong kind, has no parent folder, has other columns, or another run
+            is writing it.
     """
+    problem = photo_folder_problem(root)
+    if problem:
+        raise ValueError(problem)
     output = open_output(out, fmt)
     try:
         done = output.done_keys()
-        total = sum(1 for _ in iter_folder_images(root))  # a counting pass, for the progress bar
+        total = 0  # a counting pass, for the progress bar; it reports as it goes and can be stopped
+        for _ in iter_folder_images(root):
+            total += 1
+            if total % LISTING_STEP == 0:
+                if listing:
+                    listing(total)
+                if should_stop and should_stop():
+                    return dict.fromkeys(STATUSES, 0)
         todo = (
             (name, path)
             for path in iter_folder_images(root)

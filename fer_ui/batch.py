@@ -15,7 +15,7 @@ import streamlit as st
 
 from fer_core.classes import EMOTIONS
 from fer_core.exports import annotated_image
-from fer_core.imageio import ImageReadError
+from fer_core.imageio import ImageReadError, photo_folder_problem
 from fer_core.labeling import label_folder
 from fer_core.outputs import read_rows
 from fer_core.paths import data_dir
@@ -68,6 +68,9 @@ class _ProgressBar:
         rate = counted / elapsed if elapsed > 0 else 0.0
         eta = (total - done) / rate if rate else 0.0
         self._bar.progress(done / max(total, 1), text=f"{done}/{total} photos · {rate:.1f} photos/s · ETA {eta:.0f} s")
+
+    def note(self, text: str) -> None:
+        self._bar.progress(0.0, text=text)
 
     def empty(self) -> None:
         self._bar.empty()
@@ -140,8 +143,9 @@ def local_folder_form(model: str | None, detector: str, tta: str = "none") -> Lo
     if not text.strip():
         return None
     folder = Path(text.strip()).expanduser()
-    if not folder.is_dir():
-        st.error(f"Not a folder on this machine: {folder}")
+    problem = photo_folder_problem(folder)
+    if problem:
+        st.error(problem[0].upper() + problem[1:])
         return None
     out = folder_output(folder, model, detector, fmt, tta)
     st.caption(f"Results go to `{out}` (one file per folder, model, detector and TTA mode; a second run resumes it).")
@@ -174,8 +178,12 @@ def run_folder(folder: Path, out: Path, recognizer: EmotionRecognizer, workers: 
         state["done"], state["total"] = done, total
         bar.show(done, total)
 
+    def listing(found: int) -> None:
+        # A page element drawn now and then: a cancel (a rerun) stops the script here, walk included.
+        bar.note(f"Listing the folder… {found:,} photos so far")
+
     labeller = RecognizerSpec.of(recognizer) if workers > 1 else recognizer
-    label_folder(folder, out, labeller, progress=progress, workers=workers)
+    label_folder(folder, out, labeller, progress=progress, workers=workers, listing=listing)
     state["finished"] = True
     state["seconds"] = time.time() - started
     bar.empty()

@@ -589,6 +589,18 @@ def test_batch_page_labels_a_local_folder_with_the_cli_engine(app_env, shared_fe
     assert any(page[k] != plain[k] for k in page)
 
 
+def test_batch_page_refuses_the_whole_machine_as_a_folder(app_env):
+    at = open_page("pages/batch.py")
+    at.radio(key="batch_how").set_value("A folder on this machine")
+    at.run()
+    for folder, words in (("/", "root of the file system"), ("/proc", "kernel's file systems")):
+        at.text_input(key="batch_folder").set_value(folder)
+        at.run()
+        assert not at.exception, at.exception
+        assert any(words in e.value for e in at.error), [e.value for e in at.error]
+        assert at.button(key="batch_start_folder").disabled
+
+
 def test_demo_mode_offers_no_local_folders(app_env, monkeypatch):
     monkeypatch.setenv("FER_DEMO_MODE", "1")
     at = open_page("pages/batch.py")

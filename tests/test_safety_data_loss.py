@@ -310,3 +310,32 @@ def test_a_zip_is_judged_by_its_entries_not_by_its_odd_name(tmp_path, zip_name):
     uploads, rejected = unpack_uploads([(zip_name, buf.getvalue())], tmp_path / "w")
     assert rejected == [] and len(uploads) == 2
     assert all(u.path.resolve().is_relative_to((tmp_path / "w").resolve()) for u in uploads)
+
+
+@pytest.mark.parametrize("folder", ["/", "/proc", "/sys/kernel", "/dev"])
+def test_the_whole_machine_or_a_kernel_file_system_is_refused_at_once(use_models, tmp_path, capsys, folder):
+    assert main(["label", folder, "--out", str(tmp_path / "out.csv")]) == 2
+    assert "error: " in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_stop_during_the_counting_walk_ends_the_run_there(use_models, tmp_path, monkeypatch):
+    from fer_core import labeling
+    from fer_core.outputs import read_rows
+    from fer_core.recognizer import EmotionRecognizer
+
+    folder = tmp_path / "many"
+    for i in range(6):
+        (folder / f"d{i}").mkdir(parents=True)
+        (folder / f"d{i}" / "x.jpg").write_bytes(b"not read before the walk ends")
+    monkeypatch.setattr(labeling, "LISTING_STEP", 2)
+    found: list[int] = []
+    counts = labeling.label_folder(
+        folder,
+        tmp_path / "out.csv",
+        EmotionRecognizer.from_registry(),
+        listing=found.append,
+        should_stop=lambda: len(found) == 2,  # a page's cancel, after 4 of 6 photos were counted
+    )
+    assert found == [2, 4] and sum(counts.values()) == 0
+    assert read_rows(tmp_path / "out.csv")[1] == 0  # nothing labelled, the output holds no row

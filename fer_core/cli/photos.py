@@ -136,9 +136,12 @@ def cmd_label(args) -> int:
         print(f"error: a URI needs --engine ray: {args.folder}", file=sys.stderr)
         return 2
     if "://" not in args.folder:
+        from fer_core.imageio import photo_folder_problem
+
         args.folder = Path(args.folder)
-        if not args.folder.is_dir():
-            print(f"error: not a folder: {args.folder}", file=sys.stderr)
+        problem = photo_folder_problem(args.folder)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
             return 2
 
     workers = args.workers or os.cpu_count() or 1
