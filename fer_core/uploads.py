@@ -21,6 +21,12 @@ from fer_core.settings import LOCAL_LIMITS, UploadLimits
 
 __all__ = ["Upload", "UploadLimits", "label_uploads", "safe_relative_path", "unpack_uploads"]
 
+# Folders inside one upload name: deeper names are refused (real photo trees are a few deep).
+MAX_DEPTH = 32
+# What one folder made for an upload costs against the batch's size limit (a folder's disk
+# block), so names that spread a few bytes over thousands of folders meet the cap too.
+FOLDER_BYTES = 4096
+
 
 @dataclass
 class Upload:
@@ -63,7 +69,8 @@ def unpack_uploads(
     """
     uploads: list[Upload] = []
     rejected: list[dict] = []
-    budget = {"files": limits.max_files, "bytes": limits.max_total_bytes}
+    # as many folders as files at most; each folder's disk block counts against the bytes
+    budget = {"files": limits.max_files, "folders": limits.max_files, "bytes": limits.max_total_bytes}
 
     def reject(name: str, reason: str) -> None:
         row = dict.fromkeys(COLUMNS, "")
@@ -71,17 +78,25 @@ def unpack_uploads(
         rejected.append(row)
 
     stored: set[str] = set()
+    folders: set[str] = set()  # folders made so far, each counted once against the limits
 
     def add(name: str, data: bytes) -> None:
         rel = safe_relative_path(name)
         if rel is None:
-            return reject(name, "unsafe path (absolute or with ..); skipped")
+            return reject(name[:300], "unsafe path (absolute or with ..); skipped")
         if not is_photo_name(rel):
             return None  # a README or a JSON beside the photos: not a photo, as `label` skips it
+        depth = rel.count("/")
+        if depth > MAX_DEPTH:
+            return reject(f"{rel[:200]}…", f"{depth} folders deep (at most {MAX_DEPTH}); skipped")
         if budget["files"] <= 0:
             return reject(rel, f"over the limit of {limits.max_files} files per batch; skipped")
-        if len(data) > budget["bytes"]:
-            return reject(rel, "over the batch's total size limit; skipped")
+        new_folders = {str(p) for p in PurePosixPath(rel).parents if str(p) != "."} - folders
+        if len(new_folders) > budget["folders"]:
+            return reject(rel, f"over the limit of {limits.max_files} folders per batch; skipped")
+        cost = len(data) + FOLDER_BYTES * len(new_folders)
+        if cost > budget["bytes"]:
+            return reject(rel, "over the batch's total size limit (folders count too); skipped")
         # Two cameras both make IMG_0001.jpg: keep both, the later one as "IMG_0001 (2).jpg".
         rel = unique_name(rel, stored)
         try:
@@ -89,8 +104,10 @@ def unpack_uploads(
         except OSError as e:  # a name too long for the disk, a file where a folder must go...
             return reject(rel, f"cannot store this file: {e.strerror or e}")
         stored.add(rel)
+        folders.update(new_folders)
         budget["files"] -= 1
-        budget["bytes"] -= len(data)
+        budget["folders"] -= len(new_folders)
+        budget["bytes"] -= cost
         uploads.append(Upload(rel, path))
 
     for name, data in files:

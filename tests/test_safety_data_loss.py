@@ -339,3 +339,30 @@ def test_a_stop_during_the_counting_walk_ends_the_run_there(use_models, tmp_path
     )
     assert found == [2, 4] and sum(counts.values()) == 0
     assert read_rows(tmp_path / "out.csv")[1] == 0  # nothing labelled, the output holds no row
+
+
+def test_deep_names_and_spread_out_folders_meet_the_limits(tmp_path):
+    import io
+    import zipfile
+
+    from fer_core.uploads import FOLDER_BYTES, MAX_DEPTH, UploadLimits, unpack_uploads
+
+    deep = "/".join(["d"] * 1000) + "/face.png"  # once a RecursionError that lost the whole batch
+    ok = "a/b/face.png"
+    uploads, rejected = unpack_uploads([(deep, b"x"), (ok, b"x")], tmp_path / "w1")
+    assert [u.name for u in uploads] == [ok]
+    assert f"at most {MAX_DEPTH}" in rejected[0]["detail"] and len(rejected[0]["file"]) < 300
+
+    buf = io.BytesIO()  # a small zip naming a new folder tree for every photo
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for i in range(40):
+            z.writestr(f"set/{i}/{i}/{i}/p.png", b"x")
+    limits = UploadLimits(max_files=1000, max_total_bytes=30 * 4 * FOLDER_BYTES)
+    uploads, rejected = unpack_uploads([("spread.zip", buf.getvalue())], tmp_path / "w2", limits)
+    folders = [p for p in (tmp_path / "w2").rglob("*") if p.is_dir()]
+    assert len(folders) * FOLDER_BYTES + len(uploads) <= limits.max_total_bytes
+    assert uploads and rejected and all("folders count too" in r["detail"] for r in rejected)
+    limits = UploadLimits(max_files=20, max_total_bytes=1 << 30)
+    uploads, rejected = unpack_uploads([(f"s/{i}/{i}/p.png", b"x") for i in range(15)], tmp_path / "w3", limits)
+    assert len([p for p in (tmp_path / "w3").rglob("*") if p.is_dir()]) <= 20
+    assert any("20 folders" in r["detail"] for r in rejected)
