@@ -166,8 +166,6 @@ def find_class_root(folder: Path, depth: int = 3) -> Path:
     return current
 
 
-
-
 def _images_below(folder: Path) -> list[Path]:
     """Regular image files below `folder`, sorted; linked folders below it are not followed (no
     loops) and the kernel's special file systems are never walked."""

@@ -65,16 +65,28 @@ class UploadLimits:
         max_total_bytes: uncompressed bytes per batch (zips included).
         max_pixels: largest photo decoded, in pixels (larger ones are refused unread).
         max_upload_mb: per-file upload cap in MB (None: `.streamlit/config.toml`'s maxUploadSize).
+        max_session_upload_bytes: what the server holds of one browser session's uploads at once
+            (every page's uploaders together; None: no cap).
+        max_server_upload_bytes: what it holds of all sessions' uploads at once (None: no cap).
     """
 
     max_files: int = 5000
     max_total_bytes: int = 2 << 30
     max_pixels: int = MAX_PIXELS
     max_upload_mb: int | None = None
+    max_session_upload_bytes: int | None = None
+    max_server_upload_bytes: int | None = None
 
 
 LOCAL_LIMITS = UploadLimits()
 """On your own machine."""
 
-DEMO_LIMITS = UploadLimits(max_files=50, max_total_bytes=100 << 20, max_pixels=12_000_000, max_upload_mb=50)
+DEMO_LIMITS = UploadLimits(
+    max_files=50,
+    max_total_bytes=100 << 20,
+    max_pixels=12_000_000,
+    max_upload_mb=50,
+    max_session_upload_bytes=200 << 20,  # a full batch, and a zip or a clip on another page
+    max_server_upload_bytes=1 << 30,
+)
 """On a public demo: a shared server, strangers' uploads."""

@@ -22,17 +22,17 @@ from fer_core.paths import data_dir
 from fer_core.recognizer import EmotionRecognizer, RecognizerSpec
 from fer_core.rows import typed
 from fer_core.uploads import UploadLimits, label_uploads, unpack_uploads
+from fer_ui.session_files import session_folder
 
 STATE = "batch_state"
 
 
 def work_dir() -> Path:
-    """This browser session's temporary folder; removed when the session object is garbage-collected."""
-    holder = st.session_state.get("batch_tmp")
-    if holder is None:
-        holder = tempfile.TemporaryDirectory(prefix="fer-batch-")
-        st.session_state["batch_tmp"] = holder
-    return Path(holder.name)
+    """This browser session's folder for uploads, removed once the session ends (`session_files`)."""
+    folder = session_folder() / "batch"
+    folder.mkdir(exist_ok=True)
+    st.session_state["batch_tmp"] = folder
+    return folder
 
 
 DOWNLOADS = ("annotated_zip", "sorted_zip")

@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -30,6 +28,7 @@ from fer_core.registry import ModelInfo, get_model, save_calibration, undo_calib
 from fer_core.uploads import unpack_uploads
 from fer_ui.labelled_sets import FER2013, path_signature, pick_labelled_set
 from fer_ui.resources import get_classifier
+from fer_ui.session_files import new_session_subfolder
 from fer_ui.settings import AppSettings, demo_notice
 
 DEFAULT_SET = FER2013 / "test"
@@ -60,7 +59,7 @@ def _load_zip(upload, info: ModelInfo, settings: AppSettings) -> LabeledFaces:
         if cached:
             shutil.rmtree(cached["folder"], ignore_errors=True)
             st.session_state.pop(ZIP_STATE)
-        folder = Path(tempfile.mkdtemp(prefix="fer-eval-"))
+        folder = new_session_subfolder("eval-")
         limits = settings.limits
         _, rejected = unpack_uploads([(upload.name, data)], folder, limits)
         try:

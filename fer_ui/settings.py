@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
 
 from fer_core.settings import DEMO_LIMITS, LOCAL_LIMITS, Environment, UploadLimits, is_true
+from fer_ui.session_files import bound_uploads
 
 
 def _secret(name: str):
@@ -52,7 +55,8 @@ def _lock_down_server(settings: AppSettings) -> None:
     makes the server reject a larger upload (HTTP 413) before reading its body, even one
     sent without the page. Streamlit offers no public call for server options, hence the
     internal `streamlit.config.set_option`. Tracebacks and server paths are not shown to
-    the public (`client.showErrorDetails = "none"`).
+    the public (`client.showErrorDetails = "none"`). What the server holds of uploads at once is
+    bounded per session and in all (`session_files.bound_uploads`).
     """
     from streamlit import config
 
@@ -60,3 +64,10 @@ def _lock_down_server(settings: AppSettings) -> None:
         config.set_option("server.maxUploadSize", settings.limits.max_upload_mb)
     if config.get_option("client.showErrorDetails") != "none":
         st.set_option("client.showErrorDetails", "none")
+    limits = settings.limits
+    if limits.max_session_upload_bytes and limits.max_server_upload_bytes and Runtime.exists():
+        manager = Runtime.instance().uploaded_file_mgr
+        if isinstance(manager, MemoryUploadedFileManager):  # the store `streamlit run` uses
+            bound_uploads(
+                manager, limits.max_files + 10, limits.max_session_upload_bytes, limits.max_server_upload_bytes
+            )

@@ -299,7 +299,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, env: dict) -> subprocess.Popen:
+def start_server(port: int, env: dict, options: tuple[str, ...] = ()) -> subprocess.Popen:
     """The real app on a loopback port; waits for /_stcore/health.
 
     The server's output goes to a file (`proc.log_path`), never to an unread pipe: a full pipe
@@ -320,6 +320,7 @@ def start_server(port: int, env: dict) -> subprocess.Popen:
             "127.0.0.1",
             "--server.headless",
             "true",
+            *options,
         ],
         cwd=REPO,
         env=env,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -181,3 +182,43 @@ def test_clicking_a_confusion_matrix_cell_shows_its_images(live_server):
         page.get_by_text(re.compile(r"images are happy and predicted sad")).wait_for(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "evaluate-cell-click.png"), full_page=True)
         browser.close()
+
+
+def test_a_closed_demo_sessions_uploads_leave_the_server(shared_fer, tiny_models_dir, tmp_path):
+    """Demo mode: the batch a browser uploaded is removed from the server's disk soon after the tab
+    closes (the server holds a closed session for disconnectedSessionTTL, 3 s here)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    from fer_ui.session_files import PREFIX
+
+    env = dict(os.environ, FER_DEMO_MODE="1", FER_MODELS_DIR=str(tiny_models_dir))
+    photo = tmp_path / "upload-me.png"
+    cv2.imwrite(str(photo), np.full((80, 80, 3), 128, np.uint8))
+    server = start_server(free_port(), env, ("--server.disconnectedSessionTTL", "3"))
+    port = int(server.args[server.args.index("--server.port") + 1])
+    root = Path(tempfile.gettempdir()) / f"{PREFIX}{server.pid}"
+    try:
+        with sync_playwright() as p:
+            browser = launch_chromium(p)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/batch", wait_until="domcontentloaded", timeout=120_000)
+            uploader = page.locator("input[type=file]").first
+            uploader.wait_for(state="attached", timeout=120_000)
+            uploader.set_input_files(str(photo), timeout=120_000)
+            start = page.get_by_role("button", name="Label photos")
+            expect(start).to_be_enabled(timeout=120_000)
+            start.click()
+            page.get_by_text("Rows per status").wait_for(timeout=120_000)
+            stored = list(root.glob("*/batch/*/upload-me.png"))
+            assert len(stored) == 1, sorted(root.rglob("*"))
+            page.close()
+            deadline = time.time() + 60
+            while stored[0].parent.exists() and time.time() < deadline:
+                time.sleep(0.5)
+            browser.close()
+        assert not stored[0].parent.exists(), "the closed session's upload is still on the server"
+        assert not any(root.iterdir())
+    finally:
+        stop_server(server)

@@ -110,7 +110,7 @@ def test_sessions_do_not_share_results_or_files(use_models):
         assert not at.exception, at.exception
         files = set(at.data_editor[0].value["file"])
         assert files == {f"mine-{i}-{j}.png" for j in range(i + 1)}
-        folders.add(at.session_state["batch_tmp"].name)
+        folders.add(at.session_state["batch_tmp"])
     assert len(folders) == 3
 
 

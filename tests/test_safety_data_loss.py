@@ -4,6 +4,7 @@ the app or the CLI at is overwritten or mixed up."""
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 from pathlib import Path
 
@@ -366,3 +367,55 @@ def test_deep_names_and_spread_out_folders_meet_the_limits(tmp_path):
     uploads, rejected = unpack_uploads([(f"s/{i}/{i}/p.png", b"x") for i in range(15)], tmp_path / "w3", limits)
     assert len([p for p in (tmp_path / "w3").rglob("*") if p.is_dir()]) <= 20
     assert any("20 folders" in r["detail"] for r in rejected)
+
+
+def test_the_sweep_removes_ended_sessions_and_gone_servers_only(tmp_path):
+    import subprocess
+    import sys
+
+    from fer_ui.session_files import PREFIX, sweep
+
+    mine = tmp_path / f"{PREFIX}{os.getpid()}"
+    for session in ("alive~1", "closed~2"):
+        (mine / session / "batch").mkdir(parents=True)
+        (mine / session / "batch" / "p.png").write_bytes(b"x")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f"{PREFIX}{gone.stdout.strip()}"  # a server process that has ended
+    (dead / "s").mkdir(parents=True)
+    running = tmp_path / f"{PREFIX}1"  # another server still running (pid 1 always is)
+    running.mkdir()
+    removed = sweep({"alive"}, mine)
+    assert sorted(removed) == sorted([mine / "closed~2", dead])
+    assert (mine / "alive~1" / "batch" / "p.png").is_file() and running.is_dir()
+    assert sweep(None, mine) == [] and (mine / "alive~1").is_dir()  # sessions unknown: nothing swept
+
+
+def test_the_servers_upload_store_refuses_beyond_a_sessions_and_the_servers_caps():
+    from starlette.exceptions import HTTPException
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+    from streamlit.runtime.uploaded_file_manager import UploadedFileRec
+
+    from fer_ui.session_files import bound_uploads
+
+    store = MemoryUploadedFileManager("/_stcore/upload_file")
+    bound_uploads(store, per_session_files=3, per_session_bytes=1000, server_bytes=1500)
+    bound_uploads(store, per_session_files=1, per_session_bytes=1, server_bytes=1)  # once only
+
+    def put(session: str, file_id: str, size: int) -> None:
+        store.add_file(session_id=session, file=UploadedFileRec(file_id, f"{file_id}.png", "image/png", b"x" * size))
+
+    put("a", "1", 400)
+    put("a", "2", 400)
+    with pytest.raises(HTTPException, match="uploads would pass") as refused:
+        put("a", "3", 400)
+    assert refused.value.status_code == 413
+    put("a", "2", 500)  # the same file again replaces it: 900 bytes held
+    put("a", "3", 50)
+    with pytest.raises(HTTPException, match="holds 3 uploaded files"):
+        put("a", "4", 10)
+    put("b", "1", 500)
+    with pytest.raises(HTTPException, match="server holds as many uploads"):
+        put("b", "2", 100)
+    assert sum(len(f.data) for s in store.file_storage.values() for f in s.values()) == 1450
+    store.remove_session_files("a")
+    put("b", "2", 100)  # room again once a session's files are gone
