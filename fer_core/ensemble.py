@@ -36,11 +36,12 @@ def ensemble_card(
 ) -> dict:
     """The card of a new ensemble, before its measurements are added."""
     spec = combine_specs([m.preprocessing for m in members])
+    counts = [m.card.get("parameters") for m in members]  # a model made elsewhere may not say
     return {
         "name": name,
         "kind": "ensemble",
         "architecture": "ensemble of " + ", ".join(f"{m.name} x{w:.2f}" for m, w in zip(members, weights)),
-        "parameters": sum(int(m.card.get("parameters", 0)) for m in members),
+        "parameters": sum(counts) if all(isinstance(c, int) for c in counts) else None,
         "input_size": spec.size,
         "preprocessing": spec.to_dict(),
         "members": [
