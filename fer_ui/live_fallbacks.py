@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from fer_core.charts import emotion_timeline
-from fer_core.imageio import ImageReadError, read_image
+from fer_core.imageio import MAX_PIXELS, ImageReadError, read_image
 from fer_core.live import LiveSettings
 from fer_core.recognizer import EmotionRecognizer, RecognizerSpec
 from fer_core.render import annotate
@@ -41,7 +42,13 @@ def camera_snapshot(recognizer: EmotionRecognizer, min_face: int | None = None) 
 CLIP_STATE = "live_clip_result"
 
 
-def _process_clip(data: bytes, suffix: str, recognizer: EmotionRecognizer, settings: LiveSettings, max_frames: int):
+def _smallest_face(recognizer: EmotionRecognizer) -> int:
+    return int(getattr(recognizer.detector, "min_face", 20))
+
+
+def _process_clip(
+    data: bytes, suffix: str, recognizer: EmotionRecognizer, settings: LiveSettings, max_frames: int, max_pixels: int
+):
     """(VideoResult, annotated MP4 bytes) for a clip, with a progress bar; None after an error shown."""
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / ("clip" + suffix)
@@ -52,9 +59,10 @@ def _process_clip(data: bytes, suffix: str, recognizer: EmotionRecognizer, setti
                 source,
                 Path(tmp) / "annotated.mp4",
                 recognizer,
-                LiveSettings(settings.min_face, settings.smoothing, False, settings.show_probabilities),
+                settings,
                 max_frames=max_frames,
                 progress=lambda done, total: bar.progress(min(1.0, done / total) if total else 0.0),
+                max_pixels=max_pixels,
             )
         except VideoError as e:
             st.error(str(e))
@@ -64,8 +72,16 @@ def _process_clip(data: bytes, suffix: str, recognizer: EmotionRecognizer, setti
         return result, result.annotated_path.read_bytes()
 
 
+BRIEF_FRAMES = 3
+"""A track seen in fewer frames is a brief detection (a face turning away, a false alarm), not a face."""
+
+
 def video_clip(
-    recognizer: EmotionRecognizer, settings: LiveSettings, max_frames: int = 1500, max_upload_mb: int | None = None
+    recognizer: EmotionRecognizer,
+    settings: LiveSettings,
+    max_frames: int = 1500,
+    max_upload_mb: int | None = None,
+    max_pixels: int = MAX_PIXELS,
 ) -> None:
     """Upload a short clip; process it frame by frame into a timeline, a CSV and an annotated video."""
     upload = st.file_uploader(
@@ -73,6 +89,17 @@ def video_clip(
     )
     if upload is None:
         return
+    # Faces down to the detector's own smallest size by default, as Batch finds them: a clip's faces
+    # are often smaller than a webcam's, and there is no frame budget to keep.
+    smallest = st.number_input(
+        "Smallest face in the clip (px)",
+        8,
+        400,
+        _smallest_face(recognizer),
+        key="live_clip_min_face",
+        help="Faces smaller than this are not searched for; the default is the detector's own smallest size.",
+    )
+    settings = LiveSettings(int(smallest), settings.smoothing, False, settings.show_probabilities)
     data = upload.getvalue()
     # One result per clip, model, TTA mode and settings: downloads and other reruns do not redo the clip.
     key = (hashlib.sha256(data).hexdigest(), RecognizerSpec.of(recognizer), settings)
@@ -80,16 +107,22 @@ def video_clip(
     if cached and cached[0] == key:
         result, video_bytes = cached[1]
     else:
-        outcome = _process_clip(data, Path(upload.name).suffix.lower(), recognizer, settings, max_frames)
+        outcome = _process_clip(data, Path(upload.name).suffix.lower(), recognizer, settings, max_frames, max_pixels)
         if outcome is None:
             return
         result, video_bytes = outcome
         st.session_state[CLIP_STATE] = (key, outcome)
-    tracks = len({r["track"] for r in result.rows})
-    st.success(f"Processed {result.frames} frames at {result.fps:.0f} fps; {tracks} faces tracked.")
+    seen = Counter(r["track"] for r in result.rows)
+    faces = sum(1 for n in seen.values() if n >= min(BRIEF_FRAMES, result.frames))
+    brief = len(seen) - faces
+    st.success(
+        f"Processed {result.frames} frames at {result.fps:.0f} fps; {faces} faces tracked"
+        + (f" (and {brief} brief detections of under {BRIEF_FRAMES} frames, kept in the CSV)." if brief else ".")
+    )
+    st.video(video_bytes, format="video/mp4")
     if result.rows:
         st.plotly_chart(emotion_timeline(result.rows, "Emotion per face over the clip"), key="clip_timeline")
         st.download_button(
             "Per-frame results (CSV)", pd.DataFrame(result.rows).to_csv(index=False), "clip.csv", "text/csv"
         )
-    st.download_button("Annotated video (MP4)", video_bytes, "annotated.mp4", "video/mp4")
+    st.download_button("Annotated video (MP4, H.264)", video_bytes, "annotated.mp4", "video/mp4")

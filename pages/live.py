@@ -47,4 +47,5 @@ with webcam:
 with snapshot:
     camera_snapshot(recognizer, settings.min_face)
 with clip:
-    video_clip(recognizer, settings, max_upload_mb=get_settings().limits.max_upload_mb)
+    limits = get_settings().limits
+    video_clip(recognizer, settings, max_upload_mb=limits.max_upload_mb, max_pixels=limits.max_pixels)

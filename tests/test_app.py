@@ -402,6 +402,8 @@ def test_evaluate_page_calibration_saves_only_what_helps_and_can_undo(app_env, p
 
 
 def test_live_video_clip_uses_min_face_and_is_processed_once(app_env, shared_fer, tmp_path):
+    from fer_core.detect import YuNetDetector
+
     clip = write_two_face_clip(tmp_path / "clip.mp4")
     at = open_page("pages/live.py")
     at.file_uploader(key="live_clip").set_value([("clip.mp4", clip.read_bytes(), "video/mp4")])
@@ -416,7 +418,10 @@ def test_live_video_clip_uses_min_face_and_is_processed_once(app_env, shared_fer
     assert not at.exception, at.exception
     assert at.session_state["live_clip_result"] is not first
     assert any("2 faces tracked" in s.value for s in at.success), [s.value for s in at.success]
-    at.slider(key="live_min_face").set_value(200)
+    smallest = at.number_input(key="live_clip_min_face").value
+    assert smallest == YuNetDetector().min_face < 40  # the detector's own smallest face, not the webcam's 40
+    assert at.get("video") and not at.exception  # the annotated clip plays on the page
+    at.number_input(key="live_clip_min_face").set_value(200)
     at.run()
     assert any("0 faces tracked" in s.value for s in at.success), [s.value for s in at.success]
 

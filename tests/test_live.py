@@ -173,10 +173,40 @@ def test_video_clip_processing(recognizer_factory, tmp_path):
     result = process_video(source, tmp_path / "out.mp4", recognizer_factory(StillBoxes([Box(10, 10, 80, 80)])))
     assert result.frames == 12 and len(result.rows) == 12
     assert [r["time"] for r in result.rows[:3]] == [0.0, 0.1, 0.2]
-    assert (tmp_path / "out.mp4").stat().st_size > 0
+    import av
+
+    with av.open(str(tmp_path / "out.mp4")) as annotated:  # H.264, which browsers play
+        assert annotated.streams.video[0].codec_context.name == "h264"
+        assert sum(1 for _ in annotated.decode(video=0)) == 12
     (tmp_path / "bad.mp4").write_bytes(b"nope")
     with pytest.raises(VideoError):
         process_video(tmp_path / "bad.mp4", tmp_path / "o2.mp4", recognizer_factory(StillBoxes([])))
+
+
+def test_a_huge_clip_is_refused_or_scaled_down_as_it_is_decoded(recognizer_factory, tmp_path):
+    from fer_core.video import VideoError, process_video
+
+    source = tmp_path / "big.mp4"
+    writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"mp4v"), 10, (1601, 1200))
+    for _ in range(3):
+        writer.write(np.full((1200, 1601, 3), 90, np.uint8))
+    writer.release()
+    seen = []
+
+    class Recording(StillBoxes):
+        def detect(self, image, *args, **kwargs):
+            seen.append(image.shape)
+            return super().detect(image, *args, **kwargs)
+
+    with pytest.raises(VideoError, match=r"16\d\dx1200 pixels are over the limit of 1 MP"):
+        process_video(source, tmp_path / "o.mp4", recognizer_factory(StillBoxes([])), max_pixels=1_000_000)
+    result = process_video(source, tmp_path / "o.mp4", recognizer_factory(Recording([])), frame_pixels=400_000)
+    assert result.frames == 3 and {s[0] * s[1] <= 400_000 for s in seen} == {True}
+    import av
+
+    with av.open(str(tmp_path / "o.mp4")) as annotated:  # odd sizes become even for H.264
+        stream = annotated.streams.video[0]
+        assert stream.codec_context.width % 2 == 0 and stream.codec_context.height % 2 == 0
 
 
 def test_a_stopped_stream_shows_no_current_faces(recognizer_factory, monkeypatch):
