@@ -229,3 +229,14 @@ def test_distilling_two_teachers_with_unlabelled_faces_lowers_the_loss(use_model
     assert logits.shape == (2, sum(started["train_counts"].values()) + unl["faces"], 7)  # one set per teacher
     losses = [e["loss"] for e in events if e["type"] == "epoch"]
     assert len(losses) == 4 and losses[-1] < losses[0]
+    # Another run with other shares reuses those logits instead of asking the teachers again; a
+    # run on other faces may not.
+    again = tmp_path / "student-2"
+    shares = ["--second-teacher-weight", "0.0", "--second-teacher-weight-unlabeled", "0.6", "--epochs", "1"]
+    borrowed = [*args, "--run-dir", str(again), *shares, "--teacher-logits-from", str(run_dir)]
+    assert main(borrowed) == 0, capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(again / "teacher_logits.npy"), logits)
+    other = [*borrowed, "--run-dir", str(tmp_path / "student-3"), "--seed", "7"]
+    assert main(other) == 1
+    assert "seed 42 there, 7 here" in capsys.readouterr().err
+    assert not (tmp_path / "student-3").exists()

@@ -38,6 +38,8 @@ _HELP = {
     "with the teachers' probabilities as targets",
     "unlabeled_max": "at most this many unlabelled photos",
     "unlabeled_weight": "loss weight of each unlabelled face (labelled faces have their class weight)",
+    "teacher_logits_from": "an earlier run folder whose teachers' logits to reuse (same teachers, data, split and "
+    "unlabelled faces; only the shares, loss and schedule may differ): skips labelling every face again",
     "distill_weight": "share of the loss on the teacher's soft targets (0-1; the rest on the labels)",
 }
 

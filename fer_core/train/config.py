@@ -159,6 +159,7 @@ class TrainConfig:
     unlabeled: str | None = None
     unlabeled_max: int | None = None
     unlabeled_weight: float = 1.0
+    teacher_logits_from: str | None = None
     teacher_tta: str = "flip"
     teacher_mode: str = "fixed"
     distill_temperature: float = 2.0

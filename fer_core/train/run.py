@@ -429,6 +429,44 @@ class TrainingRun:
         temps = [info.temperature_for(cfg.teacher_tta) for info, _ in infos]
         return EnsembleClassifier(loaded, [w for _, w in infos], tta=cfg.teacher_tta, member_temperatures=temps)
 
+    # Settings that decide which faces a run's teachers labelled, and how: a run may reuse another's
+    # teachers' logits only when all of them are the same.
+    SAME_TEACHER_LOGITS = (
+        "data",
+        "val_fraction",
+        "seed",
+        "max_images",
+        "input_size",
+        "margin",
+        "align",
+        "teacher",
+        "teacher_tta",
+        "teacher_mode",
+        "second_teacher",
+        "unlabeled",
+        "unlabeled_max",
+    )
+
+    def check_borrowed_teacher_logits(self) -> None:
+        """Before anything is written: `teacher_logits_from` names a run with the same teachers and faces.
+
+        Raises:
+            TrainingError: no such run, no logits there, or settings that differ (named).
+        """
+        cfg = self.config
+        if not cfg.teacher_logits_from or (self.run_dir / TEACHER_FILE).is_file():
+            return
+        other = Path(cfg.teacher_logits_from)
+        if not (other / "config.json").is_file() or not (other / TEACHER_FILE).is_file():
+            raise TrainingError(f"{other}: not a run folder holding its teachers' logits ({TEACHER_FILE})")
+        theirs = TrainConfig.load(other / "config.json")
+        differ = [k for k in self.SAME_TEACHER_LOGITS if getattr(theirs, k) != getattr(cfg, k)]
+        if differ:
+            raise TrainingError(
+                f"{other} labelled other faces or with other teachers: "
+                + ", ".join(f"{k} {getattr(theirs, k)!r} there, {getattr(cfg, k)!r} here" for k in differ)
+            )
+
     def teacher_logits(self, faces: LabeledFaces, labelled: int) -> np.ndarray | None:
         """With a "fixed" teacher, its logits for every training face (cropped by `data_spec`).
 
@@ -445,6 +483,14 @@ class TrainingRun:
         if not cfg.teacher or cfg.teacher_mode != "fixed":
             return None
         cache = self.run_dir / TEACHER_FILE
+        if not cache.is_file() and cfg.teacher_logits_from:
+            borrowed = np.load(Path(cfg.teacher_logits_from) / TEACHER_FILE)
+            if borrowed.shape != (len(self.teacher_infos()), len(faces), len(EMOTIONS)):
+                raise TrainingError(
+                    f"{cfg.teacher_logits_from}: its teachers' logits are for {borrowed.shape[1]} faces and "
+                    f"{borrowed.shape[0]} teachers, this run has {len(faces)} and {len(self.teacher_infos())}"
+                )
+            np.save(cache, borrowed)
         parts = np.load(cache) if cache.is_file() else None
         if parts is None or parts.shape[1:] != (len(faces), len(EMOTIONS)):
             teacher = self.teacher()
@@ -536,6 +582,7 @@ class TrainingRun:
             self.finetune_source()  # a bad source fails now, not after loading the data
         self.check_test_data()
         self.teacher_infos()  # bad distillation settings or an unknown teacher fail now
+        self.check_borrowed_teacher_logits()
         if self._config_to_save is not None:
             # written once every check has passed: a refused run changes nothing in the folder;
             # a run that never finished an epoch starts again with these settings
