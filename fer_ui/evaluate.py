@@ -29,7 +29,7 @@ from fer_core.uploads import unpack_uploads
 from fer_ui.labelled_sets import FER2013, path_signature, pick_labelled_set
 from fer_ui.resources import get_classifier
 from fer_ui.session_files import new_session_subfolder
-from fer_ui.settings import AppSettings, demo_notice
+from fer_ui.settings import AppSettings, demo_notice, for_public
 
 DEFAULT_SET = FER2013 / "test"
 
@@ -100,7 +100,7 @@ def pick_dataset(settings: AppSettings, info: ModelInfo) -> LabeledFaces | None:
             data = _load_zip(source.upload, info, settings)
         st.session_state[DATA_SOURCE_KEY] = source.label
     except DatasetError as e:
-        st.error(str(e))
+        st.error(for_public(e))
         return None
     if data.unknown_classes:
         st.warning(

@@ -11,6 +11,7 @@ from fer_core.charts import emotion_timeline
 from fer_core.imageio import encode_jpeg
 from fer_core.live import LiveProcessor
 from fer_core.settings import Environment
+from fer_ui.settings import for_public
 
 
 def rtc_configuration() -> dict:
@@ -81,7 +82,7 @@ def live_panel(processor: LiveProcessor) -> None:
             "Now: " + " · ".join(f"face #{c['track']} **{c['emotion']}** {c['confidence']:.0%}" for c in snap.current)
         )
     if snap.error:
-        st.warning(f"Last processing error: {snap.error}")
+        st.warning(f"Last processing error: {for_public(snap.error)}")
     if snap.timeline:
         st.plotly_chart(emotion_timeline(snap.timeline), key="live_timeline")
     downloads(processor)

@@ -16,6 +16,7 @@ from fer_core.live import LiveSettings
 from fer_core.recognizer import EmotionRecognizer, RecognizerSpec
 from fer_core.render import annotate
 from fer_core.video import VideoError, process_video
+from fer_ui.settings import for_public
 
 
 def camera_snapshot(recognizer: EmotionRecognizer, min_face: int | None = None) -> None:
@@ -26,7 +27,7 @@ def camera_snapshot(recognizer: EmotionRecognizer, min_face: int | None = None) 
     try:
         image = read_image(shot.getvalue())
     except ImageReadError as e:
-        st.error(f"Could not read the snapshot: {e}")
+        st.error(f"Could not read the snapshot: {for_public(e)}")
         return
     faces = recognizer.analyze(image, min_face=min_face)
     st.image(annotate(image, faces, True), channels="BGR")
@@ -65,7 +66,7 @@ def _process_clip(
                 max_pixels=max_pixels,
             )
         except VideoError as e:
-            st.error(str(e))
+            st.error(for_public(e))
             return None
         finally:
             bar.empty()

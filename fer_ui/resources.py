@@ -8,6 +8,7 @@ from fer_core.detect import DEFAULT_DETECTOR, make_detector, yunet_model_path
 from fer_core.models import Classifier, load_classifier
 from fer_core.recognizer import EmotionRecognizer
 from fer_core.registry import ModelError, ModelInfo, active_model_name, get_model, list_models
+from fer_ui.settings import for_public
 
 MODEL_KEY = "selected_model"
 """The sidebar's model menu (a widget: Streamlit drops its state whenever a page without it runs)."""
@@ -77,10 +78,10 @@ def require_recognizer(
     try:
         return get_recognizer(detector, tta=tta, live=live)
     except ModelError as e:
-        st.error(f"No usable model: {e}")
+        st.error(f"No usable model: {for_public(e)}")
         st.caption("Train one on the Train page or with `python -m fer_core train`, or pick another model.")
     except Exception as e:  # a detector or runtime failure must not take the page down
-        st.error(f"Could not start the recognizer: {type(e).__name__}: {e}")
+        st.error(f"Could not start the recognizer: {type(e).__name__}: {for_public(e)}")
     return None
 
 
@@ -93,7 +94,7 @@ def model_picker(where=st.sidebar) -> None:
     every = list_models()
     rows = [r for r in every if r["ok"]]
     for row in (r for r in every if not r["ok"]):
-        where.warning(f"Model {row['name']} is unusable: {row['error']}")
+        where.warning(f"Model {row['name']} is unusable: {for_public(row['error'])}")
     if not rows:
         where.warning("No trained model is installed.")
         return

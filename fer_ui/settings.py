@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import streamlit as st
@@ -41,6 +42,19 @@ def get_settings() -> AppSettings:
         _lock_down_server(settings)
         return settings
     return AppSettings(demo=False, limits=LOCAL_LIMITS)
+
+
+# An absolute path of two or more parts (its last part kept): "/srv/app/models/x/model.tflite"
+_SERVER_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s'\"(),;:/]+/)+([^\s'\"(),;:/]*)")
+
+
+def for_public(text: object) -> str:
+    """A message as the page may show it: on the public demo, server paths become their last part
+    ("model.tflite"); on your own machine it is left whole."""
+    text = str(text)
+    if not get_settings().demo:
+        return text
+    return _SERVER_PATH.sub(lambda m: m.group(1) or "…", text)
 
 
 def demo_notice(what: str) -> None:

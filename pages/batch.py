@@ -22,7 +22,7 @@ from fer_ui.batch import (
     status_summary,
 )
 from fer_ui.resources import current_card, model_picker, require_recognizer, selected_model
-from fer_ui.settings import demo_notice, get_settings
+from fer_ui.settings import demo_notice, for_public, get_settings
 from fer_ui.widgets import detector_picker, tta_picker
 
 fer_ui.use_router()
@@ -60,7 +60,7 @@ if start:
             try:
                 state = run_folder(local.folder, local.out, recognizer, local.workers)
             except ValueError as e:  # the output is locked by another run, or has other columns
-                st.error(str(e))
+                st.error(for_public(e))
                 st.stop()
         else:
             state = run_batch(uploaded, recognizer, limits)
@@ -143,7 +143,7 @@ else:
         try:
             out = new_child_folder(corrections_dir(), name, "dataset name")
         except UnsafeNameError as e:
-            st.error(str(e))
+            st.error(for_public(e))
         else:
             counts = save_corrections_dataset(rows, files, out, state["spec"], which.startswith("Reviewed"))
             st.success(f"Saved {sum(counts.values())} face crops to {out} — pick it on the Train page to fine-tune.")

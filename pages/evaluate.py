@@ -20,22 +20,22 @@ from fer_ui.evaluate import (
     pick_dataset,
 )
 from fer_ui.resources import current_model, model_picker
-from fer_ui.settings import get_settings
+from fer_ui.settings import for_public, get_settings
 from fer_ui.widgets import tta_picker
 
 fer_ui.use_router()
 
 settings = get_settings()
 st.title("Evaluate")
+model_picker()  # the sidebar's model, as on every page: this browser session's choice, else the active one
 names = [r["name"] for r in list_models() if r["ok"]]
 if not names:
-    st.warning("No usable model is registered. Train one on the Train page.")
+    st.warning("No usable model is registered (the sidebar says why). Train one on the Train page.")
     st.stop()
-model_picker()  # the sidebar's model, as on every page: this browser session's choice, else the active one
 try:
     info = current_model()
 except ModelError as e:
-    st.error(str(e))
+    st.error(for_public(e))
     st.stop()
 name_a = info.name
 c2, c3 = st.columns([3, 1])
@@ -51,7 +51,7 @@ st.caption(
 try:
     metrics, probs, logits = evaluate(info, data, tta)
 except ModelError as e:
-    st.error(str(e))
+    st.error(for_public(e))
     st.stop()
 
 a, b, c, d = st.columns(4)
@@ -91,7 +91,7 @@ if name_b != "—":
     try:
         metrics_b = evaluate(get_model(name_b), data, tta)[0]
     except ModelError as e:
-        st.error(f"Cannot compare with {name_b}: {e}")
+        st.error(f"Cannot compare with {name_b}: {for_public(e)}")
     else:
         st.dataframe(pd.DataFrame(compare_overall(metrics, metrics_b)), hide_index=True, key="cmp_overall")
         st.dataframe(pd.DataFrame(compare_metrics(metrics, metrics_b)), hide_index=True, key="cmp_classes")

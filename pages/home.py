@@ -5,7 +5,7 @@ import streamlit as st
 import fer_ui
 from fer_core.registry import ModelError
 from fer_ui.resources import current_model, model_picker
-from fer_ui.settings import get_settings
+from fer_ui.settings import for_public, get_settings
 from fer_ui.widgets import model_card, responsible_use_note
 
 fer_ui.use_router()
@@ -22,5 +22,5 @@ st.subheader("Model in use")
 try:
     model_card(current_model())
 except ModelError as e:
-    st.warning(f"{e}")
+    st.warning(for_public(e))
 responsible_use_note()

@@ -148,3 +148,14 @@ def test_a_zip_over_the_demo_file_cap_says_why(demo, pattern_dataset):
     # one message, with the limit, and no server path
     assert any("zip holds 60 files" in text and "the limit is 50 files" in text for text in shown), shown
     assert not any("/tmp" in text or "No images in class folders" in text for text in shown), shown
+
+
+def test_no_server_path_in_what_the_demo_shows_of_a_changed_model(demo, use_models):
+    weights = use_models / "tiny-test" / "model.tflite"
+    weights.write_bytes(weights.read_bytes() + b"changed")
+    for page in ("pages/home.py", "pages/batch.py", "pages/evaluate.py", "pages/live.py"):
+        at = open_page(page)
+        assert not at.exception, at.exception
+        shown = [m.value for kind in ("error", "warning", "info", "caption", "markdown") for m in at.get(kind)]
+        assert any("model.tflite" in text for text in shown), (page, shown)  # the problem is still named
+        assert not any(str(use_models) in text for text in shown), (page, shown)
