@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -168,12 +169,28 @@ def file_source(path: Path, read: Callable[[], bytes] | None = None) -> ImageSou
 
 
 def display_name(relative: str) -> str:
-    """A file name as it goes into results: bytes that are not UTF-8 shown as `\\xNN` escapes.
+    """A file name as it goes into results: bytes that are not UTF-8 shown as `\\xNN` escapes,
+    and a backslash of the name itself doubled, so no two files share a name (`disk_name` undoes it).
 
     File names on Linux are bytes; Python keeps undecodable ones as surrogates, which no
     UTF-8 CSV can hold, so one such file would otherwise stop every run at the same place.
     """
-    return relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    raw = relative.encode("utf-8", "surrogateescape").replace(b"\\", b"\\\\")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+_ESCAPE = re.compile(r"\\\\|\\x([0-9a-f]{2})")
+
+
+def disk_name(name: str) -> str:
+    """The file name on disk of a name in results (the inverse of `display_name`)."""
+    raw, at = bytearray(), 0
+    for m in _ESCAPE.finditer(name):
+        raw += name[at : m.start()].encode("utf-8", "surrogateescape")
+        raw += bytes([int(m.group(1), 16)]) if m.group(1) else b"\\"
+        at = m.end()
+    raw += name[at:].encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "surrogateescape")
 
 
 LISTING_STEP = 500  # photos counted between reports (and stop checks) of the counting pass

@@ -87,3 +87,13 @@ def unique_name(name: str, taken: set[str]) -> str:
         if candidate.casefold() not in folded:
             return candidate
         n += 1
+
+
+def inside_relative(name: str) -> str | None:
+    """`name` when it is a clean relative POSIX path (no leading `/`, no `.` or `..` part, no empty
+    part), else None: a path from a results file that stays inside the folder it is joined to.
+    Backslashes are ordinary characters here (a Linux file name may hold them)."""
+    parts = name.split("/")
+    if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return None
+    return name

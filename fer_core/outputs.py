@@ -21,12 +21,13 @@ import csv
 import fcntl
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from fer_core.rows import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, spreadsheet_safe, typed
+from fer_core.rows import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, from_spreadsheet, spreadsheet_safe, typed
 
 FORMATS = ("csv", "parquet")
 SHARD_PHOTOS = 1000
@@ -57,7 +58,8 @@ def rows_table(rows: Iterable[dict]):
     """Result rows as a pyarrow Table of `row_schema()`."""
     import pyarrow as pa
 
-    return pa.Table.from_pylist([typed({c: row.get(c) for c in COLUMNS}) for row in rows], schema=row_schema())
+    rows = [typed({c: row.get(c) for c in COLUMNS}) for row in rows]
+    return pa.Table.from_pylist(rows, schema=row_schema().with_metadata(SHARD_MARK))
 
 
 def format_of(out: Path, requested: str | None) -> str:
@@ -212,6 +214,23 @@ def complete_csv_rows(f: IO[bytes]) -> Iterator[tuple[list[str], int]]:
 
 
 SHARD_GLOB = "part-*.parquet"
+# Our files in a Parquet output folder, and nothing else: the local engine's shards, the Ray
+# engine's (`ray-RUN-...`), and the hidden files of both (lock, run markers, shards being
+# written, torn shards set aside). A folder holding anything else is not ours to write into.
+_OUR_SHARD = re.compile(r"(part-\d{6}|ray-[^-]+-.+)\.parquet")
+_OUR_HIDDEN = (".lock", ".finished-", ".part-", ".torn-", ".ray-")
+SHARD_MARK = {b"fer_core": b"label rows"}
+"""Schema metadata of the shards the local engine writes."""
+
+
+def is_our_shard(path: Path) -> bool:
+    """Whether a file is a shard of a `label` output, by its name."""
+    return _OUR_SHARD.fullmatch(path.name) is not None
+
+
+def our_shards(folder: Path) -> list[Path]:
+    """The shards of a Parquet output folder, in the order they were written."""
+    return sorted(p for p in folder.glob("*.parquet") if is_our_shard(p) and p.is_file())
 
 
 def parquet_done_keys(folder: Path) -> set[int]:
@@ -232,7 +251,7 @@ def parquet_done_keys(folder: Path) -> set[int]:
     import pyarrow.parquet as pq
 
     names: dict[Path, pa.ChunkedArray] = {}
-    for shard in sorted(p for p in folder.glob("*.parquet") if not p.name.startswith(".")):
+    for shard in our_shards(folder):
         try:
             columns = pq.read_schema(shard).names
             if columns == COLUMNS:
@@ -272,7 +291,11 @@ def prepare_parquet_folder(folder: Path) -> None:
     if not folder.parent.is_dir():
         raise ValueError(f"--out {folder}: the folder {folder.parent} does not exist")
     folder.mkdir(exist_ok=True)
-    others = [p.name for p in folder.iterdir() if p.suffix != ".parquet" and not p.name.startswith(".")]
+    others = [
+        p.name
+        for p in folder.iterdir()
+        if not (is_our_shard(p) or p.name.startswith(_OUR_HIDDEN) or p.name == ".DS_Store")
+    ]
     if others:
         raise ValueError(
             f"--out {folder} holds other files ({', '.join(sorted(others)[:3])}); "
@@ -364,9 +387,7 @@ def read_rows(out: Path, limit: int | None = None) -> tuple[list[dict], int]:
     if out.is_dir():
         import pyarrow.parquet as pq
 
-        for shard in sorted(out.glob("*.parquet")):
-            if shard.name.startswith("."):
-                continue
+        for shard in our_shards(out):
             table = pq.read_table(shard)
             total += table.num_rows
             if limit is None or len(rows) < limit:
@@ -379,5 +400,5 @@ def read_rows(out: Path, limit: int | None = None) -> tuple[list[dict], int]:
         for row in csv.DictReader(f):
             total += 1
             if limit is None or len(rows) < limit:
-                rows.append(typed(row))
+                rows.append(typed(from_spreadsheet(row)))  # names as they are on disk
     return rows, total

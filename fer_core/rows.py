@@ -116,9 +116,19 @@ def typed(row: dict) -> dict:
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """A spreadsheet reads a cell starting with one of these as a formula (CSV injection)."""
+ESCAPED_STARTS = (*FORMULA_STARTS, "'")
 
 
 def spreadsheet_safe(row: dict) -> dict:
     """The row for a CSV file: text cells that a spreadsheet would run as a formula get a
-    leading apostrophe (numbers, such as a negative coordinate, are left as they are)."""
-    return {k: "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v for k, v in row.items()}
+    leading apostrophe (numbers, such as a negative coordinate, are left as they are).
+
+    A text that starts with an apostrophe of its own gets one too, as spreadsheets expect, so a
+    leading apostrophe in our CSV always means "escaped" and `from_spreadsheet` undoes exactly it.
+    """
+    return {k: "'" + v if isinstance(v, str) and v.startswith(ESCAPED_STARTS) else v for k, v in row.items()}
+
+
+def from_spreadsheet(row: dict) -> dict:
+    """A row read back from our CSV as it was before `spreadsheet_safe`."""
+    return {k: v[1:] if isinstance(v, str) and v.startswith("'") else v for k, v in row.items()}

@@ -16,7 +16,7 @@ import streamlit as st
 from fer_core.classes import EMOTIONS
 from fer_core.exports import annotated_image
 from fer_core.imageio import ImageReadError, photo_folder_problem
-from fer_core.labeling import label_folder
+from fer_core.labeling import disk_name, label_folder
 from fer_core.outputs import read_rows
 from fer_core.paths import data_dir
 from fer_core.recognizer import EmotionRecognizer, RecognizerSpec
@@ -203,7 +203,7 @@ def load_folder_rows(state: dict) -> None:
     """Fill a folder run's state with the rows its output holds (also after a cancel)."""
     rows, total = read_rows(state["out"], limit=REVIEW_ROWS)
     state["rows"], state["rows_in_output"] = rows, total
-    state["files"] = {row["file"]: state["folder"] / row["file"] for row in rows}
+    state["files"] = {row["file"]: state["folder"] / disk_name(row["file"]) for row in rows}
     state["done"] = len({row["file"] for row in rows}) if not state["finished"] else state["done"]
 
 

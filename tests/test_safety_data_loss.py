@@ -419,3 +419,52 @@ def test_the_servers_upload_store_refuses_beyond_a_sessions_and_the_servers_caps
     assert sum(len(f.data) for s in store.file_storage.values() for f in s.values()) == 1450
     store.remove_session_files("a")
     put("b", "2", 100)  # room again once a session's files are gone
+
+
+@pytest.mark.parametrize("foreign", [".notes", "zz_broken.parquet", "theirs.parquet"])
+def test_a_parquet_output_touches_only_its_own_shards(use_models, group_photos, tmp_path, capsys, foreign):
+    import pyarrow.parquet as pq
+
+    from fer_core.outputs import SHARD_MARK, rows_table
+
+    out = tmp_path / "results.parquet"
+    out.mkdir()
+    if foreign == "theirs.parquet":  # a user's own file with our very columns
+        pq.write_table(rows_table([{"file": "x.jpg", "status": "ok"}]), out / foreign)
+    else:
+        (out / foreign).write_bytes(b"the user's own")
+    before = sorted(p.name for p in out.iterdir())
+    assert main(["label", str(group_photos), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "holds other files" in err and foreign in err
+    assert sorted(p.name for p in out.iterdir()) == before  # nothing renamed, nothing added
+
+    mine = tmp_path / "mine.parquet"
+    assert main(["label", str(group_photos), "--out", str(mine)]) == 0
+    shards = sorted(mine.glob("part-*.parquet"))
+    assert shards and all(pq.read_schema(s).metadata.items() >= SHARD_MARK.items() for s in shards)
+    assert main(["label", str(group_photos), "--out", str(mine)]) == 0  # resumes its own folder
+    assert "wrote 0 rows" in capsys.readouterr().out
+
+
+def test_odd_names_are_found_again_by_export_and_never_share_a_row(use_models, group_photos, tmp_path, capsys):
+    photo = (group_photos / "2009_004587.jpg").read_bytes()
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    names = ["'quoted.jpg", "=sum.jpg", "''two.jpg", "\\xff.jpg"]
+    for name in names:
+        (folder / name).write_bytes(photo)
+    with open(os.path.join(os.fsencode(folder), b"\xff.jpg"), "wb") as f:
+        f.write(photo)
+    out = tmp_path / "odd.csv"
+    assert main(["label", str(folder), "--out", str(out)]) == 0
+    from fer_core.outputs import read_rows
+
+    files = {r["file"] for r in read_rows(out)[0]}
+    assert files == {*names[:3], "\\\\xff.jpg", "\\xff.jpg"}  # five photos, five names
+    assert main(["label", str(folder), "--out", str(out)]) == 0  # resume: every name is known again
+    assert "wrote 0 rows" in capsys.readouterr().out
+    assert main(["export", str(out), "--photos", str(folder), "--sorted", str(tmp_path / "sorted")]) == 0
+    captured = capsys.readouterr()
+    assert "not in" not in captured.err, captured.err
+    assert "5 photos ->" in captured.out

@@ -205,8 +205,9 @@ def _label_on_ray(args, spec) -> int:
 
 def cmd_export(args) -> int:
     from fer_core.exports import annotated_files, sorted_files
+    from fer_core.labeling import disk_name
+    from fer_core.names import inside_relative
     from fer_core.outputs import read_rows
-    from fer_core.uploads import safe_relative_path
 
     if not (args.annotated or args.sorted or args.dataset):
         print("error: say what to write: --annotated DIR, --sorted DIR and/or --dataset DIR", file=sys.stderr)
@@ -226,11 +227,11 @@ def cmd_export(args) -> int:
     files, refused = {}, set()
     for row in rows:
         name = str(row.get("file", ""))
-        rel = safe_relative_path(name)
-        if rel is None or rel != name:
+        rel = inside_relative(disk_name(name))  # names in results escape odd bytes
+        if rel is None:
             refused.add(name)  # a row naming a path outside the photo folder is never followed
         elif (args.photos / rel).is_file():
-            files[rel] = args.photos / rel
+            files[name] = args.photos / rel
     for name in sorted(refused)[:20]:
         print(f"skipped {name!r}: not a path inside {args.photos}", file=sys.stderr)
     missing = {str(r.get("file")) for r in rows} - set(files) - refused
@@ -242,7 +243,7 @@ def cmd_export(args) -> int:
         written = kept = 0
         for rel, data in entries(rows, files):
             target = folder / rel
-            if safe_relative_path(rel) != rel or not target.resolve().is_relative_to(folder.resolve()):
+            if inside_relative(rel) is None or not target.resolve().is_relative_to(folder.resolve()):
                 print(f"skipped {rel!r}: a label in the results would lead outside {folder}", file=sys.stderr)
                 continue
             if target.exists() or target.is_symlink():
