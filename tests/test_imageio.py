@@ -67,3 +67,17 @@ def test_pixel_limit_refuses_before_decoding():
 
 def test_tiny_image_reads():
     assert read_image(_encode(Image.new("RGB", (1, 1)), "PNG")).shape == (1, 1, 3)
+
+
+def test_a_16_bit_rgba_png_lands_on_white_band_by_band():
+    import cv2
+
+    image = np.zeros((700, 300, 4), np.uint16)  # taller than one band of rows
+    image[..., 0], image[..., 3] = 30000, 40000  # blue, 61% opaque
+    image[600:, :, 3] = 0  # fully transparent at the bottom
+    image[:100, :, :] = 65535  # opaque white at the top
+    ok, data = cv2.imencode(".png", image)
+    out = read_image(data.tobytes())
+    assert out.shape == (700, 300, 3) and out.dtype == np.uint8
+    assert tuple(out[300, 10]) == (171, 99, 99)  # 117 blue at alpha 156 on white
+    assert tuple(out[650, 10]) == (255, 255, 255) and tuple(out[50, 10]) == (255, 255, 255)

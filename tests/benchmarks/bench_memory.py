@@ -10,7 +10,13 @@ each process's peak RSS and photos/s:
   at full resolution, then `analyze_many`);
 - `idle`: the process with the recognizer loaded and no photo, for the floor.
 
+With `--png16`, instead: the peak memory of decoding one 12-megapixel 16-bit RGBA PNG (a
+small file: mostly flat colour) by `read_image`, against Pillow's `alpha_composite` path that
+`read_image` used before (same run, fresh process each; the peak is counted from just before
+the decode: Linux's VmHWM, reset through /proc/self/clear_refs).
+
     .venv/bin/python -m tests.benchmarks.bench_memory [--photos 50]
+    .venv/bin/python -m tests.benchmarks.bench_memory --png16
 """
 
 from __future__ import annotations
@@ -66,13 +72,76 @@ def child(mode: str, folder: Path) -> None:
     print(json.dumps({"mode": mode, "peak_rss_mb": round(peak_mb), "faces": faces, "seconds": round(seconds, 1)}))
 
 
+def png16_child(mode: str, path: Path) -> None:
+    """Runs in the measured process: decode the PNG one way; print the peak over the imports."""
+    import io
+
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    from fer_core.imageio import read_image
+
+    data = path.read_bytes()
+    Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak (VmHWM) starts again from now
+    before = _status_kb("VmRSS")
+    if mode == "read_image":
+        image = read_image(data)
+    else:  # the earlier path, as a baseline
+        rgba = Image.open(io.BytesIO(data))
+        rgba.load()
+        rgba = rgba.convert("RGBA")
+        flat = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        image = cv2.cvtColor(np.asarray(flat.convert("RGB")), cv2.COLOR_RGB2BGR)
+    over = (_status_kb("VmHWM") - before) / 1024
+    print(json.dumps({"mode": mode, "peak_over_imports_mb": round(over), "shape": list(image.shape)}))
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def png16(folder: Path) -> None:
+    import cv2
+    import numpy as np
+
+    image = np.zeros((3000, 4000, 4), np.uint16)
+    image[..., 0], image[..., 3] = 30000, 40000
+    image[1000:2000, 1000:2000, 1] = 65535
+    path = folder / "rgba16.png"
+    cv2.imwrite(str(path), image)
+    print(f"one 4000x3000 16-bit RGBA PNG of {path.stat().st_size / 1e3:.0f} KB")
+    for mode in ("read_image", "pillow-alpha-composite"):
+        out = subprocess.run(
+            [sys.executable, "-m", "tests.benchmarks.bench_memory", "--png16-child", mode, str(path)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{mode:>22}: peak RSS {result['peak_over_imports_mb']:4d} MB over the imports")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--photos", type=int, default=50)
+    parser.add_argument("--png16", action="store_true", help="measure decoding a 12 MP 16-bit RGBA PNG instead")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "FOLDER"), help=argparse.SUPPRESS)
+    parser.add_argument("--png16-child", nargs=2, metavar=("MODE", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child[0], Path(args.child[1]))
+        return
+    if args.png16_child:
+        png16_child(args.png16_child[0], Path(args.png16_child[1]))
+        return
+    if args.png16:
+        with tempfile.TemporaryDirectory() as tmp:
+            png16(Path(tmp))
         return
     with tempfile.TemporaryDirectory() as tmp:
         total = make_photos(Path(tmp), args.photos)
