@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 def how_made(card: dict) -> str:
     """How a registered model was made: data, epochs (best), wall time, its parent and teacher.
@@ -53,3 +55,27 @@ def data_terms(card: dict) -> str:
     if "RAF-DB" in data:
         return "RAF-DB is licensed for non-commercial research; check its terms before other uses."
     return "FER-2013 was released for research within the ICML 2013 challenge; check its terms before other uses."
+
+
+def recommended_tta(card: dict | None) -> str | None:
+    """The test-time augmentation a card's figures favour: a costlier mode only where it gains at
+    least GAIN_PER_DOUBLING of validation accuracy per doubling of the views it runs (validation
+    only: the test set never chooses)."""
+    card = card or {}
+    modes = []
+    for mode, entry in (card.get("tta") or {}).items():
+        figures = (card.get("metrics") or {}) if mode == "none" else entry
+        accuracy = (figures.get("validation") or {}).get("accuracy")
+        if accuracy is not None:
+            modes.append((entry.get("views") or 1, accuracy, mode))
+    if not modes:
+        return None
+    modes.sort()
+    views, accuracy, best = modes[0]
+    for more_views, more_accuracy, mode in modes[1:]:
+        if more_accuracy - accuracy >= GAIN_PER_DOUBLING * math.log2(more_views / views):
+            views, accuracy, best = more_views, more_accuracy, mode
+    return best
+
+
+GAIN_PER_DOUBLING = 0.005

@@ -221,7 +221,39 @@ def results_frame(state: dict) -> pd.DataFrame:
     at = df.columns.get_loc("confidence") + 1
     df.insert(at, "label", df["emotion"].where(faces, None))
     df.insert(at + 1, "reviewed", False)
+    for row, change in state.get(REVIEW, {}).items():  # the review so far (kept across pages)
+        for column, value in change.items():
+            df.at[row, column] = value
+    df["detail"] = df["detail"].fillna("")  # a blank cell, not a grey "None"
     return df
+
+
+REVIEW = "review"
+"""Key in a batch's state: {row: {"label": ..., "reviewed": ...}}, the user's edits of the table."""
+EDITOR_KEY = "batch_editor"
+
+
+def fold_review(state: dict, shown: pd.DataFrame) -> bool:
+    """Fold the review table's new edits into the batch's own review state (a face whose label
+    was changed is ticked reviewed, as it is counted) and clear the table's edits, so that it
+    redraws from that state; True when there were edits (the page then reruns)."""
+    edits = (st.session_state.get(EDITOR_KEY) or {}).get("edited_rows") or {}
+    if not edits:
+        return False
+    merge_review(state.setdefault(REVIEW, {}), edits, shown)
+    st.session_state.pop(EDITOR_KEY, None)
+    return True
+
+
+def merge_review(review: dict, edits: dict, shown: pd.DataFrame) -> dict:
+    """`review` updated with a table's `edited_rows`; a corrected face is ticked reviewed."""
+    for row, change in edits.items():
+        row = int(row)
+        entry = review.setdefault(row, {})
+        entry.update({k: v for k, v in change.items() if k in ("label", "reviewed")})
+        if "label" in change and change["label"] != shown.at[row, "emotion"]:
+            entry["reviewed"] = True
+    return review
 
 
 def review_applied(edited: pd.DataFrame) -> pd.DataFrame:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
-from fer_core.card_text import data_terms, describe, how_made
+from fer_core.card_text import data_terms, describe, how_made, recommended_tta
 from fer_core.classes import EMOTIONS
 from fer_core.detect import DETECTOR_NOTES, available_detectors
 from fer_core.registry import ModelInfo
@@ -78,7 +79,8 @@ def tta_label(mode: str, card: dict | None) -> str:
         parts.append(f"{figures[split]['accuracy']:.1%}" + ("" if split == "test" else " val."))
     if entry.get("ms_per_face_batch64"):
         parts.append(f"{entry['ms_per_face_batch64']:.1f} ms")
-    return f"{mode}: {', '.join(parts)}" if parts else mode  # short: it fits the sidebar
+    mark = "★ " if mode == recommended_tta(card) else ""
+    return f"{mark}{mode}: {', '.join(parts)}" if parts else f"{mark}{mode}"  # short: it fits the sidebar
 
 
 def tta_picker(key: str, card: dict | None, where=st.sidebar) -> str:
@@ -90,5 +92,12 @@ def tta_picker(key: str, card: dict | None, where=st.sidebar) -> str:
         format_func=lambda mode: tta_label(mode, card),
         help="; ".join(f"{k}: {v}" for k, v in TTA_MODES.items())
         + ". Beside each mode, from the model card: accuracy on its test set (else validation) and "
-        "milliseconds per face, measured where the model was made.",
+        "milliseconds per face, measured where the model was made. ★ marks the mode the card recommends: "
+        "a costlier mode only where its validation accuracy gains half a point per doubling of cost.",
     )
+
+
+def shown_table(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
+    """A table for the page with empty cells left blank (Streamlit draws None as a grey "None")."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    return frame.astype(object).where(frame.notna(), "")

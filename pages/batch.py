@@ -12,7 +12,9 @@ from fer_core.exports import annotated_zip, rows_to_csv, rows_to_json, sorted_zi
 from fer_core.names import UnsafeNameError, new_child_folder
 from fer_core.paths import corrections_dir
 from fer_ui.batch import (
+    EDITOR_KEY,
     current_batch,
+    fold_review,
     gallery,
     local_folder_form,
     results_frame,
@@ -87,18 +89,19 @@ st.caption(
     "`emotion` and `confidence` are the model's answer. Change `label` where it is wrong, tick `reviewed` "
     "for the faces you checked; charts, gallery and exports follow the labels."
 )
-edited = review_applied(
-    st.data_editor(
-        df,
-        key="batch_editor",
-        hide_index=True,
-        disabled=[c for c in df.columns if c not in ("label", "reviewed")],
-        column_config={
-            "label": st.column_config.SelectboxColumn("label", options=list(EMOTIONS)),
-            "reviewed": st.column_config.CheckboxColumn("reviewed"),
-        },
-    )
+table = st.data_editor(
+    df,
+    key=EDITOR_KEY,
+    hide_index=True,
+    disabled=[c for c in df.columns if c not in ("label", "reviewed")],
+    column_config={
+        "label": st.column_config.SelectboxColumn("label", options=list(EMOTIONS)),
+        "reviewed": st.column_config.CheckboxColumn("reviewed"),
+    },
 )
+if fold_review(state, df):  # new edits: redraw the table from the review state (corrections ticked)
+    st.rerun()
+edited = review_applied(table)
 st.caption(f"{int(edited['corrected'].sum())} corrected, {int(edited['reviewed'].sum())} reviewed faces.")
 left, right = st.columns(2)
 faces = edited[edited["status"].isin(["ok", "low_confidence"])]

@@ -21,7 +21,7 @@ from fer_ui.evaluate import (
 )
 from fer_ui.resources import current_model, model_picker
 from fer_ui.settings import for_public, get_settings
-from fer_ui.widgets import tta_picker
+from fer_ui.widgets import shown_table, tta_picker
 
 fer_ui.use_router()
 
@@ -67,6 +67,16 @@ c.metric(
 cost = cost_per_face_ms(info.name, info.weights_hash, tta, data.images[:64])
 d.metric("Cost per face", f"{cost:.2f} ms", help=f"Batch of 64, this machine, TTA: {tta}")
 
+if name_b != "—":  # right under the figures it compares with, near its selector
+    st.subheader(f"Compare: A = {name_a}, B = {name_b}")
+    try:
+        metrics_b = evaluate(get_model(name_b), data, tta)[0]
+    except ModelError as e:
+        st.error(f"Cannot compare with {name_b}: {for_public(e)}")
+    else:
+        st.dataframe(shown_table(compare_overall(metrics, metrics_b)), hide_index=True, key="cmp_overall")
+        st.dataframe(shown_table(compare_metrics(metrics, metrics_b)), hide_index=True, key="cmp_classes")
+
 left, right = st.columns(2)
 left.plotly_chart(per_class_bars(metrics), key="eval_bars")
 normalize = right.toggle("Row-normalised", key="eval_norm")
@@ -77,7 +87,7 @@ clicked = right.plotly_chart(
     selection_mode="points",
 )
 follow_clicked_cell(clicked)
-st.dataframe(pd.DataFrame(metrics_table(metrics)), hide_index=True)
+st.dataframe(shown_table(metrics_table(metrics)), hide_index=True)
 
 st.subheader("Drill down into a cell")
 st.caption("Click a cell of the confusion matrix, or choose one here.")
@@ -86,15 +96,6 @@ drill_down(data, probs)
 st.subheader("Calibration")
 calibration_panel(info, data, logits, tta, settings)
 
-if name_b != "—":
-    st.subheader(f"Compare: A = {name_a}, B = {name_b}")
-    try:
-        metrics_b = evaluate(get_model(name_b), data, tta)[0]
-    except ModelError as e:
-        st.error(f"Cannot compare with {name_b}: {for_public(e)}")
-    else:
-        st.dataframe(pd.DataFrame(compare_overall(metrics, metrics_b)), hide_index=True, key="cmp_overall")
-        st.dataframe(pd.DataFrame(compare_metrics(metrics, metrics_b)), hide_index=True, key="cmp_classes")
 
 st.subheader("Downloads")
 st.caption("Each chart has a camera button (top right of the chart) that saves it as PNG.")

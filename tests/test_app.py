@@ -168,6 +168,8 @@ def _correct_and_save(at: AppTest, rows: list[dict], tmp_path: Path) -> None:
     # The model's answer stays beside the correction; the chart counts the label.
     table = at.data_editor[0].value
     assert table.loc[index, "emotion"] == rows[index]["emotion"]
+    assert table.loc[index, "reviewed"]  # the corrected face is ticked, as it is counted
+    assert "None" not in set(table["detail"].astype(str))  # empty cells are blank
     for hostile in ("../x", "/abs", "..", ""):  # typed names never become paths
         at.text_input(key="ds_name").set_value(hostile)
         at.button(key="save_ds").click()

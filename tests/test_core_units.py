@@ -103,3 +103,22 @@ def test_softmax_temperature_and_fit():
     before = expected_calibration_error(y, softmax(overconfident))
     after = expected_calibration_error(y, softmax(overconfident, t))
     assert after < before
+
+
+def test_the_recommended_tta_mode_must_earn_its_cost_on_validation():
+    from fer_core.card_text import recommended_tta
+
+    def card(none, flip, crops):
+        return {
+            "metrics": {"validation": {"accuracy": none}, "test": {"accuracy": 0.99}},
+            "tta": {
+                "none": {"views": 1},
+                "flip": {"views": 2, "validation": {"accuracy": flip}, "test": {"accuracy": 0.1}},
+                "crops": {"views": 10, "validation": {"accuracy": crops}},
+            },
+        }
+
+    assert recommended_tta(card(0.690, 0.692, 0.698)) == "none"  # crops: +0.8 point for 10x the cost
+    assert recommended_tta(card(0.697, 0.714, 0.707)) == "flip"  # +1.7 points for 2x
+    assert recommended_tta(card(0.600, 0.604, 0.640)) == "crops"  # +4 points for 10x
+    assert recommended_tta({}) is None and recommended_tta(None) is None
