@@ -51,6 +51,11 @@ else:
         max_upload_size=settings.limits.max_upload_mb,
     )
     uploaded = [uploaded] if uploaded and not isinstance(uploaded, list) else (uploaded or [])
+    per_file = f", {limits.max_upload_mb} MB per file" if limits.max_upload_mb else ""
+    st.caption(
+        f"Up to {limits.max_files:,} photos and {limits.max_total_bytes / 2**20:,.0f} MB per batch (zips unpacked)"
+        f"{per_file}; photos up to {limits.max_pixels / 1e6:.0f} megapixels."
+    )
     start = st.button("Label photos", type="primary", disabled=not uploaded, key="batch_start")
 
 if start:
@@ -82,6 +87,13 @@ if state.get("out"):
         + " Running the same folder again resumes it."
     )
 df = results_frame(state)
+if (df["status"] == "unreadable").all():  # nothing to review: one message saying why
+    reasons = df.groupby("detail")["file"].count().sort_values(ascending=False)
+    st.error(
+        f"None of the {df['file'].nunique()} files could be read as a photo: "
+        + "; ".join(f"{for_public(why)} ({n})" for why, n in reasons.head(3).items())
+    )
+    st.stop()
 status_summary(df, detector)
 
 st.subheader("Results: review the labels")

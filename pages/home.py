@@ -11,12 +11,20 @@ from fer_ui.widgets import model_card, responsible_use_note
 fer_ui.use_router()
 
 st.title("Facial emotion recognition")
-st.write(
-    "Label the emotions of every face in your webcam (**Live**), in folders of photos (**Batch**), "
-    "measure any model on a labelled set (**Evaluate**) and train your own (**Train**)."
-)
 if get_settings().demo:
-    st.info("Public demo: uploads only, nothing you upload is kept after your session, training is off.")
+    st.write(
+        "Label the emotions of every face in your webcam (**Live**) and in your photos (**Batch**), and "
+        "measure a model on a labelled set (**Evaluate**)."
+    )
+    st.info(
+        "Public demo: uploads only, removed from the server a few minutes after you close the tab; training and "
+        "saving datasets are off. Run the app on your own machine to train your own model."
+    )
+else:
+    st.write(
+        "Label the emotions of every face in your webcam (**Live**), in folders of photos (**Batch**), "
+        "measure any model on a labelled set (**Evaluate**) and train your own (**Train**)."
+    )
 model_picker()
 st.subheader("Model in use")
 try:

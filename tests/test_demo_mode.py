@@ -62,6 +62,7 @@ def test_evaluate_takes_uploads_only(demo):
 def test_batch_page_writes_nothing_and_caps_uploads(demo):
     at = open_page("pages/batch.py")
     assert at.file_uploader(key="batch_upload_Photos").proto.max_upload_size_mb == 50
+    assert any("Up to 50 photos and 100 MB per batch" in c.value for c in at.caption)  # every cap said
     png = cv2.imencode(".png", np.full((60, 60, 3), 90, np.uint8))[1].tobytes()
     at.file_uploader(key="batch_upload_Photos").set_value([(f"p{i}.png", png, "image/png") for i in range(55)])
     at.run()
@@ -75,9 +76,23 @@ def test_batch_page_writes_nothing_and_caps_uploads(demo):
     assert not (demo / "data").exists()
 
 
+def test_a_broken_zip_is_one_clear_message(demo):
+    at = open_page("pages/batch.py")
+    at.radio(key="batch_how").set_value("A zip of folders")
+    at.run()
+    at.file_uploader(key="batch_upload_A zip of folders").set_value([("set.zip", b"not a zip", "application/zip")])
+    at.run()
+    at.button(key="batch_start").click()
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["None of the 1 files could be read as a photo: not a valid zip archive (1)"]
+    assert not at.data_editor  # no table of empty cells
+
+
 def test_home_says_demo(demo):
     at = open_page("pages/home.py")
-    assert any("Public demo" in i.value for i in at.info)
+    assert any("Public demo" in i.value and "training" in i.value for i in at.info)
+    assert not any("(**Train**)" in m.value for m in at.markdown)  # never offered above "training is off"
 
 
 def test_local_mode_keeps_everything(use_models, tmp_path, monkeypatch):
