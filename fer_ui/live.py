@@ -97,9 +97,15 @@ def downloads(processor: LiveProcessor) -> None:
             encode_jpeg(frame) if frame is not None else None,
             pd.DataFrame(rows).to_csv(index=False) if rows else None,
         )
-    jpeg, csv_text = st.session_state.get("live_downloads", (None, None))
+    if "live_downloads" not in st.session_state:
+        return
+    jpeg, csv_text = st.session_state["live_downloads"]
     left, right = st.columns(2)
     if jpeg:
         left.download_button("Snapshot (JPEG)", jpeg, "snapshot.jpg", "image/jpeg", key="live_snap")
+    else:
+        left.caption("No snapshot: no frame has arrived yet (press START above).")
     if csv_text:
         right.download_button("All rows so far (CSV)", csv_text, "live_session.csv", "text/csv", key="live_csv")
+    else:
+        right.caption("No session CSV: no face has been seen yet, so it would have no rows.")

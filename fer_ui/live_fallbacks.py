@@ -30,9 +30,13 @@ def camera_snapshot(recognizer: EmotionRecognizer, min_face: int | None = None) 
         st.error(f"Could not read the snapshot: {for_public(e)}")
         return
     faces = recognizer.analyze(image, min_face=min_face)
+    if not faces:  # the camera widget already shows the picture: say why there is nothing more
+        st.warning(
+            f"No face found in the snapshot (faces smaller than {min_face or 'the detector’s smallest'} px are "
+            "not searched for): face the camera in good light, closer."
+        )
+        return
     st.image(annotate(image, faces, True), channels="BGR")
-    if not faces:
-        st.warning("No face found in the snapshot.")
     st.dataframe(
         pd.DataFrame(
             [{"face": i, "emotion": f.emotion, "confidence": round(f.confidence, 3)} for i, f in enumerate(faces)]

@@ -613,3 +613,13 @@ def test_demo_mode_offers_no_local_folders(app_env, monkeypatch):
     monkeypatch.setenv("FER_DEMO_MODE", "1")
     at = open_page("pages/batch.py")
     assert "A folder on this machine" not in at.radio(key="batch_how").options
+
+
+def test_live_downloads_say_why_when_there_is_nothing_yet(app_env):
+    at = open_page("pages/live.py")
+    at.button(key="live_prepare").click()
+    at.run()
+    assert not at.exception, at.exception
+    captions = [c.value for c in at.caption]
+    assert any("No snapshot: no frame has arrived yet" in c for c in captions), captions
+    assert any("No session CSV: no face has been seen yet" in c for c in captions), captions
