@@ -33,12 +33,40 @@ def _label_text(emotion: str, confidence: float | None, track_id: int | None) ->
     return f"{emotion} {figure}" + (f"  #{track_id}" if track_id is not None else "")
 
 
-def _label_layout(box: Box, label: str) -> tuple[Rect, float, int]:
-    """Where a face's label goes (its filled rectangle), its text scale and text height."""
+def _label_size(shape: tuple, box: Box, label: str) -> tuple[int, int, float, int]:
+    """A label's rectangle size, text scale and text height: scaled to its face, never wider than
+    the image (a long label on a small photo is written smaller rather than cut)."""
+    width = shape[1]
     scale = max(0.45, min(1.2, box.w / 220))
-    (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    top = max(0, box.y - th - base - 6)
-    return (box.x, top, tw + 8, th + base + 6), scale, th
+    while True:
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        if tw + 8 <= width or scale <= 0.3:
+            return tw + 8, th + base + 6, scale, th
+        scale *= 0.85
+
+
+def _label_place(shape: tuple, box: Box, size: tuple[int, int], taken: list[Rect]) -> Rect:
+    """Where a face's label goes, inside the image and off the labels already drawn: above the
+    box, else below it, else inside its top edge, else higher up; where every place is taken,
+    the one covering the least."""
+    height, width = shape[:2]
+    w, h = min(size[0], width), min(size[1], height)
+    candidates = [
+        (box.x, box.y - h),
+        (box.x, box.y + box.h),
+        (box.x, box.y),
+        *((box.x, box.y - h * k) for k in range(2, 5)),
+        *((box.x, box.y + box.h + h * (k - 1)) for k in range(2, 5)),
+    ]
+    best, best_cover = None, None
+    for x, y in candidates:
+        rect = (min(max(0, x), width - w), min(max(0, y), height - h), w, h)
+        cover = sum(_overlap(rect, t) for t in taken)
+        if cover == 0:
+            return rect
+        if best_cover is None or cover < best_cover:
+            best, best_cover = rect, cover
+    return best
 
 
 def draw_face(
@@ -59,15 +87,25 @@ def draw_face(
         _draw_bars(image, box, probabilities, _bars_place(image.shape, box, label, []))
 
 
-def _draw_box_and_label(image: np.ndarray, box: Box, emotion: str, label: str) -> Rect:
+def _draw_box(image: np.ndarray, box: Box, emotion: str) -> None:
     color = COLORS_BGR.get(emotion, (255, 255, 255))
     height, width = image.shape[:2]
     thickness = max(2, round(min(width, height) / 300))
     cv2.rectangle(image, (box.x, box.y), (box.x + box.w, box.y + box.h), color, thickness)
-    (x, top, w, h), scale, th = _label_layout(box, label)
-    cv2.rectangle(image, (x, top), (x + w, top + h), color, -1)
+
+
+def _draw_label(image: np.ndarray, box: Box, emotion: str, label: str, taken: list[Rect]) -> Rect:
+    """Draw a face's label where it covers no label in `taken` (see `_label_place`); returns its place."""
+    w, h, scale, th = _label_size(image.shape, box, label)
+    x, top, w, h = _label_place(image.shape, box, (w, h), taken)
+    cv2.rectangle(image, (x, top), (x + w, top + h), COLORS_BGR.get(emotion, (255, 255, 255)), -1)
     cv2.putText(image, label, (x + 4, top + th + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return x, top, w, h
+
+
+def _draw_box_and_label(image: np.ndarray, box: Box, emotion: str, label: str) -> Rect:
+    _draw_box(image, box, emotion)
+    return _draw_label(image, box, emotion, label, [])
 
 
 def _bar_height(box: Box) -> int:
@@ -127,14 +165,19 @@ def _draw_bars(image: np.ndarray, box: Box, probabilities: np.ndarray, place: Re
 def annotate(image: np.ndarray, faces: Sequence, show_probabilities: bool = False) -> np.ndarray:
     """A copy of `image` with every face (FaceResult or TrackedFace) drawn on it.
 
-    Boxes and labels are drawn first; then each face's bars go where they cover no other
-    face, label or bars (see `_bars_place`), so crowded faces stay readable.
+    Boxes are drawn first, then each label where it covers no other label and is not cut by the
+    image's edge (`_label_place`), then each face's bars where they cover no other face, label
+    or bars (see `_bars_place`), so crowded faces stay readable.
     """
     out = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    taken: list[tuple[Rect, Rect]] = []  # (box, label) of each face
     for face in faces:
+        _draw_box(out, face.box, face.emotion)
+    taken: list[tuple[Rect, Rect]] = []  # (box, label) of each face
+    labels: list[Rect] = []
+    for face in faces:  # each label off the labels before it, inside the image
         label = _label_text(face.emotion, face.confidence, getattr(face, "track_id", None))
-        label_rect = _draw_box_and_label(out, face.box, face.emotion, label)
+        label_rect = _draw_label(out, face.box, face.emotion, label, labels)
+        labels.append(label_rect)
         taken.append(((face.box.x, face.box.y, face.box.w, face.box.h), label_rect))
     if show_probabilities:
         placed: list[Rect] = []

@@ -20,7 +20,7 @@ from fer_core.labeling import disk_name, label_folder
 from fer_core.outputs import read_rows
 from fer_core.paths import data_dir
 from fer_core.recognizer import EmotionRecognizer, RecognizerSpec
-from fer_core.rows import typed
+from fer_core.rows import FACE_STATUSES, typed
 from fer_core.uploads import UploadLimits, label_uploads, unpack_uploads
 from fer_ui.session_files import session_folder
 
@@ -217,7 +217,7 @@ def results_frame(state: dict) -> pd.DataFrame:
     if df.empty:
         return df
     df = df.sort_values(["file", "face"], na_position="first", kind="stable").reset_index(drop=True)
-    faces = df["status"].isin(["ok", "low_confidence"])
+    faces = df["status"].isin(FACE_STATUSES)
     at = df.columns.get_loc("confidence") + 1
     df.insert(at, "label", df["emotion"].where(faces, None))
     df.insert(at + 1, "reviewed", False)
@@ -259,7 +259,7 @@ def merge_review(review: dict, edits: dict, shown: pd.DataFrame) -> dict:
 def review_applied(edited: pd.DataFrame) -> pd.DataFrame:
     """The edited table with `corrected` set, and corrected faces counted as reviewed."""
     out = edited.copy()
-    faces = out["status"].isin(["ok", "low_confidence"])
+    faces = out["status"].isin(FACE_STATUSES)
     out["corrected"] = faces & (out["label"] != out["emotion"])
     out["reviewed"] = out["reviewed"].fillna(False).astype(bool) | out["corrected"]
     return out
@@ -268,7 +268,7 @@ def review_applied(edited: pd.DataFrame) -> pd.DataFrame:
 def status_summary(df: pd.DataFrame, detector: str) -> None:
     """What happened to the photos, at the top: faces found, photos without a face, unreadable files."""
     photos = df.groupby("file")["status"].first()
-    faces = int(df["status"].isin(["ok", "low_confidence"]).sum())
+    faces = int(df["status"].isin(FACE_STATUSES).sum())
     no_face, unreadable = int((photos == "no_face").sum()), int((photos == "unreadable").sum())
     with_faces = len(photos) - no_face - unreadable
     st.markdown(

@@ -11,6 +11,7 @@ from fer_core.corrections import save_corrections_dataset
 from fer_core.exports import annotated_zip, rows_to_csv, rows_to_json, sorted_zip
 from fer_core.names import UnsafeNameError, new_child_folder
 from fer_core.paths import corrections_dir
+from fer_core.rows import FACE_STATUSES
 from fer_ui.batch import (
     EDITOR_KEY,
     current_batch,
@@ -116,7 +117,7 @@ if fold_review(state, df):  # new edits: redraw the table from the review state 
 edited = review_applied(table)
 st.caption(f"{int(edited['corrected'].sum())} corrected, {int(edited['reviewed'].sum())} reviewed faces.")
 left, right = st.columns(2)
-faces = edited[edited["status"].isin(["ok", "low_confidence"])]
+faces = edited[edited["status"].isin(FACE_STATUSES)]
 if faces.empty:
     left.info("No faces found in these photos.")
 else:

@@ -122,3 +122,16 @@ def test_the_recommended_tta_mode_must_earn_its_cost_on_validation():
     assert recommended_tta(card(0.697, 0.714, 0.707)) == "flip"  # +1.7 points for 2x
     assert recommended_tta(card(0.600, 0.604, 0.640)) == "crops"  # +4 points for 10x
     assert recommended_tta({}) is None and recommended_tta(None) is None
+
+
+def test_a_face_the_detector_doubts_gets_its_own_status():
+    from fer_core.rows import DOUBTFUL_FACE_SCORE, STATUSES, face_rows, is_face
+    from fer_core.types import Box, FaceResult
+
+    probabilities = np.full(7, 1 / 7, np.float32)
+    clock = FaceResult(Box(0, 0, 50, 50, score=0.456), (0, 0, 0, 0), probabilities, "neutral", 0.46)
+    face = FaceResult(Box(60, 0, 50, 50, score=0.93), (0, 0, 0, 0), probabilities, "happy", 0.9)
+    rows = face_rows("party.jpg", [clock, face])
+    assert [r["status"] for r in rows] == ["doubtful_face", "ok"]
+    assert f"under {DOUBTFUL_FACE_SCORE}" in rows[0]["detail"] and "doubtful_face" in STATUSES
+    assert all(is_face(r) for r in rows)  # still drawn, reviewed and exported: a filterable status

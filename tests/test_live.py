@@ -258,6 +258,25 @@ def test_probability_bars_keep_off_other_faces_and_labels():
     assert changed.sum() > 3 * 7 * 50  # and every face's bars were drawn somewhere
 
 
+def test_labels_in_a_crowd_never_cover_each_other_or_leave_the_image(monkeypatch):
+    from fer_core import render
+    from fer_core.types import FaceResult
+
+    # a row of small faces shoulder to shoulder, the last at the right edge of the photo
+    faces = [
+        FaceResult(Box(x, 60, 40, 40), (0, 0, 0, 0), np.full(7, 1 / 7, np.float32), "surprise", 0.74)
+        for x in range(10, 300, 42)
+    ]
+    drawn: list[tuple] = []
+    place = render._label_place
+    monkeypatch.setattr(render, "_label_place", lambda *a: drawn.append(place(*a)) or drawn[-1])
+    out = render.annotate(np.zeros((240, 320, 3), np.uint8), faces)
+    assert len(drawn) == len(faces)
+    for i, (x, y, w, h) in enumerate(drawn):
+        assert 0 <= x and x + w <= out.shape[1] and 0 <= y and y + h <= out.shape[0]  # whole, not cut
+        assert not any(render._overlap((x, y, w, h), other) for other in drawn[:i])
+
+
 def test_timeline_chart_colours_each_emotion_and_thins_long_tracks():
     from fer_core.charts import emotion_timeline
     from fer_core.render import COLORS_HEX
