@@ -108,7 +108,7 @@ def emotion_timeline(
     for r in rows:
         by_track.setdefault(r["track"], []).append(r)
     index = {e: k for k, e in enumerate(EMOTIONS)}
-    for track in sorted(by_track):
+    for n, track in enumerate(sorted(by_track)):
         mine = by_track[track]
         if len(mine) > max_points_per_track:
             keep = np.linspace(0, len(mine) - 1, max_points_per_track).round().astype(int)
@@ -119,14 +119,30 @@ def emotion_timeline(
             y=classes,
             mode="markers+lines",
             name=f"face #{track}",
+            # points in their emotion's colour; the line (what the legend shows of a face) grey, a dash per face
             marker=dict(color=classes, colorscale=_EMOTION_SCALE, cmin=0, cmax=len(EMOTIONS) - 1, size=6),
-            line=dict(width=1),
+            line=dict(width=1, color="#9a9a9a", dash=_DASHES[n % len(_DASHES)]),
+            legendgroup="faces",
             customdata=np.array([r["confidence"] for r in mine]),
             hovertemplate=f"face #{track}<br>%{{x:.1f}} s<br>confidence %{{customdata:.0%}}<extra></extra>",
         )
+    for emotion in EMOTIONS:  # the colour key: one legend entry per emotion shown
+        if any(r["emotion"] == emotion for r in rows):
+            fig.add_scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=emotion,
+                marker=dict(color=COLORS_HEX[emotion], size=8),
+                legendgroup="emotions",
+                hoverinfo="skip",
+            )
     fig.update_yaxes(tickvals=list(range(len(EMOTIONS))), ticktext=list(EMOTIONS), range=[-0.5, len(EMOTIONS) - 0.5])
     fig.update_xaxes(title="seconds")
     return _layout(fig, title, height=320)
+
+
+_DASHES = ("solid", "dot", "dash", "dashdot", "longdash")
 
 
 def count_bars(counts: dict[str, int], title: str) -> go.Figure:
@@ -150,12 +166,25 @@ def training_curves(epochs: list[dict]) -> go.Figure:
     ):
         if all(key in e for e in epochs):  # a model card may keep fewer figures than a live run
             fig.add_scatter(x=x, y=[e[key] for e in epochs], name=name, yaxis=axis)
+    losses = [e[k] for e in epochs for k in ("loss", "val_loss") if isinstance(e.get(k), (int, float))]
+    top = _nice_ceiling(max(losses, default=1.0) * 1.05)
     fig.update_layout(
-        yaxis=dict(title="accuracy / F1", range=[0, 1]),
-        yaxis2=dict(title="loss", overlaying="y", side="right"),
+        yaxis=dict(title="accuracy / F1", range=[0, 1], dtick=0.2),
+        # loss ticks of their own (round numbers from 0), not placed on the accuracy grid
+        yaxis2=dict(title="loss", overlaying="y", side="right", range=[0, top], dtick=top / 5, showgrid=False),
         xaxis_title="epoch",
     )
-    return _layout(fig, "Training curves")
+    _layout(fig, "Training curves")
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.18), margin=dict(b=60))  # off the ticks
+    return fig
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 2.5 or 5 times a power of ten at or above `value` (a round axis top)."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** np.floor(np.log10(value))
+    return float(next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= value))
 
 
 def recall_curves(epochs: list[dict]) -> go.Figure:

@@ -135,3 +135,17 @@ def test_a_face_the_detector_doubts_gets_its_own_status():
     assert [r["status"] for r in rows] == ["doubtful_face", "ok"]
     assert f"under {DOUBTFUL_FACE_SCORE}" in rows[0]["detail"] and "doubtful_face" in STATUSES
     assert all(is_face(r) for r in rows)  # still drawn, reviewed and exported: a filterable status
+
+
+def test_training_curves_give_the_loss_axis_round_ticks_of_its_own():
+    from fer_core.charts import _nice_ceiling, training_curves
+
+    epochs = [
+        {"epoch": 1, "loss": 2.31, "val_loss": 1.9, "val_accuracy": 0.41, "val_macro_f1": 0.3},
+        {"epoch": 2, "loss": 1.52, "val_loss": 1.4, "val_accuracy": 0.55, "val_macro_f1": 0.5},
+    ]
+    fig = training_curves(epochs)
+    loss_axis = fig.layout.yaxis2
+    assert tuple(loss_axis.range) == (0, 2.5) and loss_axis.dtick == 0.5 and loss_axis.showgrid is False
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0  # below the plot, off the ticks
+    assert [_nice_ceiling(v) for v in (0.57, 1.53, 2.43, 4.1, 7)] == [1.0, 2.0, 2.5, 5.0, 10.0]

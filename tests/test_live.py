@@ -287,7 +287,10 @@ def test_timeline_chart_colours_each_emotion_and_thins_long_tracks():
         for t in (1, 2)
     ]
     fig = emotion_timeline(rows, max_points_per_track=100)
-    assert [trace.name for trace in fig.data] == ["face #1", "face #2"]
+    assert [trace.name for trace in fig.data] == ["face #1", "face #2", *EMOTIONS]
+    for emotion, key in zip(EMOTIONS, fig.data[2:]):  # the legend's colours are the points' colours
+        assert key.marker.color.lower() == COLORS_HEX[emotion].lower()
+    assert fig.data[0].line.color == fig.data[1].line.color and fig.data[0].line.dash != fig.data[1].line.dash
     for t, trace in zip((1, 2), fig.data):
         mine = [r for r in rows if r["track"] == t]
         assert len(trace.x) == 100 and trace.x[0] == mine[0]["time"] and trace.x[-1] == mine[-1]["time"]
@@ -298,4 +301,4 @@ def test_timeline_chart_colours_each_emotion_and_thins_long_tracks():
             assert EMOTIONS[y] == row["emotion"] and scale[colour_index].lower() == COLORS_HEX[row["emotion"]].lower()
         assert abs(trace.customdata[0] - (0.5 + t / 10)) < 1e-9
     short = emotion_timeline(rows[:10])
-    assert sum(len(trace.x) for trace in short.data) == 10  # short tracks are drawn whole
+    assert sum(len(trace.x) for trace in short.data if trace.legendgroup == "faces") == 10  # drawn whole
