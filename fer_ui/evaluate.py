@@ -79,7 +79,9 @@ def _load_zip(upload, info: ModelInfo, settings: AppSettings) -> LabeledFaces:
 
 def pick_dataset(settings: AppSettings, info: ModelInfo) -> LabeledFaces | None:
     """Widgets to choose a labelled set; shows problems on the page and returns None then."""
-    source = pick_labelled_set("eval", DEFAULT_SET, not settings.demo, settings.limits.max_upload_mb)
+    source = pick_labelled_set(
+        "eval", DEFAULT_SET, not settings.demo, settings.limits.max_upload_mb, built_in=DEFAULT_SET
+    )
     if source is None:
         return None
     try:
@@ -149,6 +151,11 @@ def calibration_panel(info: ModelInfo, data: LabeledFaces, logits: np.ndarray, t
     """Fit a temperature on half of the set, judge it on the other half, and save it only if it helps."""
     if len(data) < MIN_CALIBRATION_SET:
         st.caption(f"Calibration needs at least {MIN_CALIBRATION_SET} labelled faces; this set has {len(data)}.")
+        if settings.demo and settings.limits.max_files < MIN_CALIBRATION_SET:
+            st.caption(
+                f"This demo takes zips of at most {settings.limits.max_files} files, too few to calibrate: "
+                "measure it on the built-in FER-2013 test set, or run the app on your own machine."
+            )
         return
     report = calibration_report(data, logits, info.temperature_for(tta))
     now, fitted = st.columns(2)

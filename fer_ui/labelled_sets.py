@@ -14,6 +14,7 @@ from fer_core.paths import REPO_ROOT, corrections_dir
 FER2013 = REPO_ROOT.parent / "shared" / "datasets" / "fer2013"
 """Where the FER-2013 class folders are expected (train/ and test/)."""
 
+BUILT_IN = "FER-2013 test set (built in)"
 ON_MACHINE = "Folder or FER-2013 CSV on this machine"
 CORRECTIONS = "Corrections dataset from the Batch page"
 UPLOAD = "Upload a zip of class folders"
@@ -47,15 +48,24 @@ def corrections_names() -> list[str]:
 
 
 def pick_labelled_set(
-    prefix: str, default_path: Path, local: bool = True, max_upload_mb: int | None = None
+    prefix: str,
+    default_path: Path,
+    local: bool = True,
+    max_upload_mb: int | None = None,
+    built_in: Path | None = None,
 ) -> LabelledSource | None:
     """Radio, then the widget of the chosen kind; None until something usable is chosen.
 
     Widget keys are `{prefix}_source`, `{prefix}_path`, `{prefix}_corrections` and `{prefix}_zip`.
-    `local` False (a public demo) offers uploads only: nothing on the server is listed.
+    `local` False (a public demo) offers uploads only, and `built_in` (the server's FER-2013 test
+    set, when it has one): nothing else on the server is listed, and no server path is shown.
     """
     choices = [ON_MACHINE, CORRECTIONS, UPLOAD] if local else [UPLOAD]
+    if not local and built_in is not None and built_in.is_dir():  # on your machine it is the path's default
+        choices.append(BUILT_IN)
     how = st.radio("Labelled set", choices, horizontal=True, key=f"{prefix}_source")
+    if how == BUILT_IN:
+        return LabelledSource("path", built_in, label="FER-2013 test set (built in)")
     if how == ON_MACHINE:
         path = st.text_input("Path (class folders or fer2013.csv)", str(default_path), key=f"{prefix}_path")
         if not path or not Path(path).exists():

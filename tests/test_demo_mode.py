@@ -55,8 +55,37 @@ def test_evaluate_takes_uploads_only(demo):
     at = open_page("pages/evaluate.py")
     assert not at.exception
     assert "eval_path" not in _keys(at, "text_input")
-    assert [r.options for r in at.radio if r.key == "eval_source"] == [["Upload a zip of class folders"]]
+    assert [r.options for r in at.radio if r.key == "eval_source"] == [
+        ["Upload a zip of class folders", "FER-2013 test set (built in)"]
+    ]
     assert at.file_uploader(key="eval_zip").proto.max_upload_size_mb == 50
+
+
+def test_demo_evaluates_the_built_in_set_and_says_when_calibration_is_out_of_reach(demo, pattern_dataset, monkeypatch):
+    import fer_ui.evaluate
+
+    monkeypatch.setattr(fer_ui.evaluate, "DEFAULT_SET", pattern_dataset)  # the server's set, small here
+    at = open_page("pages/evaluate.py")
+    at.radio(key="eval_source").set_value("FER-2013 test set (built in)")
+    at.run()
+    assert not at.exception, at.exception
+    assert any("210 labelled faces" in c.value for c in at.caption)
+    texts = [m.value for kind in ("caption", "markdown", "info", "warning", "error") for m in at.get(kind)]
+    assert not any(str(pattern_dataset) in t for t in texts)  # no server path
+    # a zip under the demo's file cap cannot be calibrated: said where the button would be
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for path in sorted(pattern_dataset.rglob("*.png"))[:40]:
+            z.write(path, str(path.relative_to(pattern_dataset)))
+    at.radio(key="eval_source").set_value("Upload a zip of class folders")
+    at.run()
+    at.file_uploader(key="eval_zip").set_value([("small.zip", buf.getvalue(), "application/zip")])
+    at.run()
+    assert not at.exception, at.exception
+    assert any("too few to calibrate" in c.value and "built-in FER-2013 test set" in c.value for c in at.caption)
 
 
 def test_batch_page_writes_nothing_and_caps_uploads(demo):
