@@ -13,6 +13,8 @@ from fer_core.paths import REPO_ROOT, corrections_dir
 
 FER2013 = REPO_ROOT.parent / "shared" / "datasets" / "fer2013"
 """Where the FER-2013 class folders are expected (train/ and test/)."""
+WILD_DEV = REPO_ROOT.parent / "shared" / "datasets" / "wild_dev"
+"""Faces of real people with expression labels, where the project keeps them (for evaluating only)."""
 
 BUILT_IN = "FER-2013 test set (built in)"
 ON_MACHINE = "Folder or FER-2013 CSV on this machine"

@@ -97,7 +97,8 @@ def tta_picker(key: str, card: dict | None, where=st.sidebar) -> str:
     )
 
 
-def shown_table(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
-    """A table for the page with empty cells left blank (Streamlit draws None as a grey "None")."""
+def shown_table(rows: list[dict] | pd.DataFrame):
+    """A table for the page with empty cells left blank (Streamlit draws None as a grey "None")
+    and figures to 4 decimals; the columns keep their types."""
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
-    return frame.astype(object).where(frame.notna(), "")
+    return frame.style.format(na_rep="", precision=4)

@@ -11,6 +11,7 @@ from fer_core.classes import EMOTIONS
 from fer_core.evaluation import compare_metrics, compare_overall, metrics_table
 from fer_core.registry import ModelError, get_model, list_models
 from fer_ui.evaluate import (
+    DATA_SOURCE_KEY,
     calibration_panel,
     cost_per_face_ms,
     data_description,
@@ -18,6 +19,7 @@ from fer_ui.evaluate import (
     evaluate,
     follow_clicked_cell,
     pick_dataset,
+    sets_side_by_side,
 )
 from fer_ui.resources import current_model, model_picker
 from fer_ui.settings import for_public, get_settings
@@ -88,6 +90,14 @@ clicked = right.plotly_chart(
 )
 follow_clicked_cell(clicked)
 st.dataframe(shown_table(metrics_table(metrics)), hide_index=True)
+
+if not settings.demo:
+    st.subheader("Across labelled sets")
+    st.caption(
+        "The same model on several sets side by side, for instance FER-2013 and faces of real people: a model "
+        "tuned to one kind of face can rank differently on the other."
+    )
+    sets_side_by_side(info, data, tta, st.session_state.get(DATA_SOURCE_KEY, "this set"))
 
 st.subheader("Drill down into a cell")
 st.caption("Click a cell of the confusion matrix, or choose one here.")

@@ -623,3 +623,24 @@ def test_live_downloads_say_why_when_there_is_nothing_yet(app_env):
     captions = [c.value for c in at.caption]
     assert any("No snapshot: no frame has arrived yet" in c for c in captions), captions
     assert any("No session CSV: no face has been seen yet" in c for c in captions), captions
+
+
+def test_evaluate_measures_the_model_on_several_sets_side_by_side(app_env, pattern_dataset, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(pattern_dataset, other)
+    shutil.rmtree(other / "disgust")
+    at = open_page("pages/evaluate.py")
+    at.text_input(key="eval_path").set_value(str(pattern_dataset))
+    at.run()
+    at.multiselect(key="eval_more_sets").set_value([])
+    at.text_input(key="eval_more_paths").set_value(f"{other}; {tmp_path / 'missing'}")
+    at.run()
+    at.button(key="eval_more_go").click()
+    at.run()
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "set" in d.value.columns)
+    assert list(table["faces"]) == [210, 180]  # the chosen set, then the other one
+    assert all(0 <= float(a) <= 1 for a in table["accuracy"])
+    assert any("missing" in w.value for w in at.warning)  # a set that cannot be read is said, the rest measured
