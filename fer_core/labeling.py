@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import types
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -323,6 +326,24 @@ def _worker_chunk(chunk: list[tuple[str, str]]) -> list[tuple[str, list[dict]]]:
     return _label_chunk(chunk, _WORKER_RECOGNIZER)
 
 
+@contextmanager
+def _bare_main() -> Iterator[None]:
+    """While worker processes start, the parent's `__main__` is an empty module.
+
+    A spawned worker first runs the parent's main script again (as `__mp_main__`). Under
+    `streamlit run` that is the page being run: each worker would draw the whole app headless
+    (8 "missing ScriptRunContext" warnings apiece in the server log) before labelling a photo.
+    The workers need nothing from it: what they run lives in this module.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
 def _labelled_in_processes(
     todo: Iterable[tuple[str, Path]], spec: RecognizerSpec, workers: int
 ) -> Iterator[tuple[str, list[dict]]]:
@@ -331,7 +352,9 @@ def _labelled_in_processes(
     from collections import deque
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or models forked
-    with context.Pool(workers, initializer=_start_worker, initargs=(spec,)) as pool:
+    with _bare_main():
+        pool = context.Pool(workers, initializer=_start_worker, initargs=(spec,))
+    with pool:
         pending: deque = deque()
         for chunk in _chunks(todo):
             pending.append(pool.apply_async(_worker_chunk, (chunk,)))

@@ -66,6 +66,24 @@ def test_two_workers_write_the_same_rows_as_one(use_models, photo_folder, tmp_pa
 
 
 @pytest.mark.slow
+def test_worker_processes_never_run_the_parents_main_script(use_models, photo_folder, tmp_path, monkeypatch):
+    """Under `streamlit run` the main module is the page: spawned workers once re-ran it headless."""
+    import types
+
+    from fer_core.recognizer import RecognizerSpec
+
+    marker = tmp_path / "the page ran"
+    page = tmp_path / "page.py"
+    page.write_text(f"open({str(marker)!r}, 'w').close()\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(page)
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    counts = label_folder(photo_folder, tmp_path / "out.csv", RecognizerSpec("tiny-test", "yunet", "none"), workers=2)
+    assert sum(counts.values()) > 0
+    assert not marker.exists()
+    assert sys.modules["__main__"] is fake_main  # put back after the workers started
+
+
 def test_a_killed_run_resumes_with_every_photo_exactly_once(use_models, photo_folder, tmp_path):
     extra = photo_folder / "copies"  # enough photos that the run cannot finish before the kill
     extra.mkdir()
