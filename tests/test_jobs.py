@@ -239,14 +239,17 @@ def test_train_page_end_to_end(use_models, pattern_dataset, tmp_path, monkeypatc
     batch.switch_page("pages/batch.py")
     batch.run()
     batch.selectbox(key="selected_model").set_value("page-model")
-    batch.file_uploader(key="batch_upload_Photos").set_value(
-        [("x.png", (repo / "tests" / "__init__.py").read_bytes(), "image/png")]
-    )
+    import cv2
+    import numpy as np
+
+    blank = cv2.imencode(".png", np.full((60, 60, 3), 90, np.uint8))[1].tobytes()
+    batch.file_uploader(key="batch_upload_Photos").set_value([("x.png", blank, "image/png")])
     batch.run()
     batch.button(key="batch_start").click()
     batch.run()
     assert not batch.exception, batch.exception
-    assert batch.data_editor[0].value.iloc[0]["status"] == "unreadable"
+    assert batch.data_editor[0].value.iloc[0]["status"] == "no_face"
+    assert batch.session_state["batch_state"]["model"] == "page-model"
 
 
 def test_activating_a_less_accurate_model_needs_a_confirm(use_models, tmp_path, monkeypatch):
