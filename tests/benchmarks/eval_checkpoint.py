@@ -29,7 +29,11 @@ def main() -> None:
     from fer_core.metrics import classification_metrics, softmax
     from fer_core.preprocess import Preprocessing
 
-    config = json.loads((args.checkpoint.parent.parent / "config.json").read_text())
+    # the run folder's config: RUN/checkpoints/X.keras, or a copy kept in RUN itself
+    run = next((d for d in args.checkpoint.resolve().parents if (d / "config.json").is_file()), None)
+    if run is None:
+        raise SystemExit(f"{args.checkpoint}: no run folder (config.json) above it")
+    config = json.loads((run / "config.json").read_text())
     spec = Preprocessing(size=config["input_size"], margin=config["margin"], align=config["align"])
     model = keras.saving.load_model(args.checkpoint, compile=False)
     happy = EMOTIONS.index("happy")
