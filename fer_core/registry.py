@@ -18,7 +18,16 @@ from fer_core.classes import EMOTIONS
 from fer_core.names import UnsafeNameError, check_name
 from fer_core.preprocess import CompositePreprocessing, Preprocessing
 from fer_core.settings import REPO_ROOT, Environment
-from fer_core.train.config import same_weights
+
+# Architectures whose weights have the same shapes (only strides differ), so a model of one can be
+# fine-tuned as the other: `resnet-fast` starts from a trained `resnet`.
+_WEIGHT_LAYOUT = {"resnet-fast": "resnet"}
+
+
+def same_weights(a: str, b: str) -> bool:
+    """Whether architectures `a` and `b` share their weights' shapes (one can start from the other)."""
+    return _WEIGHT_LAYOUT.get(a, a) == _WEIGHT_LAYOUT.get(b, b)
+
 
 CARD_FILE = "card.json"
 TFLITE_FILE = "model.tflite"

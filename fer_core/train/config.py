@@ -16,14 +16,6 @@ ARCHITECTURES = {
     "xception": "~0.4M params, ~141M multiply-adds",
     "tiny": "tests",
 }
-# Architectures whose weights have the same shapes (only strides differ), so a model of one can be
-# fine-tuned as the other: `resnet-fast` starts from a trained `resnet`.
-_WEIGHT_LAYOUT = {"resnet-fast": "resnet"}
-
-
-def same_weights(a: str, b: str) -> bool:
-    """Whether architectures `a` and `b` share their weights' shapes (one can start from the other)."""
-    return _WEIGHT_LAYOUT.get(a, a) == _WEIGHT_LAYOUT.get(b, b)
 
 
 @dataclass(frozen=True)
