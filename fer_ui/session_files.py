@@ -142,9 +142,9 @@ def bound_uploads(manager, per_session_files: int, per_session_bytes: int, serve
             everyone = sum(len(f.data) for s in manager.file_storage.values() for f in s.values())
         why = None
         if files > per_session_files:
-            why = f"this session already holds {files - 1} uploaded files (at most {per_session_files})"
+            why = f"this browser tab already holds {files - 1} uploaded files (at most {per_session_files})"
         elif held + len(file.data) > per_session_bytes:
-            why = f"this session's uploads would pass {per_session_bytes >> 20} MB: remove some first"
+            why = f"this browser tab's uploads would pass {per_session_bytes >> 20} MB: remove some first"
         elif everyone + len(file.data) > server_bytes:
             why = "the server holds as many uploads as it can right now: try again in a few minutes"
         if why:
