@@ -58,11 +58,13 @@ def shared_validation(members: list[ModelInfo]) -> dict:
 
     Members trained on one set with the same seed and validation share of it hold out the same
     faces, so their validation figures (and weights fitted there) are honest for the ensemble.
+    An ensemble among `members` counts as its own members (it was trained on nothing itself).
 
     Raises:
         ModelError: members were trained on different data or splits.
     """
     keys = ("data", "val_fraction", "seed", "max_images")
+    members = [leaf for m in members for leaf in ([x for x, _ in m.members()] if m.is_ensemble else [m])]
     trained = [m for m in members if m.card.get("training", {}).get("config")]  # models made elsewhere have none
     if not trained:
         raise ModelError(f"no member was trained here, so none has a validation split: {[m.name for m in members]}")

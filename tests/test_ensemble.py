@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fer_core.cli import main
-from fer_core.ensemble import create_ensemble
+from fer_core.ensemble import create_ensemble, shared_validation
 from fer_core.models import EnsembleClassifier, load_classifier
 from fer_core.models.ensemble import fit_weights
 from fer_core.preprocess import Preprocessing, preprocess_face, resize_crops
@@ -45,6 +45,8 @@ def test_ensemble_card_loads_and_averages_member_logits(registry, pattern_datase
     assert info.is_ensemble and [m["name"] for m in info.card["members"]] == ["tiny-test", "tiny-other"]
     assert set(info.card["tta"]) == {"none", "flip", "crops"} and "test" in info.card["metrics"]
     assert not (info.folder / "model.tflite").exists()  # members keep their own files
+    # an ensemble (a teacher, say) holds out what its members held out
+    assert shared_validation([info]) == shared_validation([get_model("tiny-test")])
     ensemble = load_classifier("tiny-pair")
     assert isinstance(ensemble, EnsembleClassifier)
     crops = np.random.default_rng(0).integers(0, 255, (5, 48, 48), dtype=np.uint8)

@@ -55,8 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     infos = [get_model(args.teacher), get_model(args.second_teacher)]
     spec = combine_specs([info.preprocessing for info in infos])
-    trained = [m for info in infos for m in ([m for m, _ in info.members()] if info.is_ensemble else [info])]
-    split = shared_validation(trained)  # an ensemble teacher's split is its members' split
+    split = shared_validation(infos)
     sets = {
         "FER-2013 validation": validation_split(
             split["data"], split["val_fraction"], split["seed"], spec, split["max_images"]
