@@ -240,3 +240,77 @@ def test_distilling_two_teachers_with_unlabelled_faces_lowers_the_loss(use_model
     assert main(other) == 1
     assert "seed 42 there, 7 here" in capsys.readouterr().err
     assert not (tmp_path / "student-3").exists()
+
+
+@pytest.mark.slow
+def test_consistent_teacher_with_a_fixed_second_teacher(use_models, pattern_dataset, tmp_path, capsys):
+    """The first teacher judges each augmented batch; the second's calibrated logits stay fixed,
+    mixed in at their share (another on unlabelled faces)."""
+    from fer_core.metrics import softmax
+    from fer_core.train.events import read_events
+    from fer_core.train.run import TrainingRun
+
+    register_onnx(use_models)
+    unlabelled = tmp_path / "unlabelled"
+    unlabelled.mkdir()
+    for i in range(4):
+        face = np.full((96, 96, 3), 40 * i + 60, np.uint8)
+        cv2.circle(face, (48, 48), 30, (200, 180, 160), -1)
+        cv2.imwrite(str(unlabelled / f"u{i}.jpg"), face)
+    run_dir = tmp_path / "student"
+    args = [
+        "train",
+        "--data",
+        str(pattern_dataset),
+        "--architecture",
+        "tiny",
+        "--epochs",
+        "3",
+        "--run-dir",
+        str(run_dir),
+        "--teacher",
+        "tiny-test",
+        "--teacher-tta",
+        "none",
+        "--teacher-mode",
+        "consistent",
+        "--second-teacher",
+        "tiny-onnx",
+        "--second-teacher-weight",
+        "0.25",
+        "--second-teacher-weight-unlabeled",
+        "0.75",
+        "--unlabeled",
+        str(unlabelled),
+        "--learning-rate",
+        "0.05",
+        "--warmup-epochs",
+        "0",
+        "--batch-size",
+        "32",
+        "--precision",
+        "float32",
+    ]
+    assert main(args) == 0, capsys.readouterr().err
+    events = read_events(run_dir)
+    losses = [e["loss"] for e in events if e["type"] == "epoch"]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    parts = np.load(run_dir / "teacher_logits.npy")  # the fixed parts: both teachers on the faces as they are
+    assert parts.shape[0] == 2
+    run = TrainingRun(run_dir)  # the finished run, as a resume would read it
+    labelled = parts.shape[1] - sum(1 for e in events if e["type"] == "unlabelled" for _ in range(e["faces"]))
+    judge, fixed = run.consistent_teacher(parts, labelled)
+    assert fixed.shape == (parts.shape[1], 8)
+    assert np.allclose(fixed[:labelled, 0], 0.25) and np.allclose(fixed[labelled:, 0], 0.75)
+    first = get_model("tiny-test")
+    crops = np.random.default_rng(0).uniform(0, 255, (5, 48, 48)).astype(np.float32)
+    from fer_core.models import load_classifier
+
+    own = load_classifier(first, "none").logits(crops) / first.temperature_for("none")
+    expected = softmax(0.75 * own + fixed[:5, 1:], 2.0)
+    assert np.allclose(judge(crops, fixed[:5]), expected, atol=1e-5)
+    # A first teacher that crops faces otherwise is refused before anything is trained.
+    wrong = [*args, "--run-dir", str(tmp_path / "wrong"), "--input-size", "40"]
+    assert main(wrong) == 1
+    assert "a consistent teacher judges the student's own crops" in capsys.readouterr().err
+    assert not (tmp_path / "wrong").exists()

@@ -25,7 +25,7 @@ _HELP = {
     "teacher": "registered model (e.g. an ensemble) to distil: its soft targets on the training faces",
     "teacher_tta": "test-time augmentation of the teacher when it labels the training faces (none/flip/crops)",
     "teacher_mode": "fixed: the teacher labels each face once before training; consistent: every augmented "
-    "batch as the student sees it (slower)",
+    "batch as the student sees it (slower; a second teacher's share stays fixed)",
     "distill_temperature": "temperature softening teacher and student logits in the distillation loss",
     "seed": "seed of the validation split (and of the run unless --run-seed is given)",
     "run_seed": "seed of the starting weights, shuffling and augmentation (default: --seed); another value "

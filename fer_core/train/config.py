@@ -107,7 +107,9 @@ class TrainConfig:
         teacher_tta: test-time augmentation of the teacher when it labels the training faces.
         teacher_mode: "fixed": the teacher labels each training face once, as it is, before
             training; "consistent": it labels every augmented (and mixed) batch exactly as the
-            student sees it, each step (slower; the teacher runs on the CPU alongside).
+            student sees it, each step (slower; the teacher runs on the CPU alongside). A second
+            teacher's share stays fixed (its logits on the faces as they are), as do the unlabelled
+            faces' label targets.
         distill_temperature: softening temperature of the teacher's and student's logits.
         distill_weight: share of the loss given to the teacher's soft targets (the rest to
             the labels).

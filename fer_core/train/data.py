@@ -57,6 +57,8 @@ def training_dataset(
     `DistillationLoss` expects. With `teacher` instead (a function from float32 crops
     (B, S, S) to probabilities (B, 7)) the teacher's half is computed on each finished batch,
     after augmentation and mixup, so the teacher judges exactly the faces the student sees.
+    With both, `soft_targets` is a fixed part per face (N, K) that is mixed along with the faces
+    and handed to `teacher` as its second argument: it returns the probabilities from both.
 
     `label_targets` (N, 7) replaces the smoothed one-hot labels row by row (faces without a label
     learn a teacher's probabilities there), and `sample_weights` (N,) the class weights.
@@ -79,7 +81,11 @@ def training_dataset(
         if mixup > 0:
             x, target, w = _mix_pairs(x, target, w, mixup)
         if teacher is not None:
-            judged = tf.numpy_function(teacher, [x[..., 0]], tf.float32, stateful=True)
+            if soft is None:
+                judged = tf.numpy_function(teacher, [x[..., 0]], tf.float32, stateful=True)
+            else:  # the teacher completes each face's fixed part (mixed with the faces, as the labels are)
+                fixed, target = target[:, NUM_CLASSES:], target[:, :NUM_CLASSES]
+                judged = tf.numpy_function(teacher, [x[..., 0], fixed], tf.float32, stateful=True)
             judged = tf.ensure_shape(judged, [None, NUM_CLASSES])
             target = tf.concat([target, judged], axis=-1)
         return x, target, w

@@ -319,9 +319,9 @@ class TrainingRun:
 
     # ----- data -----
     def data_spec(self):
-        """How training faces are cropped: the student's way, plus each fixed teacher's own way."""
-        cfg = self.config
-        if cfg.teacher_mode != "fixed":
+        """How training faces are cropped: the student's way, plus each teacher's own way where
+        it labels the faces before training."""
+        if not self.needs_fixed_logits():
             return self.spec
         return combine_specs([self.spec] + [info.preprocessing for info, _ in self.teacher_infos()])
 
@@ -377,7 +377,8 @@ class TrainingRun:
         """The teachers and their shares of the mixed logits ([] without a teacher).
 
         Raises:
-            TrainingError: bad distillation settings, or a teacher that is not registered.
+            TrainingError: bad distillation settings, a teacher that is not registered, or a
+                consistent teacher that crops faces otherwise than the run.
         """
         cfg = self.config
         if not cfg.teacher:
@@ -400,30 +401,28 @@ class TrainingRun:
                 out.append((get_model(name, self.models_dir), share))
             except ModelError as e:
                 raise TrainingError(f"teacher {name!r} cannot be used: {e}") from e
+        if cfg.teacher_mode == "consistent" and out[0][0].preprocessing != self.spec:
+            raise TrainingError(
+                f"teacher {cfg.teacher!r} was trained on other crops ({out[0][0].preprocessing}); "
+                f"this run uses {self.spec}: set --input-size/--margin/--align to match "
+                "(a consistent teacher judges the student's own crops)"
+            )
         return out
 
     def teacher(self):
         """The run's teacher as a classifier (with its TTA; two teachers as their calibrated mix), or None.
 
         Raises:
-            TrainingError: see `teacher_infos`; an unusable teacher, or (consistent mode) one
-                whose preprocessing differs from the run's.
+            TrainingError: see `teacher_infos`; an unusable teacher.
         """
         cfg = self.config
         infos = self.teacher_infos()
         if not infos:
             return None
         try:
-            threads = (os.cpu_count() or 1) if cfg.teacher_mode == "fixed" else 1  # it runs before training starts
-            loaded = [load_classifier(info, cfg.teacher_tta, threads) for info, _ in infos]
+            loaded = [load_classifier(info, cfg.teacher_tta, os.cpu_count() or 1) for info, _ in infos]
         except (ModelError, ValueError) as e:
             raise TrainingError(f"teacher {cfg.teacher!r} cannot be used: {e}") from e
-        if cfg.teacher_mode == "consistent" and (len(infos) > 1 or infos[0][0].preprocessing != self.spec):
-            raise TrainingError(
-                f"teacher {cfg.teacher!r} was trained on other crops ({infos[0][0].preprocessing}); "
-                f"this run uses {self.spec}: set --input-size/--margin/--align to match "
-                "(a consistent teacher judges the student's own crops; one teacher only)"
-            )
         if len(loaded) == 1:
             return loaded[0]
         temps = [info.temperature_for(cfg.teacher_tta) for info, _ in infos]
@@ -441,7 +440,6 @@ class TrainingRun:
         "align",
         "teacher",
         "teacher_tta",
-        "teacher_mode",
         "second_teacher",
         "unlabeled",
         "unlabeled_max",
@@ -467,20 +465,26 @@ class TrainingRun:
                 + ", ".join(f"{k} {getattr(theirs, k)!r} there, {getattr(cfg, k)!r} here" for k in differ)
             )
 
-    def teacher_logits(self, faces: LabeledFaces, labelled: int) -> np.ndarray | None:
-        """With a "fixed" teacher, its logits for every training face (cropped by `data_spec`).
+    def needs_fixed_logits(self) -> bool:
+        """Whether the teachers label every training face once before training: always with a
+        "fixed" teacher; with a "consistent" one when a second teacher or unlabelled faces need
+        their fixed part (the second teacher's logits; the unlabelled faces' label targets)."""
+        cfg = self.config
+        return bool(cfg.teacher) and (cfg.teacher_mode == "fixed" or bool(cfg.second_teacher or cfg.unlabeled))
 
-        Two teachers' logits, each divided by its calibrated temperature, are mixed with the
-        second teacher's share: `second_teacher_weight` on the first `labelled` faces,
-        `second_teacher_weight_unlabeled` (if set) on the unlabelled ones after them. Each
-        teacher's logits are computed once per run and kept in the run folder, so a resumed run
-        learns from the same targets (the teachers may have changed since).
+    def teacher_parts(self, faces: LabeledFaces) -> np.ndarray | None:
+        """Each teacher's logits for every training face (cropped by `data_spec`), (teachers, N, 7),
+        two teachers' each divided by its calibrated temperature; None when not needed.
+
+        They are computed once per run and kept in the run folder (or borrowed from the run
+        `teacher_logits_from` names), so a resumed run learns from the same targets (the teachers
+        may have changed since).
 
         Raises:
-            TrainingError: see `teacher`.
+            TrainingError: see `teacher`; borrowed logits for other faces or teachers.
         """
         cfg = self.config
-        if not cfg.teacher or cfg.teacher_mode != "fixed":
+        if not self.needs_fixed_logits():
             return None
         cache = self.run_dir / TEACHER_FILE
         if not cache.is_file() and cfg.teacher_logits_from:
@@ -503,11 +507,24 @@ class TrainingRun:
             else:
                 parts = np.concatenate([teacher.logits(crops[i : i + 512]) for i in range(0, len(crops), 512)])[None]
             np.save(cache, parts.astype(np.float32))
-        if len(parts) == 1:
-            return parts[0]
-        share = np.full(len(faces), cfg.second_teacher_weight, np.float32)
+        return parts
+
+    def second_teacher_shares(self, faces: int, labelled: int) -> np.ndarray:
+        """The second teacher's share of each face's mix: `second_teacher_weight` on the first
+        `labelled` faces, `second_teacher_weight_unlabeled` (if set) on the unlabelled ones after them."""
+        cfg = self.config
+        share = np.full(faces, cfg.second_teacher_weight, np.float32)
         if cfg.second_teacher_weight_unlabeled is not None:
             share[labelled:] = cfg.second_teacher_weight_unlabeled
+        return share
+
+    def teacher_logits(self, parts: np.ndarray | None, labelled: int) -> np.ndarray | None:
+        """The teachers' mixed fixed logits per training face (from `teacher_parts`), or None."""
+        if parts is None:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        share = self.second_teacher_shares(parts.shape[1], labelled)
         return (1.0 - share)[:, None] * parts[0] + share[:, None] * parts[1]
 
     def targets(
@@ -528,17 +545,41 @@ class TrainingRun:
         sample_weights = np.concatenate([weights[train.labels], np.full(len(unlabelled), cfg.unlabeled_weight)])
         return targets, sample_weights.astype(np.float32)
 
-    def consistent_teacher(self):
-        """With a "consistent" teacher, the function that labels each augmented batch, else None."""
+    def consistent_teacher(self, parts: np.ndarray | None, labelled: int):
+        """With a "consistent" teacher: (the function that labels each augmented batch, the fixed
+        part per face it completes, or None), else (None, None).
+
+        With a second teacher, the first (which must crop faces as the student does) judges each
+        augmented batch, calibrated by its temperature, and the second teacher's share of the mix
+        stays fixed: its calibrated logits on the faces as they are (it crops faces its own way).
+
+        Raises:
+            TrainingError: see `teacher_infos`; an unusable teacher.
+        """
         cfg = self.config
         if not cfg.teacher or cfg.teacher_mode != "consistent":
-            return None
-        teacher = self.teacher()
+            return None, None
+        info = self.teacher_infos()[0][0]
+        try:
+            teacher = load_classifier(info, cfg.teacher_tta, 1)  # it runs alongside training
+        except (ModelError, ValueError) as e:
+            raise TrainingError(f"teacher {cfg.teacher!r} cannot be used: {e}") from e
+        temperature = cfg.distill_temperature
+        if not cfg.second_teacher:
 
-        def judge(crops: np.ndarray) -> np.ndarray:
-            return softmax(teacher.logits(crops), cfg.distill_temperature).astype(np.float32)
+            def judge(crops: np.ndarray) -> np.ndarray:
+                return softmax(teacher.logits(crops), temperature).astype(np.float32)
 
-        return judge
+            return judge, None
+        calibrated = info.temperature_for(cfg.teacher_tta)
+        share = self.second_teacher_shares(parts.shape[1], labelled)
+        fixed = np.concatenate([share[:, None], share[:, None] * parts[1]], axis=1).astype(np.float32)
+
+        def judge_with_second(crops: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+            mixed = (1.0 - fixed[:, :1]) * teacher.logits(crops) / calibrated + fixed[:, 1:]
+            return softmax(mixed, temperature).astype(np.float32)
+
+        return judge_with_second, fixed
 
     def _resume_model(self) -> keras.Model:
         path = self.checkpoint_dir / "last.keras"
@@ -595,10 +636,13 @@ class TrainingRun:
         model = self._resume_model() if resume and state["epoch"] > 0 else self._new_model()
         weights = class_weights(train.labels, cfg.class_weighting)
         faces = concat_labelled([train, unlabelled]) if unlabelled is not None else train
-        logits = self.teacher_logits(faces, len(train))
+        parts = self.teacher_parts(faces)
+        logits = self.teacher_logits(parts, len(train))
         targets, sample_weights = self.targets(train, unlabelled, logits, weights)
         train, val, faces = self.student_view(train), self.student_view(val), self.student_view(faces)
-        judge = self.consistent_teacher()
+        judge, fixed = self.consistent_teacher(parts, len(train))
+        if judge is None and logits is not None:
+            fixed = softmax(logits, cfg.distill_temperature).astype(np.float32)
         tf.keras.utils.set_random_seed(cfg.training_seed() + state["epoch"])
         ds = training_dataset(
             faces.images,
@@ -609,7 +653,7 @@ class TrainingRun:
             cfg.label_smoothing,
             cfg.training_seed() + state["epoch"],
             mixup=cfg.mixup,
-            soft_targets=None if logits is None else softmax(logits, cfg.distill_temperature).astype(np.float32),
+            soft_targets=fixed,
             teacher=judge,
             label_targets=targets,
             sample_weights=sample_weights,
