@@ -23,9 +23,17 @@ def how_made(card: dict) -> str:
         hours = training["wall_seconds"] / 3600
         parts.append(f"{hours:.1f} h" if hours >= 1 else f"{training['wall_seconds'] / 60:.0f} min")
     if config.get("finetune_from"):
-        parts.append(f"fine-tuned from {config['finetune_from']}")
+        kept = " (batch-norm kept)" if config.get("freeze_bn") else ""
+        parts.append(f"fine-tuned from {config['finetune_from']}{kept}")
     if config.get("teacher"):
-        parts.append(f"taught by {config['teacher']} ({config.get('teacher_tta', 'none')})")
+        taught = f"taught by {config['teacher']} ({config.get('teacher_tta', 'none')})"
+        if config.get("teacher_mode") == "consistent":
+            taught += " on each augmented batch"
+        if config.get("second_teacher"):
+            taught += f" and {config['second_teacher']} (share {config.get('second_teacher_weight', 0.5):g})"
+        if config.get("unlabeled"):
+            taught += ", with unlabelled faces"
+        parts.append(taught)
     if training.get("weights"):
         parts.append(f"weights {training['weights']}")
     return f"trained on {training.get('data', '?')}" + (": " + ", ".join(parts) if parts else "")

@@ -310,6 +310,12 @@ def new_run_form(manager: JobManager) -> None:
         help="Start from a registered model's weights (same architecture, or a resnet for resnet-fast). "
         "Ensembles and models shipped as LiteRT only are not listed: they have no Keras weights to train further.",
     )
+    freeze_bn = finetune != "—" and c6.checkbox(
+        "Keep batch-norm statistics",
+        key="t_freeze_bn",
+        help="The batch-normalisation layers keep the source model's statistics and scales; the rest learns. "
+        "Usual when fine-tuning on other faces (see docs/models.md for what it did here).",
+    )
     teacher = c7.selectbox(
         "Distil from (teacher)",
         ["—", *teachers],
@@ -345,6 +351,7 @@ def new_run_form(manager: JobManager) -> None:
             class_weighting=weighting,
             augmentation=augmentation,
             finetune_from=None if finetune == "—" else finetune,
+            freeze_bn=freeze_bn,
             teacher=None if teacher == "—" else teacher,
             teacher_mode="consistent" if consistent else "fixed",
             register_as=register_as or None,

@@ -316,12 +316,12 @@ def test_train_page_offers_fine_tunable_sources_and_teachers(registry, pattern_d
     wanted = "'tiny-test' is 'tiny': fine-tuning needs the same architecture"
     assert any(wanted in e.value for e in at.error), [e.value for e in at.error]
     assert at.button(key="t_start").disabled
-    at.selectbox(key="t_ft").set_value("—")
     at.selectbox(key="t_arch").set_value("tiny")
     at.selectbox(key="t_teacher").set_value("tiny-pair")
     at.number_input(key="t_epochs").set_value(2)
     at.run()
     at.checkbox(key="t_teacher_consistent").check()
+    at.checkbox(key="t_freeze_bn").check()
     # The rest of the recipe, from the Advanced settings (the default model's mixup and no early stop).
     at.number_input(key="t_mixup").set_value(0.2)
     at.number_input(key="t_patience").set_value(0)
@@ -342,6 +342,7 @@ def test_train_page_offers_fine_tunable_sources_and_teachers(registry, pattern_d
     run_dir = manager.root / manager.runs()[0]["name"]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["teacher"] == "tiny-pair" and config["teacher_mode"] == "consistent"
+    assert config["finetune_from"] == "tiny-test" and config["freeze_bn"] is True
     assert (config["mixup"], config["patience"], config["warmup_epochs"]) == (0.2, 0, 1)
     assert config["monitor"] == "val_macro_f1" and config["test_data"] == str(pattern_dataset)
     assert config["run_seed"] == 7 and config["seed"] == TrainConfig(data="").seed  # same validation split

@@ -226,6 +226,22 @@ def test_finetune_from_registered_model(use_models, pattern_dataset, tmp_path):
     tuned = get_model("tuned", use_models)
     # Starting from a trained model with a tiny learning rate keeps it accurate after one epoch.
     assert tuned.card["metrics"]["validation"]["accuracy"] > 0.5
+    # With --freeze-bn the batch-normalisation layers keep the source's statistics and scales
+    # (the last checkpoint is read back, as a resumed run would); the convolutions still learn.
+    import keras
+
+    frozen = TrainConfig(**{**cfg.__dict__, "register_as": None, "freeze_bn": True, "learning_rate": 0.01})
+    run_training(tmp_path / "frozen", frozen)
+    source = keras.saving.load_model(get_model("tiny-test", use_models).folder / "model.keras", compile=False)
+    after = keras.saving.load_model(tmp_path / "frozen" / "checkpoints" / "last.keras", compile=False)
+    kinds = {type(layer).__name__ for layer in source.layers}
+    assert "BatchNormalization" in kinds
+    for a, b in zip(source.layers, after.layers):
+        same = all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+        if isinstance(a, keras.layers.BatchNormalization):
+            assert same and not b.trainable, a.name
+        elif isinstance(a, keras.layers.Conv2D):
+            assert not same, a.name
     bad = TrainConfig(
         data=str(pattern_dataset),
         architecture="compact",
@@ -463,6 +479,11 @@ def test_a_cards_training_reads_as_how_the_model_was_made():
     short = {"data": "d", "epochs_run": 2, "best_epoch": 2, "wall_seconds": 95.0, "config": {}}
     assert how_made({"training": short}) == "trained on d: 2 epochs (best 2), 2 min"
     assert how_made({"training": {"data": "d", "weights": "equal"}}) == "trained on d: weights equal"
+    both = {**config, "freeze_bn": True, "teacher_mode": "consistent", "second_teacher": "raf", "unlabeled": "u"}
+    assert how_made({"training": {"data": "d", "config": {**both, "second_teacher_weight": 0.1}}}) == (
+        "trained on d: fine-tuned from base (batch-norm kept), taught by pair (flip) on each augmented batch "
+        "and raf (share 0.1), with unlabelled faces"
+    )
 
 
 def test_durations_read_as_an_eta():

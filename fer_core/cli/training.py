@@ -17,6 +17,7 @@ _HELP = {
     "architecture": "; ".join(f"{name} ({note})" for name, note in ARCHITECTURES.items()),
     "precision": "auto picks bfloat16 where the CPU has it",
     "finetune_from": "registered model to start from",
+    "freeze_bn": "keep the batch-normalisation layers' statistics and scales as they are (for fine-tuning)",
     "register_as": "register the best checkpoint under this model name",
     "test_data": "labelled set evaluated once at the end, for the model card only",
     "overwrite": "replace an existing model of the --register-as name (never a folder holding other files)",

@@ -96,6 +96,8 @@ class TrainConfig:
         monitor: "val_accuracy", "val_macro_f1" or "val_loss" picks the best epoch.
         precision: "auto" (bfloat16 when the CPU has it), "bfloat16" or "float32".
         finetune_from: registered model to start from, or None.
+        freeze_bn: keep every batch-normalisation layer as it is (its statistics and scales; it
+            normalises with the statistics it has), as is usual when fine-tuning on other data.
         teacher: registered model (usually an ensemble) whose soft targets the model learns
             from (distillation), or None.
         second_teacher: another registered model (of any kind, cropping faces its own way, e.g. one
@@ -146,6 +148,7 @@ class TrainConfig:
     monitor: str = "val_accuracy"
     precision: str = "auto"
     finetune_from: str | None = None
+    freeze_bn: bool = False
     teacher: str | None = None
     second_teacher: str | None = None
     second_teacher_weight: float = 0.5

@@ -360,6 +360,10 @@ class TrainingRun:
             info = self.finetune_source()
             source = keras.saving.load_model(info.verify(KERAS_FILE), compile=False, safe_mode=True)
             model.set_weights(source.get_weights())
+        if cfg.freeze_bn:
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.trainable = False  # Keras then normalises with the layer's moving statistics
         if cfg.optimizer == "sgd":
             opt = keras.optimizers.SGD(cfg.learning_rate, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
         elif cfg.optimizer == "adam":
