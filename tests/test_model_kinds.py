@@ -4,6 +4,7 @@ the LiteRT ones, ensembles across kinds, and distillation from two teachers with
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -240,6 +241,22 @@ def test_distilling_two_teachers_with_unlabelled_faces_lowers_the_loss(use_model
     assert main(other) == 1
     assert "seed 42 there, 7 here" in capsys.readouterr().err
     assert not (tmp_path / "student-3").exists()
+    # A run that adds a folder of unlabelled faces after the other's reuses their logits and lets
+    # the teachers label only the added faces; one that leaves a folder out may not borrow.
+    added = tmp_path / "added"
+    added.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(added / f"a{i}.jpg"), np.roll(faces, -17 * (i + 1), axis=1))
+    more = tmp_path / "student-4"
+    extended = [*borrowed, "--run-dir", str(more), "--unlabeled", f"{unlabelled}{os.pathsep}{added}"]
+    assert main(extended) == 0, capsys.readouterr().err
+    assert "teachers labelling " in capsys.readouterr().out
+    grown = np.load(more / "teacher_logits.npy")
+    assert grown.shape[1] > logits.shape[1]
+    np.testing.assert_array_equal(grown[:, : logits.shape[1]], logits)
+    fewer = [*borrowed, "--run-dir", str(tmp_path / "student-5"), "--teacher-logits-from", str(more)]
+    assert main([*fewer, "--unlabeled", str(unlabelled)]) == 1
+    assert "labelled other faces" in capsys.readouterr().err
 
 
 @pytest.mark.slow

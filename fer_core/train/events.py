@@ -113,6 +113,9 @@ def event_line(event: dict) -> str | None:
     }
     if kind in notes:
         return notes[kind]
+    if kind == "labelling":
+        added, before = event.get("faces", 0), event.get("borrowed", 0)
+        return f"teachers labelling {added:,} added faces ({before:,} labelled before)"
     if kind == "failed":
         return f"failed: {event.get('error', '?')}"
     return None

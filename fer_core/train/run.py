@@ -463,6 +463,8 @@ class TrainingRun:
             raise TrainingError(f"{other}: not a run folder holding its teachers' logits ({TEACHER_FILE})")
         theirs = TrainConfig.load(other / "config.json")
         differ = [k for k in self.SAME_TEACHER_LOGITS if getattr(theirs, k) != getattr(cfg, k)]
+        if differ == ["unlabeled"] and _folders_extend(theirs, cfg):
+            return  # their faces come first here: only the faces of the added folders are labelled
         if differ:
             raise TrainingError(
                 f"{other} labelled other faces or with other teachers: "
@@ -493,25 +495,34 @@ class TrainingRun:
         cache = self.run_dir / TEACHER_FILE
         if not cache.is_file() and cfg.teacher_logits_from:
             borrowed = np.load(Path(cfg.teacher_logits_from) / TEACHER_FILE)
-            if borrowed.shape != (len(self.teacher_infos()), len(faces), len(EMOTIONS)):
+            if borrowed.shape[0] != len(self.teacher_infos()) or not 0 < borrowed.shape[1] <= len(faces):
                 raise TrainingError(
                     f"{cfg.teacher_logits_from}: its teachers' logits are for {borrowed.shape[1]} faces and "
                     f"{borrowed.shape[0]} teachers, this run has {len(faces)} and {len(self.teacher_infos())}"
                 )
-            np.save(cache, borrowed)
+            if borrowed.shape[1] < len(faces):  # added unlabelled folders (checked before): label their faces
+                self.event("labelling", faces=len(faces) - borrowed.shape[1], borrowed=borrowed.shape[1])
+                added = self._label(faces.images[borrowed.shape[1] :])
+                borrowed = np.concatenate([borrowed, added], axis=1)
+            np.save(cache, borrowed.astype(np.float32))
         parts = np.load(cache) if cache.is_file() else None
         if parts is None or parts.shape[1:] != (len(faces), len(EMOTIONS)):
-            teacher = self.teacher()
-            crops = convert_crops(faces.images, self.data_spec(), teacher.spec)
-            if isinstance(teacher, EnsembleClassifier) and len(self.teacher_infos()) > 1:
-                chunks = [teacher.member_logits(crops[i : i + 512]) for i in range(0, len(crops), 512)]
-                parts = np.stack(
-                    [np.concatenate([c[k] for c in chunks]) / t for k, t in enumerate(teacher.member_temperatures)]
-                )
-            else:
-                parts = np.concatenate([teacher.logits(crops[i : i + 512]) for i in range(0, len(crops), 512)])[None]
-            np.save(cache, parts.astype(np.float32))
+            parts = self._label(faces.images)
+            np.save(cache, parts)
         return parts
+
+    def _label(self, images: np.ndarray) -> np.ndarray:
+        """Each teacher's logits (teachers, N, 7) for training crops (cropped by `data_spec`)."""
+        teacher = self.teacher()
+        crops = convert_crops(images, self.data_spec(), teacher.spec)
+        if isinstance(teacher, EnsembleClassifier) and len(self.teacher_infos()) > 1:
+            chunks = [teacher.member_logits(crops[i : i + 512]) for i in range(0, len(crops), 512)]
+            parts = np.stack(
+                [np.concatenate([c[k] for c in chunks]) / t for k, t in enumerate(teacher.member_temperatures)]
+            )
+        else:
+            parts = np.concatenate([teacher.logits(crops[i : i + 512]) for i in range(0, len(crops), 512)])[None]
+        return parts.astype(np.float32)
 
     def second_teacher_shares(self, faces: int, labelled: int) -> np.ndarray:
         """The second teacher's share of each face's mix: `second_teacher_weight` on the first
@@ -705,6 +716,15 @@ class TrainingRun:
             early_stopped=callback.stopped_early,
             wall_seconds=state["wall_seconds"],
         )
+
+
+def _folders_extend(theirs: TrainConfig, mine: TrainConfig) -> bool:
+    """Whether `mine` takes all of `theirs`' unlabelled folders, in the same order, before any it adds
+    (neither capped): then their training faces are the first of mine, in the same order."""
+    before = theirs.unlabeled.split(os.pathsep) if theirs.unlabeled else []
+    now = mine.unlabeled.split(os.pathsep) if mine.unlabeled else []
+    uncapped = theirs.unlabeled_max is None and mine.unlabeled_max is None
+    return uncapped and len(now) > len(before) and now[: len(before)] == before
 
 
 def _install_signal_handlers(stop: _StopRequest):
