@@ -173,6 +173,14 @@ def test_a_corrupt_onnx_file_names_itself_and_the_app_stays_up(use_models, monke
             assert any("model.onnx: not a loadable ONNX model" in text for text in shown), (page, shown)
 
 
+def _student_args(data: Path, run_dir: Path, unlabelled: Path, epochs: int, *more: str) -> list[str]:
+    """`train` arguments of a tiny student of tiny-test and tiny-onnx with unlabelled faces."""
+    args = ["train", "--data", str(data), "--architecture", "tiny", "--epochs", str(epochs), "--run-dir", str(run_dir)]
+    args += ["--teacher", "tiny-test", "--teacher-tta", "none", "--second-teacher", "tiny-onnx"]
+    args += ["--unlabeled", str(unlabelled), "--learning-rate", "0.05", "--warmup-epochs", "0", "--batch-size", "32"]
+    return [*args, "--precision", "float32", *more]
+
+
 @pytest.mark.slow
 def test_distilling_two_teachers_with_unlabelled_faces_lowers_the_loss(use_models, pattern_dataset, tmp_path, capsys):
     from fer_core.train.events import read_events
@@ -186,41 +194,8 @@ def test_distilling_two_teachers_with_unlabelled_faces_lowers_the_loss(use_model
     for i in range(6):
         cv2.imwrite(str(unlabelled / f"u{i}.jpg"), np.roll(faces, 11 * i, axis=1))
     run_dir = tmp_path / "student"
-    args = [
-        "train",
-        "--data",
-        str(pattern_dataset),
-        "--architecture",
-        "tiny",
-        "--epochs",
-        "4",
-        "--run-dir",
-        str(run_dir),
-        "--teacher",
-        "tiny-test",
-        "--teacher-tta",
-        "none",
-        "--second-teacher",
-        "tiny-onnx",
-        "--second-teacher-weight",
-        "0.3",
-        "--unlabeled",
-        str(unlabelled),
-        "--learning-rate",
-        "0.05",
-        "--warmup-epochs",
-        "0",
-        "--batch-size",
-        "32",
-        "--precision",
-        "float32",
-        "--aug-blur",
-        "0.3",
-        "--aug-rescale",
-        "0.3",
-        "--aug-jpeg",
-        "0.3",
-    ]
+    args = _student_args(pattern_dataset, run_dir, unlabelled, 4, "--second-teacher-weight", "0.3")
+    args += ["--aug-blur", "0.3", "--aug-rescale", "0.3", "--aug-jpeg", "0.3"]
     assert main(args) == 0, capsys.readouterr().err
     events = read_events(run_dir)
     unl = next(e for e in events if e["type"] == "unlabelled")
@@ -275,39 +250,8 @@ def test_consistent_teacher_with_a_fixed_second_teacher(use_models, pattern_data
         cv2.circle(face, (48, 48), 30, (200, 180, 160), -1)
         cv2.imwrite(str(unlabelled / f"u{i}.jpg"), face)
     run_dir = tmp_path / "student"
-    args = [
-        "train",
-        "--data",
-        str(pattern_dataset),
-        "--architecture",
-        "tiny",
-        "--epochs",
-        "3",
-        "--run-dir",
-        str(run_dir),
-        "--teacher",
-        "tiny-test",
-        "--teacher-tta",
-        "none",
-        "--teacher-mode",
-        "consistent",
-        "--second-teacher",
-        "tiny-onnx",
-        "--second-teacher-weight",
-        "0.25",
-        "--second-teacher-weight-unlabeled",
-        "0.75",
-        "--unlabeled",
-        str(unlabelled),
-        "--learning-rate",
-        "0.05",
-        "--warmup-epochs",
-        "0",
-        "--batch-size",
-        "32",
-        "--precision",
-        "float32",
-    ]
+    args = _student_args(pattern_dataset, run_dir, unlabelled, 3, "--teacher-mode", "consistent")
+    args += ["--second-teacher-weight", "0.25", "--second-teacher-weight-unlabeled", "0.75"]
     assert main(args) == 0, capsys.readouterr().err
     events = read_events(run_dir)
     losses = [e["loss"] for e in events if e["type"] == "epoch"]
