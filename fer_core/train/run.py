@@ -494,13 +494,15 @@ class TrainingRun:
             return None
         cache = self.run_dir / TEACHER_FILE
         if not cache.is_file() and cfg.teacher_logits_from:
-            borrowed = np.load(Path(cfg.teacher_logits_from) / TEACHER_FILE)
-            if borrowed.shape[0] != len(self.teacher_infos()) or not 0 < borrowed.shape[1] <= len(faces):
+            other = Path(cfg.teacher_logits_from)
+            borrowed = np.load(other / TEACHER_FILE)
+            fewer = borrowed.shape[1] < len(faces) and _folders_extend(TrainConfig.load(other / "config.json"), cfg)
+            if borrowed.shape[0] != len(self.teacher_infos()) or not (borrowed.shape[1] == len(faces) or fewer):
                 raise TrainingError(
                     f"{cfg.teacher_logits_from}: its teachers' logits are for {borrowed.shape[1]} faces and "
                     f"{borrowed.shape[0]} teachers, this run has {len(faces)} and {len(self.teacher_infos())}"
                 )
-            if borrowed.shape[1] < len(faces):  # added unlabelled folders (checked before): label their faces
+            if fewer:  # this run added unlabelled folders after the other's: label their faces
                 self.event("labelling", faces=len(faces) - borrowed.shape[1], borrowed=borrowed.shape[1])
                 added = self._label(faces.images[borrowed.shape[1] :])
                 borrowed = np.concatenate([borrowed, added], axis=1)
