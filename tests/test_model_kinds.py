@@ -259,14 +259,12 @@ def test_consistent_teacher_with_a_fixed_second_teacher(use_models, pattern_data
     parts = np.load(run_dir / "teacher_logits.npy")  # the fixed parts: both teachers on the faces as they are
     assert parts.shape[0] == 2
     run = TrainingRun(run_dir)  # the finished run, as a resume would read it
-    labelled = parts.shape[1] - sum(1 for e in events if e["type"] == "unlabelled" for _ in range(e["faces"]))
+    labelled = parts.shape[1] - next(e["faces"] for e in events if e["type"] == "unlabelled")
     judge, fixed = run.consistent_teacher(parts, labelled)
     assert fixed.shape == (parts.shape[1], 8)
     assert np.allclose(fixed[:labelled, 0], 0.25) and np.allclose(fixed[labelled:, 0], 0.75)
     first = get_model("tiny-test")
     crops = np.random.default_rng(0).uniform(0, 255, (5, 48, 48)).astype(np.float32)
-    from fer_core.models import load_classifier
-
     own = load_classifier(first, "none").logits(crops) / first.temperature_for("none")
     expected = softmax(0.75 * own + fixed[:5, 1:], 2.0)
     assert np.allclose(judge(crops, fixed[:5]), expected, atol=1e-5)
