@@ -45,16 +45,21 @@ def describe(card: dict) -> str:
     if card.get("kind") == "ensemble":
         members = " + ".join(f"{m.get('name')} x{float(m.get('weight', 1)):.2f}" for m in card.get("members", []))
         return f"ensemble of {members}" if members else "ensemble"
-    spec = card.get("preprocessing", {})
+    parameters = card.get("parameters")
+    size = f" · {parameters:,} parameters" if isinstance(parameters, int) else ""
+    runtime = " · ONNX Runtime" if card.get("runtime") == "onnx" else ""
+    crops = describe_crops(card.get("preprocessing", {}), card.get("input_size", "?"))
+    return f"{card.get('architecture', '?')}{size} · input {crops}{runtime}"
+
+
+def describe_crops(spec: dict, size) -> str:
+    """The crops a card's `preprocessing` asks for, in words: "112 px colour, aligned on five landmarks"."""
     crop = (
         "colour, aligned on five landmarks"
         if spec.get("crop") == "five_point"
         else f"grayscale, margin {spec.get('margin', '?')}" + (", turned upright" if spec.get("align") else "")
     )
-    parameters = card.get("parameters")
-    size = f" · {parameters:,} parameters" if isinstance(parameters, int) else ""
-    runtime = " · ONNX Runtime" if card.get("runtime") == "onnx" else ""
-    return f"{card.get('architecture', '?')}{size} · input {card.get('input_size', '?')} px {crop}{runtime}"
+    return f"{size} px {crop}"
 
 
 def data_terms(card: dict) -> str:

@@ -349,5 +349,7 @@ def _five_point_crop(image: np.ndarray, box: Box | None, size: int) -> np.ndarra
 
 
 def to_model_input(crops: np.ndarray) -> np.ndarray:
-    """Stack uint8 crops (N, S, S) into the float32 (N, S, S, 1) tensor models take."""
-    return crops.astype(np.float32)[..., None]
+    """Stack uint8 crops (N, S, S) or (N, S, S, 3) into the float32 (N, S, S, C) tensor Keras and
+    LiteRT models take."""
+    x = np.asarray(crops).astype(np.float32)
+    return x[..., None] if x.ndim == 3 else x

@@ -22,6 +22,9 @@ from fer_core.settings import REPO_ROOT, Environment
 # Architectures whose weights have the same shapes (only strides differ), so a model of one can be
 # fine-tuned as the other: `resnet-fast` starts from a trained `resnet`.
 _WEIGHT_LAYOUT = {"resnet-fast": "resnet"}
+IMPORTED = "imported"
+"""The architecture of a network rebuilt from an ONNX model made elsewhere (fer_core.train.onnx_import),
+and of the models fine-tuned from one: it crops faces as its source's card says."""
 
 
 def same_weights(a: str, b: str) -> bool:
@@ -217,12 +220,20 @@ def finetune_problem(info: ModelInfo, architecture: str | None = None) -> str | 
     """Why `info` cannot be fine-tuned (into `architecture`, when given), or None when it can.
 
     Fine-tuning starts from the model's Keras weights, so it needs them and an architecture with
-    the same weights (the same one, or `resnet-fast` from a `resnet`).
+    the same weights (the same one, or `resnet-fast` from a `resnet`); architecture "imported"
+    starts from an ONNX model's network (or a model fine-tuned from one).
     """
     if info.is_ensemble:
         return (
             f"{info.name!r} is an ensemble, with no weights of its own: distil it into a new model "
             "(as the teacher) or fine-tune one of its members"
+        )
+    if info.runtime == "onnx":
+        if architecture in (None, IMPORTED):
+            return None
+        return (
+            f"{info.name!r} is an ONNX model made elsewhere: fine-tune it with architecture '{IMPORTED}', "
+            "which rebuilds its network"
         )
     if not info.keras_path.is_file():
         return f"{info.name!r} ships as a LiteRT file only (no {KERAS_FILE}), which cannot be trained further"

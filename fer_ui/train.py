@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from fer_core.card_text import describe_crops
 from fer_core.charts import confusion_heatmap, count_bars, recall_curves, training_curves
 from fer_core.classes import EMOTIONS
 from fer_core.datasets import CROP_MAX_SIDE, DatasetError, LabeledFaces, SetSummary, summarize_labelled
@@ -32,7 +33,7 @@ from fer_core.registry import (
     set_active_model,
 )
 from fer_core.settings import LOCAL_LIMITS
-from fer_core.train.config import ARCHITECTURES, Augmentation, TrainConfig
+from fer_core.train.config import ARCHITECTURES, IMPORTED, Augmentation, TrainConfig
 from fer_core.train.events import duration_text, finished_epochs, read_events
 from fer_core.train.jobs import JobError, JobManager
 from fer_core.uploads import unpack_uploads
@@ -307,7 +308,8 @@ def new_run_form(manager: JobManager) -> None:
         ["—", *tunable],
         format_func=lambda n: n if n == "—" else f"{n} ({tunable[n]})",
         key="t_ft",
-        help="Start from a registered model's weights (same architecture, or a resnet for resnet-fast). "
+        help="Start from a registered model's weights (same architecture, or a resnet for resnet-fast; "
+        "architecture 'imported' for an ONNX model made elsewhere, whose network is rebuilt). "
         "Ensembles and models shipped as LiteRT only are not listed: they have no Keras weights to train further.",
     )
     freeze_bn = finetune != "—" and c6.checkbox(
@@ -332,7 +334,11 @@ def new_run_form(manager: JobManager) -> None:
     register_as = c8.text_input("Register model as", f"my-model-{datetime.now():%Y%m%d-%H%M}", key="t_name")
     overwrite, problem = model_name_check(register_as, c8)
     if finetune != "—" and not problem:
-        problem = finetune_problem(get_model(finetune), architecture)
+        source = get_model(finetune)
+        problem = finetune_problem(source, architecture)
+        if architecture == IMPORTED and not problem:
+            crops = describe_crops(source.card.get("preprocessing", {}), source.preprocessing.size)
+            st.caption(f"The imported network takes {finetune}'s own crops: {crops}.")
     augmentation = augmentation_switches()
     advanced = advanced_settings()
     if advanced.get("test_data") and not Path(advanced["test_data"]).exists():

@@ -273,3 +273,122 @@ def test_consistent_teacher_with_a_fixed_second_teacher(use_models, pattern_data
     assert main(wrong) == 1
     assert "a consistent teacher judges the student's own crops" in capsys.readouterr().err
     assert not (tmp_path / "wrong").exists()
+
+
+def test_an_imported_onnx_network_gives_the_onnx_files_logits():
+    """The shipped RAF-DB model (int8 QLinearConv, PRelu, QLinearAdd, QLinearMatMul) rebuilt in Keras
+    with dequantized weights: it agrees with ONNX Runtime up to the int8 activations' rounding."""
+    from fer_core.train.onnx_import import import_onnx_classifier
+
+    info = get_model("raf-mobilefacenet")
+    contract = info.card["input"]
+    net = import_onnx_classifier(info.verify(), 112, 3, contract["mean"], contract["std"])
+    rng = np.random.default_rng(0)
+    samples = [p for p in sorted((Path(__file__).resolve().parents[2] / "shared/datasets/wild_dev").glob("*/*"))][::97]
+    photos = [cv2.imread(str(p)) for p in samples[:24]] or [rng.integers(0, 255, (120, 120, 3), np.uint8)] * 8
+    crops = np.stack([preprocess_face(photo, None, info.preprocessing) for photo in photos])
+    expected = load_classifier(info).logits(crops)
+    got = np.asarray(net(crops.astype(np.float32)))
+    assert got.shape == expected.shape
+    assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.97
+    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.8
+    assert net.count_params() > 1_000_000  # the whole MobileFaceNet, not a stand-in
+
+
+def test_an_unsupported_onnx_operator_is_refused_by_name(tmp_path):
+    from onnx import TensorProto, helper, save
+
+    from fer_core.train.onnx_import import OnnxImportError, import_onnx_classifier
+
+    graph = helper.make_graph(
+        [helper.make_node("Softsign", ["data"], ["label"])],
+        "odd",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("label", TensorProto.FLOAT, ["batch", 7])],
+    )
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(tmp_path / "odd.onnx"))
+    with pytest.raises(OnnxImportError, match="operator Softsign"):
+        import_onnx_classifier(tmp_path / "odd.onnx", 8, 3, 0.5, 0.5)
+
+
+@pytest.mark.slow
+def test_finetuning_an_onnx_model_trains_its_own_network_on_its_own_crops(
+    use_models, pattern_dataset, tmp_path, capsys
+):
+    """`--architecture imported` rebuilds an ONNX model's network, trains it on colour aligned crops
+    (as its card says), and registers a LiteRT model that crops and evaluates the same way."""
+    from fer_core.train.events import read_events
+    from fer_core.train.onnx_import import import_onnx_classifier
+
+    register_onnx(use_models)
+    source = get_model("tiny-onnx")
+    crops = np.random.default_rng(1).integers(0, 255, (6, 16, 16, 3)).astype(np.uint8)
+    net = import_onnx_classifier(source.verify(), 16, 3, 0.5, 0.5)
+    np.testing.assert_allclose(
+        np.asarray(net(crops.astype(np.float32))), load_classifier(source).logits(crops), atol=1e-4
+    )
+    run_dir = tmp_path / "imported"
+    args = ["train", "--data", str(pattern_dataset), "--architecture", "imported", "--finetune-from", "tiny-onnx"]
+    args += ["--epochs", "3", "--run-dir", str(run_dir), "--learning-rate", "0.05", "--warmup-epochs", "0"]
+    args += ["--batch-size", "32", "--precision", "float32", "--register-as", "tiny-imported", "--aug-blur", "0.3"]
+    assert main(args) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    losses = [e["loss"] for e in read_events(run_dir) if e["type"] == "epoch"]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    info = get_model("tiny-imported")
+    assert info.card["architecture"] == "imported" and info.card["input_size"] == 16
+    assert info.preprocessing == source.preprocessing  # the source's own crops: aligned, colour
+    model = load_classifier(info)
+    assert model.crop_shape == (16, 16, 3) and model.logits(crops).shape == (6, 7)
+    assert main(["evaluate", "--data", str(pattern_dataset), "--model", "tiny-imported", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] >= 0
+    # It can be fine-tuned again (from its Keras file); a model of another architecture cannot.
+    again = [*args, "--run-dir", str(tmp_path / "again"), "--finetune-from", "tiny-imported", "--epochs", "1"]
+    assert main([*again, "--register-as", "tiny-imported-2"]) == 0, capsys.readouterr().err
+    assert get_model("tiny-imported-2").preprocessing == source.preprocessing
+    wrong = [*args, "--run-dir", str(tmp_path / "wrong"), "--finetune-from", "tiny-test", "--register-as", "x"]
+    assert main(wrong) == 1
+    assert "cannot fine-tune from 'tiny-test'" in capsys.readouterr().err
+    assert not (tmp_path / "wrong").exists()
+
+
+@pytest.mark.slow
+def test_train_page_fine_tunes_an_onnx_model_as_an_imported_network(use_models, pattern_dataset, tmp_path, monkeypatch):
+    """The Train page offers an ONNX model as a source, asks for architecture 'imported', says how the
+    imported network crops faces, and a run started there trains and registers it."""
+    import time
+
+    from streamlit.testing.v1 import AppTest
+
+    from fer_core.train.jobs import JobManager
+
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FER_DATA_DIR", str(tmp_path / "data"))
+    register_onnx(use_models)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    assert any(o.startswith("tiny-onnx") for o in at.selectbox(key="t_ft").options)
+    at.text_input(key="train_path").set_value(str(pattern_dataset))
+    at.selectbox(key="t_arch").set_value("compact")
+    at.selectbox(key="t_ft").set_value("tiny-onnx")
+    at.text_input(key="t_name").set_value("page-imported")
+    at.run()
+    assert any("fine-tune it with architecture 'imported'" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="t_start").disabled
+    at.selectbox(key="t_arch").set_value("imported")
+    at.number_input(key="t_epochs").set_value(1)
+    at.run()
+    assert not at.error and not at.button(key="t_start").disabled
+    assert any("tiny-onnx's own crops: 16 px colour, aligned on five landmarks" in c.value for c in at.caption)
+    at.button(key="t_start").click()
+    at.run()
+    assert not at.exception, at.exception
+    manager = JobManager(tmp_path / "runs")
+    deadline = time.time() + 180
+    while manager.active() is not None and time.time() < deadline:
+        time.sleep(0.5)
+    assert manager.active() is None, "the run did not finish"
+    info = get_model("page-imported")
+    assert info.card["architecture"] == "imported" and info.preprocessing.crop == "five_point"

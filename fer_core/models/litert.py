@@ -51,7 +51,9 @@ class LiteRTClassifier(CropClassifier):
         self._input_index = detail_in["index"]
         self._output_index = detail_out["index"]
         self.input_size = int(detail_in["shape"][1])
-        self.crop_shape = (self.input_size, self.input_size)
+        self._channels = int(detail_in["shape"][3])
+        # gray crops are (S, S); colour ones (S, S, 3)
+        self.crop_shape = (self.input_size, self.input_size) + ((self._channels,) if self._channels != 1 else ())
         self.spec = spec or Preprocessing(size=self.input_size)
         if self.spec.crop_shape != self.crop_shape:
             raise ModelError(f"{self.model_path}: takes {self.crop_shape} crops, not the card's {self.spec.crop_shape}")
@@ -71,7 +73,7 @@ class LiteRTClassifier(CropClassifier):
     def _run_chunk(self, crops: np.ndarray) -> np.ndarray:
         n = len(crops)
         size = next((b for b in _BUCKETS if b >= n), n)
-        batch = np.zeros((size, self.input_size, self.input_size, 1), np.float32)
+        batch = np.zeros((size, self.input_size, self.input_size, self._channels), np.float32)
         batch[:n] = to_model_input(crops)
         return self._run(batch)[:n]
 

@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from fer_core.registry import IMPORTED
+
 # The architectures `train` builds (fer_core.train.architectures), each with a note for menus and --help:
 # its size and its multiply-adds per 48 px face (the cost per face on any machine; tested).
 ARCHITECTURES = {
@@ -15,6 +17,8 @@ ARCHITECTURES = {
     "vgg": "~2.7M params, ~264M multiply-adds",
     "xception": "~0.4M params, ~141M multiply-adds",
     "tiny": "tests",
+    IMPORTED: "the network of the --finetune-from ONNX model (e.g. raf-mobilefacenet), rebuilt in Keras; "
+    "it crops faces as that model's card says",
 }
 
 

@@ -45,7 +45,8 @@ def training_dataset(
     label_targets: np.ndarray | None = None,
     sample_weights: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """Shuffled, augmented batches of (x float32 (B,S,S,1), targets, sample weights).
+    """Shuffled, augmented batches of (x float32 (B,S,S,C), targets, sample weights) from uint8
+    crops (N,S,S) (gray, C = 1) or (N,S,S,3) (colour).
 
     The uint8 crops stay in memory; augmentation runs batched in parallel map calls so
     both cores stay busy while the model trains. With `mixup` > 0 each face is blended
@@ -71,8 +72,15 @@ def training_dataset(
             np.eye(NUM_CLASSES, dtype=np.float32)[labels] * (1.0 - label_smoothing) + label_smoothing / NUM_CLASSES
         )
 
+    gray = np.ndim(images) == 3  # (N, S, S) gray crops get a channel axis; colour ones have theirs
+
+    def as_crops(x):  # what the teacher function takes: crops shaped as the data's
+        return x[..., 0] if gray else x
+
     def to_training_batch(x, target, w, soft=None):
-        x = tf.cast(x, tf.float32)[..., None]
+        x = tf.cast(x, tf.float32)
+        if gray:
+            x = x[..., None]
         x = augment(x, training=True)
         x = tf.clip_by_value(x, 0.0, 255.0)
         target = tf.cast(target, tf.float32)
@@ -82,10 +90,10 @@ def training_dataset(
             x, target, w = _mix_pairs(x, target, w, mixup)
         if teacher is not None:
             if soft is None:
-                judged = tf.numpy_function(teacher, [x[..., 0]], tf.float32, stateful=True)
+                judged = tf.numpy_function(teacher, [as_crops(x)], tf.float32, stateful=True)
             else:  # the teacher completes each face's fixed part (mixed with the faces, as the labels are)
                 fixed, target = target[:, NUM_CLASSES:], target[:, :NUM_CLASSES]
-                judged = tf.numpy_function(teacher, [x[..., 0], fixed], tf.float32, stateful=True)
+                judged = tf.numpy_function(teacher, [as_crops(x), fixed], tf.float32, stateful=True)
             judged = tf.ensure_shape(judged, [None, NUM_CLASSES])
             target = tf.concat([target, judged], axis=-1)
         return x, target, w

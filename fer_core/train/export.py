@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fer_core.preprocess import to_model_input
+from fer_core.preprocess import Preprocessing, to_model_input
 from fer_core.registry import (
     KERAS_FILE,
     TFLITE_FILE,
@@ -20,6 +20,7 @@ from fer_core.registry import (
     write_card,
 )
 from fer_core.train.architectures import build_model
+from fer_core.train.config import IMPORTED
 
 # A quantized export must label at least this share of the validation faces as the float model
 # does; one that strays further is exported with float16 weights instead.
@@ -27,15 +28,26 @@ MIN_AGREEMENT = 0.98
 
 
 def float32_copy(model: keras.Model, architecture: str, size: int) -> keras.Model:
-    """The same weights in a float32 copy of the architecture (for export and shipping)."""
+    """The same weights in a float32 copy of the architecture (for export and shipping); an
+    "imported" network is rebuilt from its own layers' settings."""
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
-        clone = build_model(architecture, size=size)
+        if architecture == IMPORTED:
+            clone = keras.models.clone_model(
+                model,
+                clone_function=lambda layer: layer.__class__.from_config({**layer.get_config(), "dtype": "float32"}),
+            )
+        else:
+            clone = build_model(architecture, size=size)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     clone.set_weights(model.get_weights())
     return clone
+
+
+def _float32_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
+    return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
 
 
 def export_tflite(
@@ -48,7 +60,7 @@ def export_tflite(
             `representative`); "dynamic" stores int8 weights and quantizes activations as it
             runs; "float16" stores half-size weights that run in float32; "float32" as trained.
             Sizes, accuracy and cost of each: tests/benchmarks/bench_inference.py.
-        representative: uint8 crops (N, S, S) like those the model will see; needed for "int8".
+        representative: uint8 crops (N, S, S[, C]) like those the model will see; needed for "int8".
 
     Raises:
         ValueError: an unknown `weights`, or "int8" without representative crops.
@@ -57,7 +69,7 @@ def export_tflite(
         raise ValueError(f"weights must be one of {WEIGHT_MODES}. Received: {weights!r}")
     if weights == "int8" and (representative is None or len(representative) == 0):
         raise ValueError("int8 export needs representative crops (N, S, S) to measure activation ranges")
-    size = model.input_shape[1]
+    face_shape = list(model.input_shape[1:])
     # Going through a SavedModel keeps the Keras 3 variables; converting a bare
     # concrete function loses them.
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,7 +78,7 @@ def export_tflite(
         archive.add_endpoint(
             "serve",
             lambda x: model(x, training=False),
-            input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32)],
+            input_signature=[tf.TensorSpec([None, *face_shape], tf.float32)],
         )
         archive.write_out(tmp, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serve"])
@@ -81,12 +93,18 @@ def export_tflite(
 
 
 def _representative_sample(crops: np.ndarray, count: int = 400) -> np.ndarray:
-    """An evenly spread subset of uint8 crops as the float32 (n, S, S, 1) the model takes."""
+    """An evenly spread subset of uint8 crops as the float32 (n, S, S, C) the model takes."""
     step = max(len(crops) // count, 1)
     return to_model_input(np.asarray(crops)[::step][:count])
 
 
-def export_checked(model: keras.Model, path: Path, representative: np.ndarray, weights: str = TFLITE_WEIGHTS) -> dict:
+def export_checked(
+    model: keras.Model,
+    path: Path,
+    representative: np.ndarray,
+    weights: str = TFLITE_WEIGHTS,
+    spec: Preprocessing | None = None,
+) -> dict:
     """Export `model`, checking a quantized file against the float model on `representative`.
 
     A quantized ("dynamic" or "int8") file that labels fewer than MIN_AGREEMENT of the
@@ -104,7 +122,7 @@ def export_checked(model: keras.Model, path: Path, representative: np.ndarray, w
     expected = np.concatenate(
         [np.asarray(model(to_model_input(crops[i : i + 256]), training=False)) for i in range(0, len(crops), 256)]
     ).argmax(1)
-    agreement = float((LiteRTClassifier(path).logits(crops).argmax(1) == expected).mean())
+    agreement = float((LiteRTClassifier(path, spec=spec).logits(crops).argmax(1) == expected).mean())
     record = {"weights": weights, "agreement_with_float": round(agreement, 4), "measured_on": len(crops)}
     if agreement >= MIN_AGREEMENT:
         return {"tflite_weights": weights, "quantization": record}
@@ -129,7 +147,8 @@ def register_model(model: keras.Model, folder: Path, card: dict, representative:
     remove_model_files(staging)  # left by a crash of an earlier registration
     staging.mkdir(parents=True)
     model.save(staging / KERAS_FILE)
-    card.update(export_checked(model, staging / TFLITE_FILE, representative))
+    spec = Preprocessing.from_dict(card["preprocessing"]) if "preprocessing" in card else None
+    card.update(export_checked(model, staging / TFLITE_FILE, representative, spec=spec))
     write_card(staging, card)
     install_model_folder(staging, folder)
     return folder

@@ -47,6 +47,11 @@ def registration_target(config: TrainConfig, run_dir: Path, models_dir: Path) ->
                 n += 1
 
 
+def litert_loader(path: Path, spec: Preprocessing):
+    """What `card_measurements` calls to load a LiteRT file with a TTA mode and a temperature."""
+    return lambda tta, temperature: LiteRTClassifier(path, temperature, tta=tta, spec=spec)
+
+
 def register_best_checkpoint(
     run_dir: Path,
     config: TrainConfig,
@@ -63,14 +68,14 @@ def register_best_checkpoint(
     """
 
     best = keras.saving.load_model(run_dir / "checkpoints" / "best.keras", safe_mode=True)
-    model = float32_copy(best, config.architecture, config.input_size)
+    model = float32_copy(best, config.architecture, spec.size)
     append_event(run_dir, "exporting", report, note="best checkpoint -> LiteRT model")
     folder = registration_target(config, run_dir, models_dir)
     card = {
         "name": folder.name,
         "architecture": config.architecture,
         "parameters": int(model.count_params()),
-        "input_size": config.input_size,
+        "input_size": spec.size,
         "preprocessing": spec.to_dict(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "training": {
@@ -89,7 +94,7 @@ def register_best_checkpoint(
     if config.test_data:
         card["training"]["test_data"] = config.test_data
     test = load_labeled(config.test_data, spec=spec) if config.test_data else None
-    card.update(card_measurements(lambda tta, t: LiteRTClassifier(folder / TFLITE_FILE, t, tta=tta), val, test))
+    card.update(card_measurements(litert_loader(folder / TFLITE_FILE, spec), val, test))
     write_card(folder, card)
     return folder.name
 
@@ -127,12 +132,12 @@ def quantize_model(name: str, weights: str = TFLITE_WEIGHTS, models_dir: Path | 
     remove_model_files(staging)
     staging.mkdir(parents=True)
     (staging / KERAS_FILE).write_bytes(keras_file.read_bytes())
-    card.update(export_checked(model, staging / TFLITE_FILE, val.images, weights))
+    card.update(export_checked(model, staging / TFLITE_FILE, val.images, weights, spec=spec))
     command = command or f"python -m fer_core quantize {name} --weights {weights}"
     card.setdefault("quantization", {"weights": weights})["command"] = command
     test_data = card.get("training", {}).get("test_data")
     test = load_labeled(test_data, spec=spec) if test_data and Path(test_data).exists() else None
-    card.update(card_measurements(lambda tta, t: LiteRTClassifier(staging / TFLITE_FILE, t, tta=tta), val, test))
+    card.update(card_measurements(litert_loader(staging / TFLITE_FILE, spec), val, test))
     write_card(staging, card)
     install_model_folder(staging, info.folder)
     return card["tflite_weights"]
@@ -216,6 +221,6 @@ def blend_models(
     if test_data:
         card["training"]["test_data"] = test_data
     test = load_labeled(test_data, spec=spec) if test_data and Path(test_data).exists() else None
-    card.update(card_measurements(lambda tta, t: LiteRTClassifier(folder / TFLITE_FILE, t, tta=tta), val, test))
+    card.update(card_measurements(litert_loader(folder / TFLITE_FILE, spec), val, test))
     write_card(folder, card)
     return folder.name

@@ -45,10 +45,11 @@ from fer_core.registry import (
     registration_folder,
 )
 from fer_core.train.architectures import build_model
-from fer_core.train.config import TrainConfig
+from fer_core.train.config import IMPORTED, TrainConfig
 from fer_core.train.data import DistillationLoss, class_weights, predict_logits, training_dataset
 from fer_core.train.events import Reporter, append_event
 from fer_core.train.folder_lock import FolderBusy, hold_folder
+from fer_core.train.onnx_import import OnnxImportError, import_onnx_classifier
 from fer_core.train.registration import register_best_checkpoint
 
 STOP_FILE = "STOP"
@@ -236,8 +237,16 @@ class TrainingRun:
         self._config_to_save = config_path if not resume_config else None
         self.preflight_done = False
         self.config = config
-        self.spec = Preprocessing(size=config.input_size, margin=config.margin, align=config.align)
+        self.spec = self.student_spec(config)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+
+    def student_spec(self, config: TrainConfig) -> Preprocessing:
+        """How the student of `config` crops faces (see `student_spec`)."""
+        return student_spec(config)
+
+    @staticmethod
+    def models_dir_of(config: TrainConfig) -> Path:
+        return Path(config.models_dir) if config.models_dir else default_models_dir()
 
     def event(self, kind: str, **fields) -> dict:
         """Write a progress event to the run folder (and hand it to `report`)."""
@@ -269,7 +278,7 @@ class TrainingRun:
 
     @property
     def models_dir(self) -> Path:
-        return Path(self.config.models_dir) if self.config.models_dir else default_models_dir()
+        return self.models_dir_of(self.config)
 
     def check_registration(self) -> None:
         """Fail before training, not after it, when the model name cannot be registered.
@@ -355,8 +364,11 @@ class TrainingRun:
     def _new_model(self) -> keras.Model:
         cfg = self.config
         keras.utils.set_random_seed(cfg.training_seed())  # the same settings give the same starting weights
-        model = build_model(cfg.architecture, size=cfg.input_size, dropout=cfg.dropout)
-        if cfg.finetune_from:
+        if cfg.architecture == IMPORTED:
+            model = self._imported_model()
+        else:
+            model = build_model(cfg.architecture, size=cfg.input_size, dropout=cfg.dropout)
+        if cfg.finetune_from and cfg.architecture != IMPORTED:
             info = self.finetune_source()
             source = keras.saving.load_model(info.verify(KERAS_FILE), compile=False, safe_mode=True)
             model.set_weights(source.get_weights())
@@ -376,6 +388,24 @@ class TrainingRun:
             loss = keras.losses.CategoricalCrossentropy(from_logits=True)
         model.compile(optimizer=opt, loss=loss)
         return model
+
+    def _imported_model(self) -> keras.Model:
+        """The source model's network: rebuilt from its ONNX file, or its Keras file when it was
+        itself fine-tuned here."""
+        info = self.finetune_source()
+        if info.runtime != "onnx":
+            return keras.saving.load_model(info.verify(KERAS_FILE), compile=False, safe_mode=True)
+        contract = info.card.get("input", {})
+        try:
+            return import_onnx_classifier(
+                info.verify(),
+                self.spec.size,
+                1 if self.spec.color == "gray" else 3,
+                contract.get("mean", 0.0),
+                contract.get("std", 1.0),
+            )
+        except (OnnxImportError, ModelError) as e:
+            raise TrainingError(f"cannot fine-tune from {info.name!r}: {e}") from e
 
     def teacher_infos(self) -> list[tuple[ModelInfo, float]]:
         """The teachers and their shares of the mixed logits ([] without a teacher).
@@ -439,9 +469,6 @@ class TrainingRun:
         "val_fraction",
         "seed",
         "max_images",
-        "input_size",
-        "margin",
-        "align",
         "teacher",
         "teacher_tta",
         "second_teacher",
@@ -463,6 +490,11 @@ class TrainingRun:
             raise TrainingError(f"{other}: not a run folder holding its teachers' logits ({TEACHER_FILE})")
         theirs = TrainConfig.load(other / "config.json")
         differ = [k for k in self.SAME_TEACHER_LOGITS if getattr(theirs, k) != getattr(cfg, k)]
+        if not differ and self.teacher_crops(theirs) != self.teacher_crops(cfg):
+            raise TrainingError(
+                f"{other}: its teachers saw other crops (its student's crops, {self.student_spec(theirs)}, "
+                f"shared a kind with a teacher's; here {self.spec})"
+            )
         if differ == ["unlabeled"] and _folders_extend(theirs, cfg):
             return  # their faces come first here: only the faces of the added folders are labelled
         if differ:
@@ -470,6 +502,14 @@ class TrainingRun:
                 f"{other} labelled other faces or with other teachers: "
                 + ", ".join(f"{k} {getattr(theirs, k)!r} there, {getattr(cfg, k)!r} here" for k in differ)
             )
+
+    def teacher_crops(self, config: TrainConfig) -> frozenset:
+        """The crops the teachers label under `config`: of the faces cropped for the student and the
+        teachers together (the student's size can change a teacher's crops of the same kind)."""
+        specs = [info.preprocessing for info, _ in self.teacher_infos()]
+        kinds = {part.family for spec in specs for part in spec.parts}
+        combined = combine_specs([self.student_spec(config)] + specs)
+        return frozenset(part for part in combined.parts if part.family in kinds)
 
     def needs_fixed_logits(self) -> bool:
         """Whether the teachers label every training face once before training: always with a
@@ -718,6 +758,26 @@ class TrainingRun:
             early_stopped=callback.stopped_early,
             wall_seconds=state["wall_seconds"],
         )
+
+
+def student_spec(config: TrainConfig) -> Preprocessing:
+    """How a run's student crops faces: the config's size, margin and alignment; an "imported"
+    network crops as its source model's card says.
+
+    Raises:
+        TrainingError: an imported network without a usable source model.
+    """
+    if config.architecture != IMPORTED:
+        return Preprocessing(size=config.input_size, margin=config.margin, align=config.align)
+    if not config.finetune_from:
+        raise TrainingError("architecture 'imported' needs --finetune-from: the model whose network it rebuilds")
+    try:
+        spec = get_model(config.finetune_from, TrainingRun.models_dir_of(config)).preprocessing
+    except ModelError as e:
+        raise TrainingError(f"cannot fine-tune from {config.finetune_from!r}: {e}") from e
+    if not isinstance(spec, Preprocessing):
+        raise TrainingError(f"cannot fine-tune from {config.finetune_from!r}: it crops faces in several ways")
+    return spec
 
 
 def _folders_extend(theirs: TrainConfig, mine: TrainConfig) -> bool:
