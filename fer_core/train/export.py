@@ -34,20 +34,16 @@ def float32_copy(model: keras.Model, architecture: str, size: int) -> keras.Mode
     keras.mixed_precision.set_global_policy("float32")
     try:
         if architecture == IMPORTED:
-            clone = keras.models.clone_model(
-                model,
-                clone_function=lambda layer: layer.__class__.from_config({**layer.get_config(), "dtype": "float32"}),
-            )
+            config = model.get_config()
+            for layer in config["layers"]:
+                layer["config"]["dtype"] = "float32"
+            clone = keras.Model.from_config(config)  # not compiled: the saved file keeps no optimizer state
         else:
             clone = build_model(architecture, size=size)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     clone.set_weights(model.get_weights())
     return clone
-
-
-def _float32_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
-    return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
 
 
 def export_tflite(
