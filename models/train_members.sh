@@ -6,7 +6,7 @@
 #
 #   FER_MODELS_DIR=~/fer-runs/registry models/train_members.sh ~/fer-runs
 #
-# Wall time on 2 cores (no GPU): about 18 hours in all where they were made; the resnet from scratch alone 7.8 h.
+# Wall time on 2 cores (no GPU): about 20 hours in all where they were made; the resnet from scratch alone 7.8 h.
 # PYTHON picks the interpreter (default .venv/bin/python). Each model registers under its run
 # folder's name into $FER_MODELS_DIR (the repository's models/ when unset). Every FER-2013 model
 # trains on the same data, validation share and seed, so they hold out the same faces, where the
@@ -76,4 +76,13 @@ run resnet-realfaces --architecture resnet --finetune-from fer2013-resnet-distil
   --learning-rate 0.002 --warmup-epochs 1 --patience 0 --mixup 0.2 --teacher fer2013-trio --teacher-tta none \
   --second-teacher raf-mobilefacenet --second-teacher-weight 0.2 --second-teacher-weight-unlabeled 0.4 \
   --unlabeled "$HOME/fer-data/utkface/data/UTKFace/unlabeled:$HOME/fer-data/celeba/celebA" \
+  --aug-blur 0.15 --aug-rescale 0.25 --aug-jpeg 0.15 || exit 1
+# the RAF-DB network itself, rebuilt in Keras and fine-tuned on colour aligned crops of FER-2013 and of
+# the unlabelled real faces, taught as the resnet above (its teachers label the 72k faces first, about an hour)
+allage="$HOME/fer-data/allagefaces/All-Age-Faces Dataset/original images"
+[ -d "$allage" ] || bash models/fetch_real_faces.sh "$HOME/fer-data" || exit 1
+run realfaces-mobilefacenet --architecture imported --finetune-from raf-mobilefacenet --epochs 2 \
+  --learning-rate 0.001 --warmup-epochs 0 --patience 0 --mixup 0.2 --teacher fer2013-trio --teacher-tta none \
+  --second-teacher raf-mobilefacenet --second-teacher-weight 0.1 --second-teacher-weight-unlabeled 0.3 \
+  --unlabeled "$HOME/fer-data/utkface/data/UTKFace/unlabeled:$HOME/fer-data/celeba/celebA:$allage" \
   --aug-blur 0.15 --aug-rescale 0.25 --aug-jpeg 0.15 || exit 1
