@@ -317,6 +317,11 @@ def test_finetuning_an_onnx_model_trains_its_own_network_on_its_own_crops(
 ):
     """`--architecture imported` rebuilds an ONNX model's network, trains it on colour aligned crops
     (as its card says), and registers a LiteRT model that crops and evaluates the same way."""
+    import io
+    import zipfile
+
+    import h5py
+
     from fer_core.train.events import read_events
     from fer_core.train.onnx_import import import_onnx_classifier
 
@@ -340,6 +345,8 @@ def test_finetuning_an_onnx_model_trains_its_own_network_on_its_own_crops(
     assert info.preprocessing == source.preprocessing  # the source's own crops: aligned, colour
     model = load_classifier(info)
     assert model.crop_shape == (16, 16, 3) and model.logits(crops).shape == (6, 7)
+    with zipfile.ZipFile(info.keras_path) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as h5:
+        assert "optimizer" not in h5  # the network only: no training state ships
     assert main(["evaluate", "--data", str(pattern_dataset), "--model", "tiny-imported", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] >= 0
     # It can be fine-tuned again (from its Keras file); a model of another architecture cannot.
