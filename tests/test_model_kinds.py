@@ -216,6 +216,10 @@ def test_distilling_two_teachers_with_unlabelled_faces_lowers_the_loss(use_model
     assert main(other) == 1
     assert "seed 42 there, 7 here" in capsys.readouterr().err
     assert not (tmp_path / "student-3").exists()
+    # A student whose smaller gray crops would change the gray teacher's crops may not borrow either.
+    smaller = [*borrowed, "--run-dir", str(tmp_path / "student-3b"), "--input-size", "40"]
+    assert main(smaller) == 1
+    assert "its teachers saw other crops" in capsys.readouterr().err
     # A run that adds a folder of unlabelled faces after the other's reuses their logits and lets
     # the teachers label only the added faces; one that leaves a folder out may not borrow.
     added = tmp_path / "added"

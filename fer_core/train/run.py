@@ -237,12 +237,8 @@ class TrainingRun:
         self._config_to_save = config_path if not resume_config else None
         self.preflight_done = False
         self.config = config
-        self.spec = self.student_spec(config)
+        self.spec = student_spec(config)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-
-    def student_spec(self, config: TrainConfig) -> Preprocessing:
-        """How the student of `config` crops faces (see `student_spec`)."""
-        return student_spec(config)
 
     @staticmethod
     def models_dir_of(config: TrainConfig) -> Path:
@@ -492,7 +488,7 @@ class TrainingRun:
         differ = [k for k in self.SAME_TEACHER_LOGITS if getattr(theirs, k) != getattr(cfg, k)]
         if not differ and self.teacher_crops(theirs) != self.teacher_crops(cfg):
             raise TrainingError(
-                f"{other}: its teachers saw other crops (its student's crops, {self.student_spec(theirs)}, "
+                f"{other}: its teachers saw other crops (its student's crops, {student_spec(theirs)}, "
                 f"shared a kind with a teacher's; here {self.spec})"
             )
         if differ == ["unlabeled"] and _folders_extend(theirs, cfg):
@@ -508,7 +504,7 @@ class TrainingRun:
         teachers together (the student's size can change a teacher's crops of the same kind)."""
         specs = [info.preprocessing for info, _ in self.teacher_infos()]
         kinds = {part.family for spec in specs for part in spec.parts}
-        combined = combine_specs([self.student_spec(config)] + specs)
+        combined = combine_specs([student_spec(config)] + specs)
         return frozenset(part for part in combined.parts if part.family in kinds)
 
     def needs_fixed_logits(self) -> bool:
