@@ -18,7 +18,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import keras
 import numpy as np
+from keras import layers
 
 FLOAT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
@@ -64,8 +66,6 @@ class _Builder:
         return f"onnx_{node.op_type.lower()}_{base}"
 
     def conv(self, node, quantized: bool):
-        from keras import layers
-
         a = _attributes(node)
         i = node.input
         if quantized:
@@ -100,8 +100,6 @@ class _Builder:
         self.weights[name] = [kernel] + ([b] if b is not None else [])
 
     def prelu(self, node):
-        from keras import layers
-
         slope = self.values[node.input[1]].astype(np.float32).reshape(-1)
         x = self.tensors[node.input[0]]
         name = self.layer_name(node)
@@ -109,8 +107,6 @@ class _Builder:
         self.weights[name] = [np.broadcast_to(slope, (1, 1, x.shape[-1])).copy()]
 
     def add(self, node, quantized: bool):
-        from keras import layers
-
         a_name, b_name = (node.input[0], node.input[3]) if quantized else (node.input[0], node.input[1])
         if b_name in self.values or a_name in self.values:
             raise OnnxImportError(f"node {node.name or node.output[0]}: an Add of a constant that follows no MatMul")
@@ -120,8 +116,6 @@ class _Builder:
 
     def dense(self, node):
         """MatMul / QLinearMatMul / Gemm with a weight initializer, and a following bias Add folded in."""
-        from keras import layers
-
         i = node.input
         if node.op_type == "QLinearMatMul":
             x, w = self.tensors[i[0]], _dequantized(self.values, i[3], i[4], i[5])
@@ -149,8 +143,6 @@ class _Builder:
         self.weights[name] = [w] + ([b] if b is not None else [])
 
     def flatten(self, node):
-        from keras import layers
-
         x = self.tensors[node.input[0]]
         if len(x.shape) == 4 and tuple(x.shape[1:3]) != (1, 1):
             raise OnnxImportError(f"node {node.name or node.output[0]}: Flatten of a {x.shape[1:3]} map")
@@ -167,8 +159,6 @@ class _Builder:
         elif op == "PRelu":
             self.prelu(node)
         elif op == "Relu":
-            from keras import layers
-
             self.tensors[node.output[0]] = layers.ReLU(name=self.layer_name(node))(self.tensors[node.input[0]])
         elif op in ("Add", "QLinearAdd"):
             self.add(node, op == "QLinearAdd")
@@ -177,8 +167,6 @@ class _Builder:
         elif op == "Flatten":
             self.flatten(node)
         elif op == "GlobalAveragePool":
-            from keras import layers
-
             pool = layers.GlobalAveragePooling2D(keepdims=True, name=self.layer_name(node))
             self.tensors[node.output[0]] = pool(self.tensors[node.input[0]])
         else:
@@ -200,9 +188,7 @@ def import_onnx_classifier(path: str | Path, size: int, channels: int, mean, std
     Raises:
         OnnxImportError: an operator or a shape this importer does not rebuild (named).
     """
-    import keras
     import onnx
-    from keras import layers
     from onnx import numpy_helper
 
     model = onnx.load(str(path))
