@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_core.datasets import LabeledFaces, concat_labelled, load_labeled, validation_split
-from fer_core.evaluation import card_measurements
+from fer_core.evaluation import card_measurements, scoring_threads
 from fer_core.metrics import classification_metrics, fit_temperature, softmax
 from fer_core.models import EnsembleClassifier, load_classifier
 from fer_core.models.ensemble import fit_weights, mix_logits
@@ -143,10 +143,15 @@ def create_ensemble(
         where, set_of_face = "the members' shared validation split", np.zeros(len(val), int)
     sample_weight = len(val) / np.bincount(set_of_face)[set_of_face]  # every set counts alike
     temps = [m.temperature for m in members]
-    plain = EnsembleClassifier([load_classifier(m) for m in members], [1.0] * len(members), member_temperatures=temps)
+    threads = scoring_threads()
+    plain = EnsembleClassifier(
+        [load_classifier(m, num_threads=threads) for m in members], [1.0] * len(members), member_temperatures=temps
+    )
     logits = plain.member_logits(val.images)
     if fit and fit_tta != "none":
-        views = EnsembleClassifier([load_classifier(m, fit_tta) for m in members], [1.0] * len(members), tta=fit_tta)
+        views = EnsembleClassifier(
+            [load_classifier(m, fit_tta, threads) for m in members], [1.0] * len(members), tta=fit_tta
+        )
         logits_to_fit = views.member_logits(val.images)
     else:
         logits_to_fit = logits
@@ -163,8 +168,9 @@ def create_ensemble(
     if test_data:
         card["training"]["test_data"] = str(test_data)
 
-    def build(tta: str, temperature: float) -> EnsembleClassifier:
-        classifiers = plain.members if tta == "none" else [load_classifier(m, tta) for m in members]
+    def build(tta: str, temperature: float, threads: int) -> EnsembleClassifier:
+        reuse = tta == "none" and threads == scoring_threads()
+        classifiers = plain.members if reuse else [load_classifier(m, tta, threads) for m in members]
         return EnsembleClassifier(classifiers, weights, temperature, tta, temps)
 
     card.update(card_measurements(build, val, test))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,14 @@ from fer_core.datasets import LabeledFaces
 from fer_core.metrics import classification_metrics, fit_temperature, softmax
 from fer_core.models import Classifier, load_classifier
 from fer_core.tta import TTA_MODES, view_count
+
+
+def scoring_threads() -> int:
+    """Interpreter threads for scoring whole sets in one process (evaluate, cards, ensembles): every core.
+
+    Costs per face are still timed on one thread, as cards report them and as the app runs models.
+    """
+    return os.cpu_count() or 1
 
 
 def classifier_logits(
@@ -216,24 +225,26 @@ def compare_on_validation(config: dict, model_names: list[str]) -> dict[str, dic
         val = validation_split(
             config["data"], config["val_fraction"], config["seed"], info.preprocessing, config.get("max_images")
         )
-        results[name] = evaluate_classifier(load_classifier(info), val)[0]
+        results[name] = evaluate_classifier(load_classifier(info, num_threads=scoring_threads()), val)[0]
     return results
 
 
 def card_measurements(
-    build: Callable[[str, float], Classifier], val: LabeledFaces, test: LabeledFaces | None = None
+    build: Callable[[str, float, int], Classifier], val: LabeledFaces, test: LabeledFaces | None = None
 ) -> dict:
     """What a model card records of a model: calibration, each TTA mode's cost and metrics.
 
     Args:
-        build: makes the model's classifier for a TTA mode and temperature.
+        build: makes the model's classifier for a TTA mode, temperature and number of threads (sets are
+            scored on `scoring_threads`, costs timed on one).
         val: the validation split (temperature and every choice are fitted here).
         test: a held-out set measured for the card only, or None.
 
     Returns:
         {"calibration", "tta", "tta_note", "metrics"} entries for the card.
     """
-    plain = build("none", 1.0)
+    threads = scoring_threads()
+    plain = build("none", 1.0, threads)
     val_logits = plain.logits(val.images)
     temperature = fit_temperature(val.labels, val_logits)
     metrics = {"validation": classification_metrics(val.labels, softmax(val_logits))}
@@ -244,11 +255,11 @@ def card_measurements(
         "ece_after": classification_metrics(val.labels, softmax(val_logits, temperature))["ece"],
     }
     # "none" reuses the plain classifier (a temperature does not change the cost).
-    views = {m: plain if m == "none" else build(m, 1.0) for m in TTA_MODES}
+    views = {m: plain if m == "none" else build(m, 1.0, threads) for m in TTA_MODES}
     sample = val.images[:64]
     tta = {
-        mode: {"views": view_count(mode), "ms_per_face_batch64": measure_cost_ms(c, sample, 5)}
-        for mode, c in views.items()
+        mode: {"views": view_count(mode), "ms_per_face_batch64": measure_cost_ms(build(mode, 1.0, 1), sample, 5)}
+        for mode in views
     }
     sets = {"validation": val}
     if test is not None:
@@ -274,7 +285,7 @@ def card_measurements(
 
 
 def measure_as_shipped(
-    build: Callable[[str], Classifier],
+    build: Callable[[str, int], Classifier],
     sets: dict[str, LabeledFaces],
     cost_faces: np.ndarray,
     scored_modes: tuple[str, ...] = ("none", "flip"),
@@ -284,7 +295,8 @@ def measure_as_shipped(
     For models made elsewhere (an ONNX file): measured like the project's own, nothing fitted.
 
     Args:
-        build: the model's classifier for a TTA mode (its own temperature).
+        build: the model's classifier for a TTA mode (its own temperature) and number of threads
+            (sets are scored on `scoring_threads`, costs timed on one).
         sets: {name: labelled faces}, e.g. {"validation": ..., "test": ..., "wild_dev": ...}.
         cost_faces: crops timed for the cost per face (64 is what cards report).
         scored_modes: TTA modes scored on the sets (every mode is timed).
@@ -295,9 +307,11 @@ def measure_as_shipped(
     metrics: dict = {}
     tta: dict = {}
     for mode in TTA_MODES:
-        classifier = build(mode)
-        tta[mode] = {"views": view_count(mode), "ms_per_face_batch64": measure_cost_ms(classifier, cost_faces, 5)}
-        for name, data in sets.items() if mode in scored_modes else ():
+        tta[mode] = {"views": view_count(mode), "ms_per_face_batch64": measure_cost_ms(build(mode, 1), cost_faces, 5)}
+        if mode not in scored_modes:
+            continue
+        classifier = build(mode, scoring_threads())
+        for name, data in sets.items():
             m, _ = evaluate_classifier(classifier, data)
             if mode == "none":
                 metrics[name] = m

@@ -354,3 +354,28 @@ def test_train_page_offers_fine_tunable_sources_and_teachers(registry, pattern_d
     card = get_model("page-student").card
     assert card["training"]["config"]["teacher"] == "tiny-pair"
     assert card["metrics"]["test"]["n"] > 0  # the page's test set, measured once at the end
+
+
+def test_cards_score_sets_on_every_core_and_time_costs_on_one(registry, pattern_dataset, monkeypatch):
+    from fer_core.datasets import load_labeled
+    from fer_core.evaluation import card_measurements
+    from fer_core.train.registration import litert_loader
+
+    info = get_model("tiny-test")
+    data = load_labeled(pattern_dataset, spec=info.preprocessing)
+    load = litert_loader(info.verify(), info.preprocessing)
+    built = []
+
+    def build(tta, temperature, threads):
+        built.append((tta, threads))
+        return load(tta, temperature, threads)
+
+    monkeypatch.setattr("os.cpu_count", lambda: 3)
+    found = card_measurements(build, data, data)
+    one_thread = card_measurements(lambda tta, temperature, threads: load(tta, temperature, 1), data, data)
+
+    assert {threads for _, threads in built} == {1, 3}
+    assert sorted(tta for tta, threads in built if threads == 1) == ["crops", "flip", "none"]  # each mode timed once
+    assert found["metrics"]["test"]["accuracy"] == one_thread["metrics"]["test"]["accuracy"]
+    assert found["tta"]["flip"]["test"] == one_thread["tta"]["flip"]["test"]
+    assert all(found["tta"][mode]["ms_per_face_batch64"] > 0 for mode in ("none", "flip", "crops"))

@@ -53,11 +53,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args) -> int:
+    from fer_core.evaluation import scoring_threads
     from fer_core.models import load_classifier
     from fer_core.registry import get_model
 
     info = get_model(args.model)
-    classifier = load_classifier(info, tta=args.tta)
+    classifier = load_classifier(info, tta=args.tta, num_threads=scoring_threads())
     if len(args.data) > 1:
         if args.errors or args.compare:
             print("error: --errors and --compare take one --data set", file=sys.stderr)
@@ -165,12 +166,12 @@ def _write_errors(path: Path, data, probs) -> int:
 def _compare(info, other, args, data, metrics: dict) -> dict:
     """Model `other` on the labelled faces `info` was evaluated on (cropped its own way if it crops differently)."""
     from fer_core.datasets import load_labeled
-    from fer_core.evaluation import compare_metrics, compare_overall, evaluate_classifier
+    from fer_core.evaluation import compare_metrics, compare_overall, evaluate_classifier, scoring_threads
     from fer_core.models import load_classifier
 
     if other.preprocessing != info.preprocessing:
         data = load_labeled(args.data, spec=other.preprocessing, usage=args.usage)
-    metrics_b, _ = evaluate_classifier(load_classifier(other, tta=args.tta), data)
+    metrics_b, _ = evaluate_classifier(load_classifier(other, tta=args.tta, num_threads=scoring_threads()), data)
     return {
         "model": other.name,
         "overall": compare_overall(metrics, metrics_b),
@@ -197,7 +198,13 @@ def _print_comparison(name_a: str, compared: dict) -> None:
 
 def cmd_calibrate(args) -> int:
     from fer_core.datasets import load_labeled
-    from fer_core.evaluation import MIN_CALIBRATION_SET, calibration_record, calibration_report, classifier_logits
+    from fer_core.evaluation import (
+        MIN_CALIBRATION_SET,
+        calibration_record,
+        calibration_report,
+        classifier_logits,
+        scoring_threads,
+    )
     from fer_core.models import load_classifier
     from fer_core.registry import get_model, save_calibration, undo_calibration
 
@@ -216,7 +223,7 @@ def cmd_calibrate(args) -> int:
             file=sys.stderr,
         )
         return 2
-    logits = classifier_logits(load_classifier(info, tta=args.tta), data)
+    logits = classifier_logits(load_classifier(info, tta=args.tta, num_threads=scoring_threads()), data)
     report = calibration_report(data, logits, info.temperature_for(args.tta))
     saved = bool(args.save and report["improves"])
     if saved:

@@ -214,7 +214,7 @@ def cmd_measure(args) -> int:
     val = validation_split(args.data, args.val_fraction, args.seed, spec)
     sets = {"validation": val, "test": load_labeled(args.test_data, spec=spec)}
     sets.update({folder.name: load_labeled(folder, spec=spec) for folder in args.also})
-    found = measure_as_shipped(lambda tta: load_classifier(info, tta), sets, val.images[:64])
+    found = measure_as_shipped(lambda tta, threads: load_classifier(info, tta, threads), sets, val.images[:64])
     card = dict(info.card)
     card["metrics"] = {**card.get("metrics", {}), **found["metrics"]}
     card["tta"] = found["tta"]

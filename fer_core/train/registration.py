@@ -48,8 +48,8 @@ def registration_target(config: TrainConfig, run_dir: Path, models_dir: Path) ->
 
 
 def litert_loader(path: Path, spec: Preprocessing):
-    """What `card_measurements` calls to load a LiteRT file with a TTA mode and a temperature."""
-    return lambda tta, temperature: LiteRTClassifier(path, temperature, tta=tta, spec=spec)
+    """What `card_measurements` calls to load a LiteRT file with a TTA mode, a temperature and threads."""
+    return lambda tta, temperature, threads: LiteRTClassifier(path, temperature, tta, threads, spec=spec)
 
 
 def register_best_checkpoint(
