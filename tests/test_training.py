@@ -505,3 +505,19 @@ def test_architecture_menu_states_each_networks_multiply_adds():
         stated = re.search(r"~(\d+)M multiply-adds", note)
         assert stated, (name, note)
         assert int(stated.group(1)) == round(keras_multiply_adds(build_model(name)) / 1e6), name
+
+
+def test_real_photo_degradations_run_under_mixed_bfloat16():
+    # A CPU with bfloat16 makes `--precision auto` train in mixed_bfloat16: the layer then gets
+    # bfloat16 faces, which its blur kernel (float32) once refused.
+    from fer_core.train.degrade import RealPhotoDegradation
+
+    layer = RealPhotoDegradation(blur=1.0, rescale=1.0, jpeg=1.0, seed=3, dtype="mixed_bfloat16")
+    faces = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 1)).astype(np.float32)
+    out = np.asarray(layer(faces, training=True)).astype(np.float32)
+    assert out.shape == faces.shape and np.isfinite(out).all()
+    assert 0 <= out.min() and out.max() <= 256  # still pixels (bfloat16 rounds 255 up to 256 at most)
+    assert np.abs(out - faces).mean() > 1  # degraded
+    np.testing.assert_array_equal(
+        np.asarray(layer(faces, training=False)).astype(np.float32), faces.astype("bfloat16").astype(np.float32)
+    )

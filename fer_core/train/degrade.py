@@ -62,10 +62,12 @@ class RealPhotoDegradation(keras.layers.Layer):
     def call(self, x, training=None):
         if not training:
             return x
+        dtype = x.dtype  # bfloat16 under mixed precision: the degradations run in float32
+        x = tf.cast(x, tf.float32)
         if self.blur:
             x = self._pick(x, self._blurred(x), self.blur)
         if self.rescale:
             x = self._pick(x, self._rescaled(x), self.rescale)
         if self.jpeg:
             x = self._pick(x, self._jpeg(x), self.jpeg)
-        return x
+        return tf.cast(x, dtype)
