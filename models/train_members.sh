@@ -86,3 +86,8 @@ run realfaces-mobilefacenet --architecture imported --finetune-from raf-mobilefa
   --second-teacher raf-mobilefacenet --second-teacher-weight 0.1 --second-teacher-weight-unlabeled 0.3 \
   --unlabeled "$HOME/fer-data/utkface/data/UTKFace/unlabeled:$HOME/fer-data/celeba/celebA:$allage" \
   --aug-blur 0.15 --aug-rescale 0.25 --aug-jpeg 0.15 || exit 1
+# both kinds of face at once: the quintet's five ResNets and the colour student, weights fitted on
+# FER-2013 validation and wild_dev together (its card adds 5-fold cross-validated figures of both)
+ensemble realfaces-sextet --members fer2013-resnet fer2013-resnet-c fer2013-resnet-distilled-64 \
+  fer2013-resnet-distilled-80 fer2013-resnet-distilled-64b realfaces-mobilefacenet \
+  --fit-weights --fit-data validation ../shared/datasets/wild_dev || exit 1
